@@ -1,0 +1,24 @@
+/* The fogport command line: one file per subcommand, each a thin layer over
+ * the library. Every command returns the process exit status. */
+#ifndef FP_CLI_CLI_H
+#define FP_CLI_CLI_H
+
+#include "core/config.h"
+#include "core/error.h"
+
+int fp_cmd_serve(int argc, char **argv);
+int fp_cmd_ls(int argc, char **argv);
+int fp_cmd_gc(int argc, char **argv);
+int fp_cmd_fsck(int argc, char **argv);
+
+/* Shared option handling for commands that act on a node's data directory:
+ * --config FILE and/or --data DIR (the latter wins). Returns 0, or prints
+ * the error and returns -1. */
+int fp_cli_load_config(fp_config *cfg, const char *config_path, const char *data_dir);
+/* Print "fogport: <msg>" to stderr; returns exit status 1. */
+int fp_cli_fail(const fp_error *err);
+int fp_cli_usage_error(const char *cmd, const char *msg);
+
+#define FP_VERSION "0.1.0"
+
+#endif

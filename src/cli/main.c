@@ -1,0 +1,78 @@
+/* fogport: one binary for every node (cloud, fog, edge) and its CLI. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "core/log.h"
+
+static const struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} commands[] = {
+    {"serve", fp_cmd_serve, "run this node's registry"},
+    {"ls", fp_cmd_ls, "list a registry's services and their tags"},
+    {"gc", fp_cmd_gc, "remove unreferenced blobs and untagged manifests (online)"},
+    {"fsck", fp_cmd_fsck, "verify every stored blob and manifest against its digest"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: fogport COMMAND [OPTIONS]\n\n"
+               "fogport runs private OCI/Docker registries on cloud, fog and edge nodes.\n\n"
+               "commands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "  %-8s %s\n", "version", "print the version");
+    fprintf(f, "\nRun 'fogport COMMAND --help' for a command's options.\n");
+}
+
+int fp_cli_fail(const fp_error *err)
+{
+    fprintf(stderr, "fogport: %s\n", err->msg);
+    return 1;
+}
+
+int fp_cli_usage_error(const char *cmd, const char *msg)
+{
+    fprintf(stderr, "fogport %s: %s (see 'fogport %s --help')\n", cmd, msg, cmd);
+    return 2;
+}
+
+int fp_cli_load_config(fp_config *cfg, const char *config_path, const char *data_dir)
+{
+    fp_config_defaults(cfg);
+    fp_error err;
+    if (config_path && fp_config_load(cfg, config_path, &err) < 0) {
+        fp_cli_fail(&err);
+        return -1;
+    }
+    if (data_dir && fp_config_set(cfg, "storage", "data", data_dir, &err) < 0) {
+        fp_cli_fail(&err);
+        return -1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+        printf("fogport %s\n", FP_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(cmd, commands[i].name))
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "fogport: unknown command '%s'\n\n", cmd);
+    usage(stderr);
+    return 2;
+}

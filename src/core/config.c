@@ -1,0 +1,239 @@
+#include "core/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/cleanup.h"
+#include "core/log.h"
+
+enum key_type { K_STR, K_UINT, K_SIZE, K_DURATION, K_BOOL, K_LOGLEVEL };
+
+struct key {
+    const char *section;
+    const char *name;
+    enum key_type type;
+    size_t offset;
+    size_t size; /* for strings: capacity */
+};
+
+#define STR(sec, key, field)                                                                       \
+    {sec, key, K_STR, offsetof(fp_config, field), sizeof(((fp_config *)0)->field)}
+#define NUM(sec, key, type, field) {sec, key, type, offsetof(fp_config, field), 0}
+
+static const struct key keys[] = {
+    STR("server", "listen", listen),
+    NUM("server", "threads", K_UINT, threads),
+    NUM("server", "timeout", K_DURATION, timeout_s),
+    NUM("server", "max_connections", K_UINT, max_connections),
+    NUM("server", "max_connections_per_ip", K_UINT, max_connections_per_ip),
+    STR("storage", "data", data_dir),
+    NUM("storage", "delete", K_BOOL, delete_enabled),
+    NUM("storage", "gc_grace", K_DURATION, gc_grace_s),
+    NUM("storage", "upload_expiry", K_DURATION, upload_expiry_s),
+    STR("tls", "cert", tls_cert),
+    STR("tls", "key", tls_key),
+    STR("auth", "htpasswd", htpasswd),
+    STR("auth", "realm", realm),
+    NUM("limits", "max_manifest_size", K_SIZE, max_manifest_bytes),
+    NUM("limits", "max_blob_size", K_SIZE, max_blob_bytes),
+    NUM("limits", "max_page", K_UINT, max_page),
+    {"log", "level", K_LOGLEVEL, offsetof(fp_config, log_level), sizeof(((fp_config *)0)->log_level)},
+    STR("log", "file", log_file),
+    NUM("log", "access", K_BOOL, access_log),
+};
+
+void fp_config_defaults(fp_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    snprintf(cfg->listen, sizeof cfg->listen, "127.0.0.1:5000");
+    cfg->timeout_s = 60;
+    cfg->max_connections = 1024;
+    cfg->max_connections_per_ip = 256;
+    snprintf(cfg->data_dir, sizeof cfg->data_dir, "/var/lib/fogport");
+    cfg->delete_enabled = true;
+    cfg->gc_grace_s = 3600;
+    cfg->upload_expiry_s = 86400;
+    snprintf(cfg->realm, sizeof cfg->realm, "fogport");
+    cfg->max_manifest_bytes = 4 * 1024 * 1024;
+    cfg->max_page = 1000;
+    snprintf(cfg->log_level, sizeof cfg->log_level, "info");
+    cfg->access_log = true;
+}
+
+int fp_parse_size(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    if (!s || !isdigit((unsigned char)*s))
+        return -1;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno)
+        return -1;
+    uint64_t mult = 1;
+    if (*end) {
+        char u = (char)toupper((unsigned char)*end);
+        if (u == 'K')
+            mult = 1ULL << 10;
+        else if (u == 'M')
+            mult = 1ULL << 20;
+        else if (u == 'G')
+            mult = 1ULL << 30;
+        else if (u == 'T')
+            mult = 1ULL << 40;
+        else
+            return -1;
+        end++;
+        if (strcasecmp(end, "ib") == 0 || strcasecmp(end, "b") == 0)
+            end += strlen(end);
+        if (*end)
+            return -1;
+    }
+    if (v > UINT64_MAX / mult)
+        return -1;
+    *out = v * mult;
+    return 0;
+}
+
+int fp_parse_duration(const char *s, unsigned *seconds)
+{
+    char *end;
+    errno = 0;
+    if (!s || !isdigit((unsigned char)*s))
+        return -1;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno)
+        return -1;
+    unsigned long mult = 1;
+    if (*end) {
+        if (end[1])
+            return -1;
+        switch (*end) {
+        case 's': mult = 1; break;
+        case 'm': mult = 60; break;
+        case 'h': mult = 3600; break;
+        case 'd': mult = 86400; break;
+        default: return -1;
+        }
+    }
+    if (v > 0xffffffffUL / mult)
+        return -1;
+    *seconds = (unsigned)(v * mult);
+    return 0;
+}
+
+int fp_parse_bool(const char *s, bool *out)
+{
+    if (!strcasecmp(s, "true") || !strcasecmp(s, "yes") || !strcasecmp(s, "on") || !strcmp(s, "1"))
+        *out = true;
+    else if (!strcasecmp(s, "false") || !strcasecmp(s, "no") || !strcasecmp(s, "off") ||
+             !strcmp(s, "0"))
+        *out = false;
+    else
+        return -1;
+    return 0;
+}
+
+int fp_config_set(fp_config *cfg, const char *section, const char *key, const char *value,
+                  fp_error *err)
+{
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        const struct key *k = &keys[i];
+        if (strcmp(k->section, section) != 0 || strcmp(k->name, key) != 0)
+            continue;
+        char *field = (char *)cfg + k->offset;
+        uint64_t u64;
+        switch (k->type) {
+        case K_LOGLEVEL:
+            if (fp_log_level_parse(value) < 0)
+                return fp_error_set(err, 0, "[%s] %s: unknown level '%s' (debug, info, warn, error)",
+                                    section, key, value);
+            /* fallthrough */
+        case K_STR:
+            if (strlen(value) >= k->size)
+                return fp_error_set(err, 0, "[%s] %s: value too long", section, key);
+            memcpy(field, value, strlen(value) + 1);
+            return 0;
+        case K_UINT:
+            if (fp_parse_size(value, &u64) < 0 || u64 > 0xffffffffULL)
+                return fp_error_set(err, 0, "[%s] %s: '%s' is not a number", section, key, value);
+            *(unsigned *)field = (unsigned)u64;
+            return 0;
+        case K_SIZE:
+            if (fp_parse_size(value, (uint64_t *)field) < 0)
+                return fp_error_set(err, 0, "[%s] %s: '%s' is not a size (e.g. 4MiB)", section,
+                                    key, value);
+            return 0;
+        case K_DURATION:
+            if (fp_parse_duration(value, (unsigned *)field) < 0)
+                return fp_error_set(err, 0, "[%s] %s: '%s' is not a duration (e.g. 30s, 1h)",
+                                    section, key, value);
+            return 0;
+        case K_BOOL:
+            if (fp_parse_bool(value, (bool *)field) < 0)
+                return fp_error_set(err, 0, "[%s] %s: '%s' is not true/false", section, key,
+                                    value);
+            return 0;
+        }
+    }
+    return fp_error_set(err, 0, "unknown setting [%s] %s", section, key);
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1]))
+        *--e = '\0';
+    return s;
+}
+
+int fp_config_load(fp_config *cfg, const char *path, fp_error *err)
+{
+    cleanup_fclose FILE *f = fopen(path, "re");
+    if (!f)
+        return fp_error_set(err, errno, "open config %s", path);
+    char line[4096];
+    char section[64] = "";
+    unsigned lineno = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        size_t n = strlen(line);
+        if (n == sizeof line - 1 && line[n - 1] != '\n') {
+            /* the line did not fit: never read its tail as a line of its own */
+            int c = fgetc(f);
+            if (c != EOF && c != '\n')
+                return fp_error_set(err, 0, "%s:%u: line too long", path, lineno);
+        }
+        char *s = trim(line);
+        if (*s == '\0' || *s == '#' || *s == ';')
+            continue;
+        if (*s == '[') {
+            char *close = strchr(s, ']');
+            if (!close || close[1] != '\0' || close - s - 1 >= (long)sizeof section)
+                return fp_error_set(err, 0, "%s:%u: bad section header", path, lineno);
+            *close = '\0';
+            snprintf(section, sizeof section, "%s", trim(s + 1));
+            continue;
+        }
+        char *eq = strchr(s, '=');
+        if (!eq)
+            return fp_error_set(err, 0, "%s:%u: expected key = value", path, lineno);
+        *eq = '\0';
+        char *key = trim(s);
+        char *value = trim(eq + 1);
+        /* strip matching quotes */
+        size_t vl = strlen(value);
+        if (vl >= 2 && (value[0] == '"' || value[0] == '\'') && value[vl - 1] == value[0]) {
+            value[vl - 1] = '\0';
+            value++;
+        }
+        if (fp_config_set(cfg, section, key, value, err) < 0)
+            return fp_error_prefix(err, "%s:%u", path, lineno);
+    }
+    return 0;
+}

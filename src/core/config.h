@@ -1,0 +1,54 @@
+/* The node's configuration file: INI sections with "key = value" lines,
+ * '#' or ';' comments. Unknown sections or keys are errors, so a typo never
+ * passes silently. Sizes take K/M/G (or KiB/MiB/GiB) suffixes, durations
+ * s/m/h/d. docs/configuration.md documents every key. */
+#ifndef FP_CORE_CONFIG_H
+#define FP_CORE_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/error.h"
+
+#define FP_PATH_MAX 1024
+
+typedef struct fp_config {
+    /* [server] */
+    char listen[256];            /* host:port, [v6]:port */
+    unsigned threads;            /* 0: one per CPU */
+    unsigned timeout_s;          /* idle/stalled connection timeout */
+    unsigned max_connections;
+    unsigned max_connections_per_ip;
+    /* [storage] */
+    char data_dir[FP_PATH_MAX];
+    bool delete_enabled;
+    unsigned gc_grace_s;         /* blobs/manifests younger than this are never collected */
+    unsigned upload_expiry_s;    /* idle upload sessions are purged after this */
+    /* [tls] */
+    char tls_cert[FP_PATH_MAX];
+    char tls_key[FP_PATH_MAX];
+    /* [auth] */
+    char htpasswd[FP_PATH_MAX];
+    char realm[128];
+    /* [limits] */
+    uint64_t max_manifest_bytes;
+    uint64_t max_blob_bytes;     /* 0: unlimited */
+    unsigned max_page;           /* largest n for tags/catalog pages */
+    /* [log] */
+    char log_level[16];
+    char log_file[FP_PATH_MAX];
+    bool access_log;
+} fp_config;
+
+void fp_config_defaults(fp_config *cfg);
+/* Read a config file over the current values. */
+int fp_config_load(fp_config *cfg, const char *path, fp_error *err);
+/* Set one "section.key" from a string (what the file does for each line). */
+int fp_config_set(fp_config *cfg, const char *section, const char *key, const char *value,
+                  fp_error *err);
+
+int fp_parse_size(const char *s, uint64_t *out);
+int fp_parse_duration(const char *s, unsigned *seconds);
+int fp_parse_bool(const char *s, bool *out);
+
+#endif

@@ -1,0 +1,31 @@
+/* Repository names, tags and image references, by the OCI distribution
+ * grammar:
+ *   name      [a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*
+ *   tag       [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}
+ *   reference [host[:port]/]name[:tag][@digest]   (as docker/skopeo write it)
+ * These are the gate for every path that reaches storage: a name that passes
+ * cannot contain "..", "//", a leading "/" or upper case. */
+#ifndef FP_CORE_NAME_H
+#define FP_CORE_NAME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define FP_NAME_MAX 255
+#define FP_TAG_MAX  128
+
+bool fp_name_valid(const char *name, size_t len);
+bool fp_tag_valid(const char *tag, size_t len);
+
+typedef struct fp_reference {
+    char host[256];   /* "" when the reference names no registry host */
+    char name[FP_NAME_MAX + 1];
+    char tag[FP_TAG_MAX + 1];  /* "" when absent */
+    char digest[136];          /* "" when absent */
+} fp_reference;
+
+/* Parse an image reference. A first component is a host when it contains '.'
+ * or ':' or is "localhost" (docker's rule). Returns 0 or -1 when invalid. */
+int fp_reference_parse(const char *s, fp_reference *ref);
+
+#endif

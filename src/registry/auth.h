@@ -1,0 +1,22 @@
+/* Basic authentication against an htpasswd file (bcrypt hashes, as
+ * `htpasswd -B` writes them). bcrypt is deliberately slow (~50 ms at cost
+ * 10), so a verified credential is remembered for a few minutes, keyed by a
+ * salted SHA-256 of the header, never the password itself. The file is
+ * re-read when it changes. The token service (cloud-issued JWTs) builds on
+ * this in the identity layer. */
+#ifndef FP_REGISTRY_AUTH_H
+#define FP_REGISTRY_AUTH_H
+
+#include <stdbool.h>
+
+#include "core/error.h"
+
+typedef struct fp_auth fp_auth;
+
+int fp_auth_open(fp_auth **out, const char *htpasswd_path, fp_error *err);
+void fp_auth_free(fp_auth *a);
+/* Verify an Authorization header value ("Basic base64(user:pass)").
+ * On success copies the user name into user (64 bytes). */
+bool fp_auth_check(fp_auth *a, const char *authorization, char user[64]);
+
+#endif

@@ -1,0 +1,125 @@
+/* /v2/<name>/blobs/<digest>: GET (sendfile, with Range), HEAD, DELETE. */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/range.h"
+#include "registry/request.h"
+
+static ssize_t no_body(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)cls;
+    (void)pos;
+    (void)buf;
+    (void)max;
+    return MHD_CONTENT_READER_END_OF_STREAM;
+}
+
+static void blob_headers(struct MHD_Response *resp, const char *digest)
+{
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
+    MHD_add_response_header(resp, "Docker-Content-Digest", digest);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
+    char etag[FP_DIGEST_MAX + 2];
+    snprintf(etag, sizeof etag, "\"%s\"", digest);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+}
+
+static void head_blob(fp_req *r)
+{
+    uint64_t size;
+    fp_error err;
+    int rc = fp_store_blob_stat(r->reg->store, r->route.name, r->route.ref, &size, &err);
+    if (rc == FP_STORE_NOT_FOUND) {
+        fp_respond_error(r, 404, "BLOB_UNKNOWN", "blob unknown to registry");
+        return;
+    }
+    if (rc < 0) {
+        fp_respond_internal(r, &err);
+        return;
+    }
+    struct MHD_Response *resp = MHD_create_response_from_callback(size, 4096, no_body, NULL, NULL);
+    if (resp)
+        blob_headers(resp, r->route.ref);
+    fp_respond(r, 200, resp);
+}
+
+static void get_blob(fp_req *r)
+{
+    int fd = -1;
+    uint64_t size;
+    fp_error err;
+    int rc = fp_store_blob_open(r->reg->store, r->route.name, r->route.ref, &fd, &size, &err);
+    if (rc == FP_STORE_NOT_FOUND) {
+        fp_respond_error(r, 404, "BLOB_UNKNOWN", "blob unknown to registry");
+        return;
+    }
+    if (rc < 0) {
+        fp_respond_internal(r, &err);
+        return;
+    }
+    uint64_t start = 0, end = size ? size - 1 : 0;
+    enum fp_range_status rs = fp_range_parse(fp_req_header(r, MHD_HTTP_HEADER_RANGE), size, &start,
+                                             &end);
+    if (rs == FP_RANGE_UNSATISFIABLE) {
+        close(fd);
+        char cr[48];
+        snprintf(cr, sizeof cr, "bytes */%llu", (unsigned long long)size);
+        struct MHD_Response *resp =
+            MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+        if (resp)
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
+        fp_respond(r, 416, resp);
+        return;
+    }
+    bool partial = rs == FP_RANGE_OK;
+    uint64_t len = size ? end - start + 1 : 0;
+    /* MHD owns fd from here and serves it with sendfile */
+    struct MHD_Response *resp = MHD_create_response_from_fd_at_offset64(len, fd, start);
+    if (!resp) {
+        close(fd);
+        fp_respond(r, 500, NULL);
+        return;
+    }
+    blob_headers(resp, r->route.ref);
+    if (partial) {
+        char cr[80];
+        snprintf(cr, sizeof cr, "bytes %llu-%llu/%llu", (unsigned long long)start,
+                 (unsigned long long)end, (unsigned long long)size);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
+    }
+    r->bytes_out = len;
+    fp_respond(r, partial ? 206 : 200, resp);
+}
+
+static void delete_blob(fp_req *r)
+{
+    if (!r->reg->cfg->delete_enabled) {
+        fp_respond_error(r, 405, "UNSUPPORTED", "deletion is disabled on this registry");
+        return;
+    }
+    fp_error err;
+    int rc = fp_store_blob_delete(r->reg->store, r->route.name, r->route.ref, &err);
+    if (rc == FP_STORE_NOT_FOUND)
+        fp_respond_error(r, 404, "BLOB_UNKNOWN", "blob unknown to registry");
+    else if (rc < 0)
+        fp_respond_internal(r, &err);
+    else
+        fp_respond_empty(r, 202, "Docker-Content-Digest", r->route.ref, NULL);
+}
+
+void fp_handle_blob(fp_req *r)
+{
+    if (r->method != M_GET && r->method != M_HEAD && r->method != M_DELETE) {
+        fp_respond_error(r, 405, "UNSUPPORTED", "method not allowed");
+        return;
+    }
+    if (!fp_req_digest_ok(r, r->route.ref))
+        return;
+    if (r->method == M_HEAD)
+        head_blob(r);
+    else if (r->method == M_GET)
+        get_blob(r);
+    else
+        delete_blob(r);
+}

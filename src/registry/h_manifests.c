@@ -1,0 +1,267 @@
+/* /v2/<name>/manifests/<reference>: GET, HEAD, PUT, DELETE. A manifest is
+ * checked before it is stored (valid JSON of a supported kind, digest
+ * matching a by-digest reference, every referenced blob and child manifest
+ * present in this repository) and stored byte for byte. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/cleanup.h"
+#include "core/log.h"
+#include "core/range.h"
+#include "core/manifest.h"
+#include "registry/request.h"
+
+#define MAX_TAGS_PER_PUT 64
+
+static bool ref_is_digest(const char *ref)
+{
+    return strchr(ref, ':') != NULL;
+}
+
+/* Validates the reference for reads/deletes; responds and returns false if bad. */
+static bool check_ref(fp_req *r)
+{
+    const char *ref = r->route.ref;
+    if (ref_is_digest(ref))
+        return fp_req_digest_ok(r, ref);
+    if (!fp_tag_valid(ref, strlen(ref))) {
+        fp_respond_error(r, 404, "MANIFEST_UNKNOWN", "manifest unknown: invalid tag");
+        return false;
+    }
+    return true;
+}
+
+static ssize_t no_body(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)cls;
+    (void)pos;
+    (void)buf;
+    (void)max;
+    return MHD_CONTENT_READER_END_OF_STREAM;
+}
+
+static void get_manifest(fp_req *r)
+{
+    bool head = r->method == M_HEAD;
+    bool by_digest = ref_is_digest(r->route.ref);
+    fp_manifest_row row;
+    fp_error err;
+    int rc = fp_store_manifest_get(r->reg->store, r->route.name, r->route.ref, by_digest, !head,
+                                   &row, &err);
+    if (rc == FP_STORE_NOT_FOUND) {
+        fp_respond_error(r, 404, "MANIFEST_UNKNOWN", "manifest unknown to registry");
+        return;
+    }
+    if (rc < 0) {
+        fp_respond_internal(r, &err);
+        return;
+    }
+    char etag[FP_DIGEST_MAX + 2];
+    snprintf(etag, sizeof etag, "\"%s\"", row.digest);
+    const char *inm = fp_req_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH);
+    if (inm && strcmp(inm, etag) == 0) {
+        free(row.body);
+        fp_respond_empty(r, 304, "Docker-Content-Digest", row.digest, "ETag", etag, NULL);
+        return;
+    }
+    struct MHD_Response *resp;
+    if (head) {
+        /* Content-Length from the size, no body and no copy */
+        resp = MHD_create_response_from_callback(row.size, 4096, no_body, NULL, NULL);
+    } else {
+        resp = MHD_create_response_from_buffer(row.size, row.body, MHD_RESPMEM_MUST_FREE);
+        if (!resp)
+            free(row.body);
+        r->bytes_out = row.size;
+    }
+    if (resp) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, row.media_type);
+        MHD_add_response_header(resp, "Docker-Content-Digest", row.digest);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+    }
+    fp_respond(r, 200, resp);
+}
+
+static void delete_manifest(fp_req *r)
+{
+    if (!r->reg->cfg->delete_enabled) {
+        fp_respond_error(r, 405, "UNSUPPORTED", "deletion is disabled on this registry");
+        return;
+    }
+    fp_error err;
+    int rc = fp_store_manifest_delete(r->reg->store, r->route.name, r->route.ref,
+                                      ref_is_digest(r->route.ref), &err);
+    if (rc == FP_STORE_NOT_FOUND)
+        fp_respond_error(r, 404, "MANIFEST_UNKNOWN", "manifest unknown to registry");
+    else if (rc < 0)
+        fp_respond_internal(r, &err);
+    else
+        fp_respond_empty(r, 202, NULL);
+}
+
+static int manifest_body(fp_req *r, const char *data, size_t len)
+{
+    if (r->body.len + len > r->body_limit)
+        return fp_req_fail(r, 413, "MANIFEST_INVALID", "manifest larger than %llu bytes",
+                           (unsigned long long)r->body_limit);
+    if (fp_buf_append(&r->body, data, len) < 0)
+        return fp_req_fail(r, 500, "UNKNOWN", "out of memory");
+    return 0;
+}
+
+struct tag_list {
+    const char *tags[MAX_TAGS_PER_PUT + 1];
+    size_t n;
+    bool invalid;
+    bool too_many;
+};
+
+static enum MHD_Result collect_tag(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    (void)kind;
+    struct tag_list *tl = cls;
+    if (strcmp(key, "tag") != 0)
+        return MHD_YES;
+    if (!value || !fp_tag_valid(value, strlen(value))) {
+        tl->invalid = true;
+        return MHD_NO;
+    }
+    if (tl->n >= MAX_TAGS_PER_PUT) {
+        tl->too_many = true;
+        return MHD_NO;
+    }
+    tl->tags[tl->n++] = value;
+    return MHD_YES;
+}
+
+static void put_manifest_end(fp_req *r)
+{
+    const char *ref = r->route.ref;
+    bool by_digest = ref_is_digest(ref);
+    fp_manifest m;
+    char why[300];
+    if (fp_manifest_parse(r->body.data ? r->body.data : "", r->body.len,
+                          fp_req_header(r, MHD_HTTP_HEADER_CONTENT_TYPE), &m, why,
+                          sizeof why) < 0) {
+        fp_respond_error(r, 400, "MANIFEST_INVALID", "manifest invalid: %s", why);
+        return;
+    }
+    enum fp_digest_alg alg = FP_SHA256;
+    if (by_digest)
+        fp_digest_parse(ref, strlen(ref), &alg);
+    char digest[FP_DIGEST_MAX];
+    fp_digest_bytes(alg, r->body.data ? r->body.data : "", r->body.len, digest);
+    if (by_digest && strcmp(digest, ref) != 0) {
+        fp_manifest_free(&m);
+        fp_respond_error(r, 400, "DIGEST_INVALID", "manifest digest %s does not match %s",
+                         digest, ref);
+        return;
+    }
+
+    struct tag_list tl = {.n = 0};
+    if (!by_digest)
+        tl.tags[tl.n++] = ref;
+    else
+        MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, collect_tag, &tl);
+    if (tl.invalid || tl.too_many) {
+        fp_manifest_free(&m);
+        if (tl.too_many)
+            fp_respond_error(r, 414, "UNSUPPORTED", "more than %d tags", MAX_TAGS_PER_PUT);
+        else
+            fp_respond_error(r, 400, "MANIFEST_INVALID", "invalid tag");
+        return;
+    }
+
+    size_t nrefs = m.nrefs + (m.is_index ? 0 : 1);
+    cleanup_free fp_manifest_ref *refs = calloc(nrefs + 1, sizeof *refs);
+    size_t k = 0;
+    if (refs && !m.is_index)
+        refs[k++] = (fp_manifest_ref){.digest = m.config.digest};
+    for (size_t i = 0; refs && i < m.nrefs; i++)
+        refs[k++] = (fp_manifest_ref){.digest = m.refs[i].digest,
+                                      .is_manifest = m.is_index,
+                                      .external = m.refs[i].has_urls};
+    fp_manifest_put put = {
+        .digest = digest,
+        .media_type = m.media_type,
+        .body = r->body.data ? r->body.data : "",
+        .size = r->body.len,
+        .subject = m.has_subject ? m.subject : NULL,
+        .artifact_type = m.artifact_type[0] ? m.artifact_type : NULL,
+        .annotations = m.annotations,
+        .refs = refs,
+        .nrefs = k,
+        .tags = tl.tags,
+        .ntags = tl.n,
+    };
+    char missing[FP_DIGEST_MAX] = "";
+    fp_error err;
+    int rc = refs ? fp_store_manifest_put(r->reg->store, r->route.name, &put, missing, &err)
+                  : fp_error_set(&err, ENOMEM, "manifest references");
+    bool has_subject = m.has_subject;
+    char subject[FP_DIGEST_MAX];
+    snprintf(subject, sizeof subject, "%s", m.subject);
+    fp_manifest_free(&m);
+    if (rc == FP_STORE_NOT_FOUND) {
+        fp_respond_error(r, 400, "MANIFEST_BLOB_UNKNOWN",
+                         "manifest references %s, unknown to this repository", missing);
+        return;
+    }
+    if (rc < 0) {
+        fp_respond_internal(r, &err);
+        return;
+    }
+    char location[FP_NAME_MAX + FP_DIGEST_MAX + 32];
+    snprintf(location, sizeof location, "/v2/%s/manifests/%s", r->route.name, digest);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    if (resp) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, location);
+        MHD_add_response_header(resp, "Docker-Content-Digest", digest);
+        if (has_subject)
+            MHD_add_response_header(resp, "OCI-Subject", subject);
+        for (size_t i = 0; by_digest && i < tl.n; i++)
+            MHD_add_response_header(resp, "OCI-Tag", tl.tags[i]);
+    }
+    fp_respond(r, 201, resp);
+}
+
+static void put_manifest(fp_req *r)
+{
+    const char *ref = r->route.ref;
+    if (ref_is_digest(ref)) {
+        if (!fp_req_digest_ok(r, ref))
+            return;
+    } else if (!fp_tag_valid(ref, strlen(ref))) {
+        fp_respond_error(r, 400, "MANIFEST_INVALID", "invalid tag");
+        return;
+    }
+    r->body_limit = r->reg->cfg->max_manifest_bytes;
+    const char *cl = fp_req_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    uint64_t len;
+    if (cl && fp_parse_u64(cl, &len) == 0 && len > r->body_limit) {
+        fp_respond_error(r, 413, "MANIFEST_INVALID", "manifest larger than %llu bytes",
+                         (unsigned long long)r->body_limit);
+        return;
+    }
+    r->on_body = manifest_body;
+    r->on_end = put_manifest_end;
+}
+
+void fp_handle_manifest(fp_req *r)
+{
+    switch (r->method) {
+    case M_GET:
+    case M_HEAD:
+        if (check_ref(r))
+            get_manifest(r);
+        return;
+    case M_PUT: put_manifest(r); return;
+    case M_DELETE:
+        if (check_ref(r))
+            delete_manifest(r);
+        return;
+    default: fp_respond_error(r, 405, "UNSUPPORTED", "method not allowed");
+    }
+}

@@ -1,0 +1,19 @@
+/* The registry: the OCI Distribution v1.1 HTTP API over a store, served by
+ * libmicrohttpd. Public face used by `fogport serve`. */
+#ifndef FP_REGISTRY_REGISTRY_H
+#define FP_REGISTRY_REGISTRY_H
+
+#include "core/config.h"
+#include "core/error.h"
+#include "store/store.h"
+
+typedef struct fp_registry fp_registry;
+
+/* Start serving cfg->listen in background threads. */
+int fp_registry_start(fp_registry **out, const fp_config *cfg, fp_store *store, fp_error *err);
+/* The port actually bound (useful with port 0). */
+unsigned fp_registry_port(const fp_registry *r);
+/* Stop accepting, finish in-flight requests, free. */
+void fp_registry_stop(fp_registry *r);
+
+#endif

@@ -1,0 +1,116 @@
+/* Internal to src/registry: one HTTP request as the handlers see it, and the
+ * helpers that build responses. Every response goes through fp_respond, which
+ * adds the headers every registry response carries. */
+#ifndef FP_REGISTRY_REQUEST_H
+#define FP_REGISTRY_REQUEST_H
+
+#include <microhttpd.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "core/buf.h"
+#include "core/config.h"
+#include "core/error.h"
+#include "registry/auth.h"
+#include "registry/route.h"
+#include "store/store.h"
+
+struct fp_registry {
+    struct MHD_Daemon *daemon;
+    const fp_config *cfg;
+    fp_store *store;
+    fp_auth *auth; /* NULL: no authentication configured */
+    unsigned port;
+};
+
+enum fp_method { M_GET, M_HEAD, M_PUT, M_POST, M_PATCH, M_DELETE, M_OTHER };
+
+typedef struct fp_req fp_req;
+
+/* Body sink: called for each piece of the request body. Returning -1 marks
+ * the request failed (the handler has recorded the error); the rest of the
+ * body is then discarded and the error answered at the end. */
+typedef int (*fp_body_fn)(fp_req *r, const char *data, size_t len);
+/* Called once the whole body has arrived; must respond. */
+typedef void (*fp_end_fn)(fp_req *r);
+
+struct fp_req {
+    struct fp_registry *reg;
+    struct MHD_Connection *conn;
+    enum fp_method method;
+    const char *method_name;
+    const char *path;
+    fp_route route;
+    uint64_t id;
+    struct timespec start;
+    unsigned status;
+    uint64_t bytes_in;
+    uint64_t bytes_out;
+    bool responded;
+    /* A response made while routing (first callback) waits here for the
+     * last callback: queued earlier, libmicrohttpd would close the
+     * connection instead of keeping it alive. */
+    bool routing;
+    struct MHD_Response *pending;
+    unsigned pending_status;
+    char user[64]; /* authenticated principal, "" if anonymous */
+
+    fp_body_fn on_body;
+    fp_end_fn on_end;
+    /* deferred error (set by a body sink) */
+    unsigned err_status;
+    const char *err_code;
+    char err_msg[256];
+
+    /* handler state */
+    fp_buf body;
+    uint64_t body_limit;
+    fp_upload *upload;
+    bool has_length;
+    uint64_t length; /* Content-Length when has_length */
+    bool has_range;
+    uint64_t range_start, range_end;
+    char digest[FP_DIGEST_MAX];
+};
+
+/* Request header / query argument (NULL when absent). */
+const char *fp_req_header(fp_req *r, const char *name);
+const char *fp_req_arg(fp_req *r, const char *name);
+
+/* Queue resp with status (adds common headers, consumes resp). */
+void fp_respond(fp_req *r, unsigned status, struct MHD_Response *resp);
+/* An OCI error body {"errors":[{"code","message","detail"}]}. */
+void fp_respond_error(fp_req *r, unsigned status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* 500 with the error logged (never the client's secrets). */
+void fp_respond_internal(fp_req *r, const fp_error *err);
+/* A body the response copies; content_type may be NULL. */
+void fp_respond_bytes(fp_req *r, unsigned status, const char *content_type, const void *data,
+                      size_t len);
+/* A body the response takes ownership of (free()d later). */
+void fp_respond_owned(fp_req *r, unsigned status, const char *content_type, void *data,
+                      size_t len);
+/* No body; headers as name/value pairs, NULL-terminated. */
+void fp_respond_empty(fp_req *r, unsigned status, ...);
+
+/* Record an error now, answer it when the body is done. Returns -1. */
+int fp_req_fail(fp_req *r, unsigned status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Handlers (one file per endpoint family). Each either responds at once or
+ * sets on_body/on_end. */
+void fp_handle_base(fp_req *r);
+void fp_handle_catalog(fp_req *r);
+void fp_handle_tags(fp_req *r);
+void fp_handle_referrers(fp_req *r);
+void fp_handle_manifest(fp_req *r);
+void fp_handle_blob(fp_req *r);
+void fp_handle_upload_start(fp_req *r);
+void fp_handle_upload(fp_req *r);
+
+/* Validate a digest from a request; on failure responds DIGEST_INVALID. */
+bool fp_req_digest_ok(fp_req *r, const char *digest);
+/* Repository name must exist for read endpoints: responds NAME_UNKNOWN. */
+
+#endif

@@ -1,0 +1,32 @@
+/* Mapping a request path to an API endpoint. Repository names contain
+ * slashes, so the endpoint is recognised from the end of the path
+ * (".../manifests/<ref>", ".../blobs/uploads/<id>", ".../tags/list", ...),
+ * and the name in front of it must pass fp_name_valid. */
+#ifndef FP_REGISTRY_ROUTE_H
+#define FP_REGISTRY_ROUTE_H
+
+#include "core/digest.h"
+#include "core/name.h"
+
+enum fp_route_kind {
+    FP_ROUTE_NONE,         /* not an API path: 404 */
+    FP_ROUTE_NAME_INVALID, /* an API path with an invalid repository name */
+    FP_ROUTE_BASE,         /* /v2/ */
+    FP_ROUTE_CATALOG,      /* /v2/_catalog */
+    FP_ROUTE_TAGS,         /* /v2/<name>/tags/list */
+    FP_ROUTE_MANIFEST,     /* /v2/<name>/manifests/<reference> */
+    FP_ROUTE_BLOB,         /* /v2/<name>/blobs/<digest> */
+    FP_ROUTE_UPLOAD_START, /* /v2/<name>/blobs/uploads/ */
+    FP_ROUTE_UPLOAD,       /* /v2/<name>/blobs/uploads/<id> */
+    FP_ROUTE_REFERRERS,    /* /v2/<name>/referrers/<digest> */
+};
+
+typedef struct fp_route {
+    enum fp_route_kind kind;
+    char name[FP_NAME_MAX + 1];
+    char ref[FP_DIGEST_MAX + 8]; /* tag, digest or upload id (unvalidated) */
+} fp_route;
+
+void fp_route_parse(const char *path, fp_route *r);
+
+#endif

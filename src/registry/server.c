@@ -1,0 +1,437 @@
+/* The HTTP server: libmicrohttpd with an internal epoll thread pool. One
+ * fp_req per request; the access handler routes it on the first call, feeds
+ * body pieces to the handler's sink, and lets the handler answer once the
+ * body is complete. The completion callback is the single place where a
+ * request that ended badly (client gone, timeout) is rolled back. */
+#include "registry/registry.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/cleanup.h"
+#include "core/fs.h"
+#include "core/log.h"
+#include "registry/request.h"
+
+static atomic_uint_fast64_t next_request_id = 1;
+
+const char *fp_req_header(fp_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+const char *fp_req_arg(fp_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+/* Will the client send a body after the headers? */
+static bool body_expected(fp_req *r)
+{
+    const char *cl = fp_req_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    return fp_req_header(r, MHD_HTTP_HEADER_TRANSFER_ENCODING) || (cl && strcmp(cl, "0") != 0);
+}
+
+void fp_respond(fp_req *r, unsigned status, struct MHD_Response *resp)
+{
+    if (!resp) {
+        fp_errorf("event=response_alloc_failed request=%llu", (unsigned long long)r->id);
+        r->responded = true; /* MHD closes the connection */
+        return;
+    }
+    MHD_add_response_header(resp, "Docker-Distribution-API-Version", "registry/2.0");
+    if (status == 401) {
+        char v[200];
+        snprintf(v, sizeof v, "Basic realm=\"%s\"", r->reg->cfg->realm);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, v);
+    }
+    r->status = status;
+    r->responded = true;
+    if (r->routing && !body_expected(r)) {
+        r->pending = resp;
+        r->pending_status = status;
+        return;
+    }
+    if (MHD_queue_response(r->conn, status, resp) != MHD_YES)
+        fp_warn("event=queue_response_failed request=%llu status=%u", (unsigned long long)r->id,
+                status);
+    MHD_destroy_response(resp);
+}
+
+static void error_body(fp_buf *b, const char *code, const char *msg)
+{
+    /* Hand-built: codes are constants, messages are escaped. */
+    fp_buf_puts(b, "{\"errors\":[{\"code\":\"");
+    fp_buf_puts(b, code);
+    fp_buf_puts(b, "\",\"message\":\"");
+    for (const unsigned char *p = (const unsigned char *)msg; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fp_buf_printf(b, "\\%c", *p);
+        else if (*p < 0x20)
+            fp_buf_printf(b, "\\u%04x", *p);
+        else
+            fp_buf_append(b, p, 1);
+    }
+    fp_buf_puts(b, "\",\"detail\":null}]}");
+}
+
+void fp_respond_error(fp_req *r, unsigned status, const char *code, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    cleanup_buf fp_buf b = FP_BUF_INIT;
+    error_body(&b, code, msg);
+    fp_respond_bytes(r, status, "application/json", b.data, b.len);
+}
+
+void fp_respond_internal(fp_req *r, const fp_error *err)
+{
+    char q[600];
+    fp_errorf("event=internal_error request=%llu method=%s path=%s error=%s",
+              (unsigned long long)r->id, r->method_name, r->path,
+              fp_log_quote(err->msg, q, sizeof q));
+    if (err->errnum == ENOSPC)
+        fp_respond_error(r, 507, "UNKNOWN", "insufficient storage on the registry");
+    else
+        fp_respond_error(r, 500, "UNKNOWN", "internal error (request %llu)",
+                         (unsigned long long)r->id);
+}
+
+void fp_respond_bytes(fp_req *r, unsigned status, const char *content_type, const void *data,
+                      size_t len)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
+    if (resp && content_type)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    r->bytes_out = len;
+    fp_respond(r, status, resp);
+}
+
+void fp_respond_owned(fp_req *r, unsigned status, const char *content_type, void *data,
+                      size_t len)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
+    if (!resp)
+        free(data);
+    else if (content_type)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    r->bytes_out = len;
+    fp_respond(r, status, resp);
+}
+
+void fp_respond_empty(fp_req *r, unsigned status, ...)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    va_list ap;
+    va_start(ap, status);
+    const char *name;
+    while (resp && (name = va_arg(ap, const char *))) {
+        const char *value = va_arg(ap, const char *);
+        if (value)
+            MHD_add_response_header(resp, name, value);
+    }
+    va_end(ap);
+    fp_respond(r, status, resp);
+}
+
+int fp_req_fail(fp_req *r, unsigned status, const char *code, const char *fmt, ...)
+{
+    if (r->err_status)
+        return -1; /* keep the first error */
+    r->err_status = status;
+    r->err_code = code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->err_msg, sizeof r->err_msg, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+bool fp_req_digest_ok(fp_req *r, const char *digest)
+{
+    enum fp_digest_status st = fp_digest_parse(digest, strlen(digest), NULL);
+    if (st == FP_DIGEST_OK)
+        return true;
+    fp_respond_error(r, 400, "DIGEST_INVALID",
+                     st == FP_DIGEST_UNSUPPORTED ? "unsupported digest algorithm (sha256, sha512)"
+                                                 : "invalid digest");
+    return false;
+}
+
+static enum fp_method parse_method(const char *m)
+{
+    static const char *const names[] = {"GET", "HEAD", "PUT", "POST", "PATCH", "DELETE"};
+    for (int i = 0; i < 6; i++)
+        if (strcmp(m, names[i]) == 0)
+            return (enum fp_method)i;
+    return M_OTHER;
+}
+
+static bool authorized(fp_req *r)
+{
+    if (!r->reg->auth)
+        return true;
+    return fp_auth_check(r->reg->auth, fp_req_header(r, MHD_HTTP_HEADER_AUTHORIZATION), r->user);
+}
+
+static void dispatch(fp_req *r)
+{
+    fp_route_parse(r->path, &r->route);
+    if (r->route.kind == FP_ROUTE_NONE) {
+        fp_respond_bytes(r, 404, "text/plain; charset=utf-8", "404 page not found\n", 19);
+        return;
+    }
+    if (!authorized(r)) {
+        fp_respond_error(r, 401, "UNAUTHORIZED", "authentication required");
+        return;
+    }
+    switch (r->route.kind) {
+    case FP_ROUTE_NAME_INVALID:
+        fp_respond_error(r, 400, "NAME_INVALID", "invalid repository name");
+        return;
+    case FP_ROUTE_BASE: fp_handle_base(r); return;
+    case FP_ROUTE_CATALOG: fp_handle_catalog(r); return;
+    case FP_ROUTE_TAGS: fp_handle_tags(r); return;
+    case FP_ROUTE_MANIFEST: fp_handle_manifest(r); return;
+    case FP_ROUTE_BLOB: fp_handle_blob(r); return;
+    case FP_ROUTE_UPLOAD_START: fp_handle_upload_start(r); return;
+    case FP_ROUTE_UPLOAD: fp_handle_upload(r); return;
+    case FP_ROUTE_REFERRERS: fp_handle_referrers(r); return;
+    case FP_ROUTE_NONE: return;
+    }
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    (void)version;
+    fp_req *r = *con_cls;
+    if (!r) {
+        r = calloc(1, sizeof *r);
+        if (!r)
+            return MHD_NO;
+        *con_cls = r;
+        r->reg = cls;
+        r->conn = conn;
+        r->method_name = method;
+        r->method = parse_method(method);
+        r->path = url;
+        r->id = atomic_fetch_add(&next_request_id, 1);
+        clock_gettime(CLOCK_MONOTONIC, &r->start);
+        r->routing = true;
+        dispatch(r);
+        r->routing = false;
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        r->bytes_in += n;
+        if (!r->responded && !r->err_status && r->on_body)
+            r->on_body(r, upload_data, n);
+        return MHD_YES;
+    }
+    if (r->pending) {
+        if (MHD_queue_response(conn, r->pending_status, r->pending) != MHD_YES)
+            fp_warn("event=queue_response_failed request=%llu", (unsigned long long)r->id);
+        MHD_destroy_response(r->pending);
+        r->pending = NULL;
+        return MHD_YES;
+    }
+    if (r->responded)
+        return MHD_YES;
+    if (r->err_status) {
+        fp_respond_error(r, r->err_status, r->err_code, "%s", r->err_msg);
+    } else if (r->on_end) {
+        r->on_end(r);
+    }
+    if (!r->responded) {
+        fp_error e;
+        fp_error_set(&e, 0, "handler for %s %s gave no response", r->method_name, r->path);
+        fp_respond_internal(r, &e);
+    }
+    return MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    fp_req *r = *con_cls;
+    if (!r)
+        return;
+    *con_cls = NULL;
+    if (r->pending)
+        MHD_destroy_response(r->pending);
+    if (r->upload) {
+        /* The request did not finish its upload (client gone, timeout,
+         * error): nothing of it stays. */
+        fp_upload_rollback(r->upload);
+        fp_upload_release(r->upload);
+    }
+    if (r->reg->cfg->access_log && fp_log_enabled(FP_LOG_INFO)) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        double ms = (double)(now.tv_sec - r->start.tv_sec) * 1e3 +
+                    (double)(now.tv_nsec - r->start.tv_nsec) / 1e6;
+        char addr[INET6_ADDRSTRLEN] = "-";
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (ci && ci->client_addr) {
+            const struct sockaddr *sa = ci->client_addr;
+            if (sa->sa_family == AF_INET)
+                inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, addr, sizeof addr);
+            else if (sa->sa_family == AF_INET6)
+                inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, addr,
+                          sizeof addr);
+        }
+        char qpath[600];
+        fp_log(FP_LOG_INFO,
+               "event=request id=%llu remote=%s user=%s method=%s path=%s status=%u in=%llu "
+               "out=%llu ms=%.2f%s",
+               (unsigned long long)r->id, addr, r->user[0] ? r->user : "-", r->method_name,
+               fp_log_quote(r->path, qpath, sizeof qpath), r->status,
+               (unsigned long long)r->bytes_in, (unsigned long long)r->bytes_out, ms,
+               toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=true");
+    }
+    fp_buf_free(&r->body);
+    free(r);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512], q[600];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    msg[strcspn(msg, "\n")] = '\0';
+    fp_log(FP_LOG_DEBUG, "event=http_library msg=%s", fp_log_quote(msg, q, sizeof q));
+}
+
+static int resolve_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *len,
+                          fp_error *err)
+{
+    char host[256];
+    const char *port;
+    if (listen[0] == '[') {
+        const char *close = strchr(listen, ']');
+        if (!close || close[1] != ':')
+            return fp_error_set(err, 0, "listen address %s: expected [v6addr]:port", listen);
+        snprintf(host, sizeof host, "%.*s", (int)(close - listen - 1), listen + 1);
+        port = close + 2;
+    } else {
+        const char *colon = strrchr(listen, ':');
+        if (!colon)
+            return fp_error_set(err, 0, "listen address %s: expected host:port", listen);
+        snprintf(host, sizeof host, "%.*s", (int)(colon - listen), listen);
+        port = colon + 1;
+    }
+    struct addrinfo hints = {.ai_flags = AI_PASSIVE, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
+    if (rc != 0)
+        return fp_error_set(err, 0, "listen address %s: %s", listen, gai_strerror(rc));
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *len = res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
+int fp_registry_start(fp_registry **out, const fp_config *cfg, fp_store *store, fp_error *err)
+{
+    fp_registry *reg = calloc(1, sizeof *reg);
+    if (!reg)
+        return fp_error_set(err, ENOMEM, "registry");
+    reg->cfg = cfg;
+    reg->store = store;
+    if (cfg->htpasswd[0] && fp_auth_open(&reg->auth, cfg->htpasswd, err) < 0) {
+        free(reg);
+        return -1;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    if (resolve_listen(cfg->listen, &ss, &sl, err) < 0) {
+        fp_registry_stop(reg);
+        return -1;
+    }
+    unsigned threads = cfg->threads;
+    if (!threads) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = n > 0 ? (unsigned)n : 1;
+    }
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO |
+                     MHD_USE_ERROR_LOG;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    cleanup_free char *cert = NULL;
+    cleanup_free char *key = NULL;
+    if (cfg->tls_cert[0] || cfg->tls_key[0]) {
+        if (!cfg->tls_cert[0] || !cfg->tls_key[0]) {
+            fp_registry_stop(reg);
+            return fp_error_set(err, 0, "[tls] needs both cert and key");
+        }
+        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+            fp_registry_stop(reg);
+            return fp_error_set(err, 0, "this libmicrohttpd has no TLS support");
+        }
+        if (fp_read_file(cfg->tls_cert, 1 << 20, &cert, NULL, err) < 0 ||
+            fp_read_file(cfg->tls_key, 1 << 20, &key, NULL, err) < 0) {
+            fp_registry_stop(reg);
+            return -1;
+        }
+        flags |= MHD_USE_TLS;
+    }
+    struct MHD_OptionItem opts[] = {
+        {MHD_OPTION_SOCK_ADDR, 0, &ss},
+        {MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)threads, NULL},
+        {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)cfg->timeout_s, NULL},
+        {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)cfg->max_connections, NULL},
+        {MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)cfg->max_connections_per_ip, NULL},
+        {MHD_OPTION_CONNECTION_MEMORY_LIMIT, 256 * 1024, NULL},
+        {MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL},
+        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, NULL},
+        {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL},
+        {cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, cert},
+        {key ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, key},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    reg->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, reg, MHD_OPTION_ARRAY, opts,
+                                   MHD_OPTION_END);
+    if (key)
+        fp_random_bytes(key, strlen(key)); /* do not keep the private key in memory */
+    if (!reg->daemon) {
+        fp_registry_stop(reg);
+        return fp_error_set(err, errno, "cannot listen on %s", cfg->listen);
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(reg->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    reg->port = di ? di->port : 0;
+    *out = reg;
+    return 0;
+}
+
+unsigned fp_registry_port(const fp_registry *r)
+{
+    return r->port;
+}
+
+void fp_registry_stop(fp_registry *r)
+{
+    if (!r)
+        return;
+    if (r->daemon)
+        MHD_stop_daemon(r->daemon);
+    fp_auth_free(r->auth);
+    free(r);
+}

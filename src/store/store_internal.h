@@ -1,0 +1,49 @@
+/* Internal to src/store: the store object shared by its files. */
+#ifndef FP_STORE_INTERNAL_H
+#define FP_STORE_INTERNAL_H
+
+#include <pthread.h>
+#include <time.h>
+
+#include "core/config.h"
+#include "store/db.h"
+#include "store/store.h"
+
+#define UPLOAD_BUCKETS 256
+
+struct fp_store {
+    char root[FP_PATH_MAX];
+    char db_path[FP_PATH_MAX + 16];
+    struct fp_store_options opt;
+    int lock_fd;
+    pthread_key_t conn_key;
+    pthread_mutex_t lock; /* guards conns and the upload table */
+    fp_db *conns;
+    struct fp_upload *uploads[UPLOAD_BUCKETS];
+    unsigned open_uploads;
+};
+
+void fp_store_remember_conn(struct fp_store *s, fp_db *c);
+void fp_store_forget_conn(struct fp_store *s, fp_db *c);
+
+/* Path helpers. */
+int fp_store_upload_path(const struct fp_store *s, const char *id, char *out, size_t outlen);
+
+/* Look up or create a repository row inside an open write transaction. */
+int fp_store_repo_id(fp_db *db, const char *repo, bool create, int64_t *id, fp_error *err);
+
+/* Record a verified, fsynced file as a blob linked into repo: rename into
+ * place and insert the rows in one write transaction. */
+int fp_store_blob_commit(struct fp_store *s, const char *repo, const char *tmp_path,
+                         const char *digest, uint64_t size, const char *upload_id,
+                         fp_error *err);
+
+/* Upload table housekeeping (uploads.c). */
+void fp_upload_table_close_all(struct fp_store *s);
+void fp_upload_table_sweep(struct fp_store *s, time_t idle_before);
+/* At open: drop upload files without a session row and rows without a file. */
+int fp_upload_recover(struct fp_store *s, fp_error *err);
+/* At open and before gc: move trashed blobs back or delete them. */
+int fp_store_recover_trash(struct fp_store *s, fp_error *err);
+
+#endif
