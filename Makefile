@@ -6,6 +6,8 @@
 #   make clang      the release build with clang (warnings are errors there too)
 #   make format     clang-format every C file; make format-check verifies it
 CC      ?= cc
+# Debian's python3 (with python3-pytest); a pyenv python earlier on PATH lacks it
+PYTHON  ?= /usr/bin/python3
 PKGS    := libmicrohttpd jansson sqlite3 libcrypto libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lcrypt -lpthread
@@ -54,7 +56,7 @@ unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
 e2e: build/san/fogport build/fogport
-	FOGPORT_BIN=$(CURDIR)/build/san/fogport python3 -m pytest -q tests/e2e
+	FOGPORT_BIN=$(CURDIR)/build/san/fogport $(PYTHON) -m pytest -q tests/e2e
 
 check: unit e2e
 
@@ -65,8 +67,14 @@ build/fuzz/%: fuzz/%.c $(LIB_SRC) $(HDRS)
 	clang $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRC) $(PKG_LIBS)
 fuzz: $(FUZZ_BIN)
 
-clang:
-	$(MAKE) CC=clang BUILD=clang build/fogport
+# The same release build with clang, in its own tree (warnings are errors).
+CLANG_OBJ := $(LIB_SRC:%.c=build/clang/%.o) $(CLI_SRC:%.c=build/clang/%.o)
+build/clang/%.o: %.c $(HDRS) Makefile
+	@mkdir -p $(dir $@)
+	@clang $(filter-out -Wno-format-truncation,$(BASE_CFLAGS)) $(RELEASE_CFLAGS) -c -o $@ $<
+build/clang/fogport: $(CLANG_OBJ)
+	clang $(RELEASE_CFLAGS) -o $@ $^ $(PKG_LIBS)
+clang: build/clang/fogport
 
 format:
 	clang-format -i $(wildcard src/*/*.c src/*/*.h tests/unit/*.c fuzz/*.c)

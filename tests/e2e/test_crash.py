@@ -157,6 +157,8 @@ def test_kill9_during_concurrent_pushes(registry):
     rc, out = fsck(registry)
     assert rc == 0, f"fsck after {ROUNDS + 1} kills (seed {SEED}) -> {rc}:\n{out[-3000:]}"
 
+    print(f"seed {SEED}: {sum(p.attempts for p in pushers)} pushes started, "
+          f"{len(completed)} completed, {sum(p.failures for p in pushers)} cut by a kill")
     assert len(completed) >= ROUNDS
     problems = []
     with requests.Session() as s:
@@ -299,3 +301,29 @@ def test_gc_default_grace_keeps_fresh_uploads(registry):
     for repo, d in unreferenced:
         assert get_blob(registry, repo, d).status_code == 404, f"{d} not collected"
     assert pull_verified(registry, "gcapp", "keep") == []
+
+
+def test_fsck_reports_corrupt_and_missing_blobs(registry):
+    """The clean fsck results above mean something: damage is reported,
+    one line per problem, with exit status 1."""
+    rnd = random.Random(SEED + 3)
+    layers = [rnd.randbytes(MiB), rnd.randbytes(64 * 1024)]
+    push_image(registry, "fsckapp", "v1", random_config(rnd, "fsck"), layers)
+    rc, out = fsck(registry)
+    assert rc == 0, out
+
+    corrupt, missing = sha256(layers[0]), sha256(layers[1])
+    with open(blob_file(registry, corrupt), "r+b") as f:  # same size, one byte flipped
+        f.seek(MiB // 2)
+        b = f.read(1)
+        f.seek(MiB // 2)
+        f.write(bytes([b[0] ^ 0xFF]))
+    os.unlink(blob_file(registry, missing))
+
+    r = registry.run("fsck", "--data", registry.data_dir, check=False, timeout=120)
+    assert r.returncode == 1, f"fsck -> {r.returncode}\n{r.stdout}\n{r.stderr}"
+    lines = r.stdout.splitlines()
+    # one line per problem (a summary line may follow)
+    assert len([line for line in lines if corrupt in line]) == 1, r.stdout
+    assert len([line for line in lines if missing in line]) == 1, r.stdout
+    assert len([line for line in lines if "sha256:" in line]) == 2, r.stdout
