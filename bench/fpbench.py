@@ -279,7 +279,7 @@ def mem_kib(pid):
     r = {}
     with open("/proc/%d/status" % pid) as f:
         for ln in f:
-            if ln.startswith(("VmRSS:", "VmHWM:")):
+            if ln.startswith(("VmRSS:", "VmHWM:", "RssAnon:", "RssFile:", "RssShmem:", "Threads:")):
                 r[ln.split(":")[0]] = int(ln.split()[1])
     return r
 

@@ -188,6 +188,18 @@ kv() {
     return 1
 }
 
+# cpu_busy_pct [SECONDS]: share of all CPUs not idle over the interval
+cpu_busy_pct() {
+    $PY - "${1:-1}" <<'EOF2'
+import sys, time
+def snap():
+    f = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+    return sum(f), f[3] + f[4]
+t0, i0 = snap(); time.sleep(float(sys.argv[1])); t1, i1 = snap()
+print("%.0f" % (100.0 * (1 - (i1 - i0) / max(1, t1 - t0))))
+EOF2
+}
+
 # calc EXPR: floating-point arithmetic
 calc() { $PY -c "print($1)"; }
 
@@ -204,7 +216,8 @@ run_wrk() {
 # run_ab LABEL SECONDS URL [ab args...]: HEAD with keep-alive, 64 connections.
 # prints "rps=X p99_ms=Y errors=Z keepalive=K complete=N"
 run_ab() {
-    local label=$1 d=$2 url=$3 outf=$WORK/logs/ab-$label.log
+    local label=$1 d=$2 url=$3 outf
+    outf=$WORK/logs/ab-$label.log
     shift 3
     # -t before -n: -t alone caps the run at 50000 requests
     ab -k -i -c "$CONNS" -t "$d" -n 2000000 -r "$@" "$url" >"$outf" 2>&1 || {

@@ -23,8 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static bool lower_hex(const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return false;
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) return false;
     return true;
 }
 
@@ -47,13 +46,10 @@ static void check_parse(const char *raw, size_t size, const char *s, bool has_nu
         CHECK(strncmp(s, fp_digest_alg_name(alg), 6) == 0);
     } else {
         CHECK(alg == (enum fp_digest_alg)42); /* untouched on failure */
-        if (!has_nul)
-            CHECK(!fp_digest_valid(s));
+        if (!has_nul) CHECK(!fp_digest_valid(s));
     }
-    if (st == FP_DIGEST_BAD_ENCODING)
-        CHECK(is256 || is512);
-    if (st == FP_DIGEST_UNSUPPORTED)
-        CHECK(!is256 && !is512);
+    if (st == FP_DIGEST_BAD_ENCODING) CHECK(is256 || is512);
+    if (st == FP_DIGEST_UNSUPPORTED) CHECK(!is256 && !is512);
     /* the well-formed sha256/sha512 strings of the right length are exactly
      * the lowercase-hex ones */
     if ((is256 && size == 71) || (is512 && size == 135))
@@ -89,8 +85,7 @@ static void check_hash(const uint8_t *data, size_t size)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *s = malloc(size + 1);
-    if (!s)
-        return 0;
+    if (!s) return 0;
     memcpy(s, data, size);
     s[size] = '\0';
     bool has_nul = memchr(s, '\0', size) != NULL;

@@ -29,8 +29,7 @@ static regex_t name_re, tag_re;
 static void init_regexes(void)
 {
     static bool ready;
-    if (ready)
-        return;
+    if (ready) return;
     if (regcomp(&name_re, NAME_RE, REG_EXTENDED | REG_NOSUB) != 0 ||
         regcomp(&tag_re, TAG_RE, REG_EXTENDED | REG_NOSUB) != 0)
         abort();
@@ -58,8 +57,7 @@ static void check_valid_name(const char *s, size_t len)
     }
     /* valid as a whole means valid as a prefix ending at a component end */
     const char *slash = strrchr(s, '/');
-    if (slash)
-        CHECK(fp_name_valid(s, (size_t)(slash - s)));
+    if (slash) CHECK(fp_name_valid(s, (size_t)(slash - s)));
 }
 
 static void check_valid_tag(const char *s, size_t len)
@@ -78,27 +76,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     init_regexes();
     char *s = malloc(size + 1);
-    if (!s)
-        return 0;
+    if (!s) return 0;
     memcpy(s, data, size);
     s[size] = '\0';
     bool has_nul = memchr(s, '\0', size) != NULL;
 
     bool name_ok = fp_name_valid(s, size);
-    if (name_ok)
-        check_valid_name(s, size);
+    if (name_ok) check_valid_name(s, size);
     if (!has_nul && size <= FP_NAME_MAX)
         CHECK(name_ok == (size > 0 && regexec(&name_re, s, 0, NULL, 0) == 0));
-    if (size > FP_NAME_MAX)
-        CHECK(!name_ok);
+    if (size > FP_NAME_MAX) CHECK(!name_ok);
 
     bool tag_ok = fp_tag_valid(s, size);
-    if (tag_ok)
-        check_valid_tag(s, size);
+    if (tag_ok) check_valid_tag(s, size);
     if (!has_nul && size <= FP_TAG_MAX)
         CHECK(tag_ok == (size > 0 && regexec(&tag_re, s, 0, NULL, 0) == 0));
-    if (size > FP_TAG_MAX)
-        CHECK(!tag_ok);
+    if (size > FP_TAG_MAX) CHECK(!tag_ok);
 
     free(s);
     return 0;

@@ -26,10 +26,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static uint64_t pick_size(uint8_t b)
 {
-    if (b < 200)
-        return b;
-    if (b < 250)
-        return (uint64_t)b * 1000003u;
+    if (b < 200) return b;
+    if (b < 250) return (uint64_t)b * 1000003u;
     return UINT64_MAX - (uint64_t)(255 - b);
 }
 
@@ -38,15 +36,13 @@ static uint64_t model_number(const char *s, size_t n, bool *ok)
 {
     char tmp[64];
     *ok = false;
-    if (n == 0 || n >= sizeof tmp)
-        return 0;
+    if (n == 0 || n >= sizeof tmp) return 0;
     memcpy(tmp, s, n);
     tmp[n] = '\0';
     errno = 0;
     char *end;
     unsigned long long v = strtoull(tmp, &end, 10);
-    if (errno || *end)
-        return 0;
+    if (errno || *end) return 0;
     *ok = true;
     return v;
 }
@@ -56,22 +52,18 @@ static uint64_t model_number(const char *s, size_t n, bool *ok)
 static bool model_range(const char *h, uint64_t size, enum fp_range_status *st, uint64_t *start,
                         uint64_t *end)
 {
-    if (strncmp(h, "bytes=", 6) != 0)
-        return false;
+    if (strncmp(h, "bytes=", 6) != 0) return false;
     const char *a = h + 6;
     size_t al = strspn(a, "0123456789");
-    if (a[al] != '-')
-        return false;
+    if (a[al] != '-') return false;
     const char *b = a + al + 1;
     size_t bl = strspn(b, "0123456789");
-    if (b[bl] != '\0' || al + bl >= 60)
-        return false;
+    if (b[bl] != '\0' || al + bl >= 60) return false;
     bool aok, bok;
     uint64_t av = model_number(a, al, &aok), bv = model_number(b, bl, &bok);
     *st = FP_RANGE_IGNORE;
     if (al == 0) { /* suffix */
-        if (!bok)
-            return true;
+        if (!bok) return true;
         if (bv == 0 || size == 0) {
             *st = FP_RANGE_UNSATISFIABLE;
             return true;
@@ -81,8 +73,7 @@ static bool model_range(const char *h, uint64_t size, enum fp_range_status *st, 
         *end = size - 1;
         return true;
     }
-    if (!aok || (bl > 0 && (!bok || bv < av)))
-        return true;
+    if (!aok || (bl > 0 && (!bok || bv < av))) return true;
     if (av >= size) {
         *st = FP_RANGE_UNSATISFIABLE;
         return true;
@@ -95,12 +86,10 @@ static bool model_range(const char *h, uint64_t size, enum fp_range_status *st, 
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size < 1)
-        return 0;
+    if (size < 1) return 0;
     uint64_t rsize = pick_size(data[0]);
     char *h = malloc(size);
-    if (!h)
-        return 0;
+    if (!h) return 0;
     memcpy(h, data + 1, size - 1);
     h[size - 1] = '\0';
 
@@ -113,14 +102,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else {
         CHECK(s == SENTINEL && e == SENTINEL);
     }
-    if (strchr(h, ','))
-        CHECK(st == FP_RANGE_IGNORE);
+    if (strchr(h, ',')) CHECK(st == FP_RANGE_IGNORE);
     enum fp_range_status mst;
     uint64_t ms = SENTINEL, me = SENTINEL;
     if (model_range(h, rsize, &mst, &ms, &me)) {
         CHECK(st == mst);
-        if (st == FP_RANGE_OK)
-            CHECK(s == ms && e == me);
+        if (st == FP_RANGE_OK) CHECK(s == ms && e == me);
     }
 
     s = e = SENTINEL;

@@ -63,8 +63,7 @@ static void check_ref(const char *s, const fp_reference *ref)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *s = malloc(size + 1);
-    if (!s)
-        return 0;
+    if (!s) return 0;
     memcpy(s, data, size);
     s[size] = '\0';
     fp_reference ref;

@@ -88,7 +88,7 @@ void fp_handle_catalog(fp_req *r)
         return;
     fp_buf_puts(&p.json, "{\"repositories\":[");
     fp_error err;
-    if (fp_store_catalog(r->reg->store, last, p.limit + 1, add_name, &p, &err) < 0) {
+    if (fp_store_catalog(r->reg->store, last, p.limit ? p.limit + 1 : 0, add_name, &p, &err) < 0) {
         fp_buf_free(&p.json);
         fp_respond_internal(r, &err);
         return;
@@ -108,7 +108,7 @@ void fp_handle_tags(fp_req *r)
         return;
     fp_buf_printf(&p.json, "{\"name\":\"%s\",\"tags\":[", r->route.name);
     fp_error err;
-    int rc = fp_store_tags(r->reg->store, r->route.name, last, p.limit + 1, add_name, &p, &err);
+    int rc = fp_store_tags(r->reg->store, r->route.name, last, p.limit ? p.limit + 1 : 0, add_name, &p, &err);
     if (rc != 0) {
         fp_buf_free(&p.json);
         if (rc == FP_STORE_NOT_FOUND)

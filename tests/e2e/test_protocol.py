@@ -10,6 +10,7 @@ import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import requests
 
 from ocihelp import (
     DOCKER_CONFIG, DOCKER_LAYER, DOCKER_LIST, DOCKER_MANIFEST, EMPTY_BLOB, EMPTY_DIGEST, OCI_CONFIG,
@@ -431,6 +432,16 @@ def test_blob_range(c):
         assert r.headers.get("Content-Length") == str(hi - lo + 1), hdr
 
 
+def test_blob_range_malformed_is_ignored(c):
+    """An invalid Range header is ignored (RFC 9110 14.2): the whole blob, 200."""
+    data = rand_blob(100)
+    d = c.push_blob("ranges", data)
+    for hdr in ("bytes=abc", "items=0-5", "bytes=5-2"):
+        r = c.get(f"/v2/ranges/blobs/{d}", headers={"Range": hdr})
+        assert r.status_code == 200, (hdr, r.status_code)
+        assert r.content == data, hdr
+
+
 def test_blob_range_unsatisfiable(c):
     data = rand_blob(100)
     d = c.push_blob("ranges", data)
@@ -699,16 +710,67 @@ def _big_manifest(c, repo, size):
     return body
 
 
+def _put_expecting_413(c, repo, ref, body, chunked=False):
+    data = body
+    if chunked:  # no Content-Length: the limit must be enforced while reading
+        data = (body[i:i + 65536] for i in range(0, len(body), 65536))
+    try:
+        r = c.put_manifest(repo, ref, data, OCI_MANIFEST)
+    except requests.ConnectionError as e:
+        pytest.fail(f"PUT of a {len(body)}-byte manifest: expected a 413 response, the "
+                    f"connection was reset instead (server answered early and closed "
+                    f"without reading/draining the body): {e}")
+    assert r.status_code == 413, (r.status_code, r.text[:200])
+
+
 def test_manifest_size_limit(c):
     big = _big_manifest(c, "big", 4 * 1024 * 1024 + 1024)
-    r = c.put_manifest("big", "huge", big, OCI_MANIFEST)
-    assert r.status_code == 413, (r.status_code, r.text[:200])
+    _put_expecting_413(c, "big", "huge", big)
     assert c.get("/v2/big/manifests/huge").status_code == 404
     # just under 4 MiB is accepted (the spec: support at least 4 megabytes)
     ok = _big_manifest(c, "big", 4 * 1024 * 1024 - 4096)
     r = c.put_manifest("big", "large", ok, OCI_MANIFEST)
     assert r.status_code == 201, (r.status_code, r.text[:200])
     assert c.get("/v2/big/manifests/large").content == ok
+
+
+def test_manifest_size_limit_chunked_body(c):
+    big = _big_manifest(c, "bigc", 4 * 1024 * 1024 + 1024)
+    _put_expecting_413(c, "bigc", "huge", big, chunked=True)
+    assert c.get("/v2/bigc/manifests/huge").status_code == 404
+    assert c.get("/v2/").status_code == 200
+
+
+def test_manifest_put_by_sha512_digest(c):
+    body, mt = _oci_image(c, "m512")
+    d = sha512(body)
+    r = c.put_manifest("m512", d, body, mt)
+    assert r.status_code == 201, r.text
+    assert r.headers.get("Docker-Content-Digest") == d  # "MUST be equal to the client provided"
+    g = c.get(f"/v2/m512/manifests/{d}")
+    assert g.status_code == 200 and g.content == body
+    assert g.headers.get("Docker-Content-Digest") in (d, sha256(body))
+    assert_error(c.put_manifest("m512", sha512(body + b" "), body, mt), 400, "DIGEST_INVALID")
+
+
+def test_manifest_put_is_idempotent(c):
+    body, mt = _oci_image(c, "idem")
+    for _ in range(3):
+        r = c.put_manifest("idem", "v1", body, mt)
+        assert r.status_code == 201
+        assert r.headers.get("Docker-Content-Digest") == sha256(body)
+    assert c.put_manifest("idem", sha256(body), body, mt).status_code == 201
+    assert c.tags("idem") == ["v1"]
+    check_manifest_response(c.get("/v2/idem/manifests/v1"), body, mt)
+
+
+def test_manifest_referencing_deleted_blob(c):
+    cfg, layer = b'{"os":"linux"}', rand_blob()
+    c.push_blob("gone", cfg)
+    ld = c.push_blob("gone", layer)
+    assert c.delete(f"/v2/gone/blobs/{ld}").status_code == 202
+    body = image_manifest(cfg, [layer])
+    assert_error(c.put_manifest("gone", "t", body, OCI_MANIFEST), 400, "MANIFEST_BLOB_UNKNOWN")
 
 
 def test_manifest_put_by_digest_mismatch(c):
@@ -730,6 +792,14 @@ def test_manifest_put_with_tag_params(c):
     assert c.tags("multi") == ["1.0", "a", "b"]
     for t in ("a", "b", "1.0"):
         check_manifest_response(c.get(f"/v2/multi/manifests/{t}"), body, mt)
+    # at least ten tags in one request
+    body2, _ = _oci_image(c, "multi")
+    ten = [f"r{i}" for i in range(10)]
+    r = c.put_manifest("multi", sha256(body2), body2, mt, params=[("tag", t) for t in ten])
+    assert r.status_code == 201, r.text
+    assert sorted(header_values(r, "OCI-Tag")) == ten
+    assert c.tags("multi") == sorted(["1.0", "a", "b"] + ten)
+    assert c.get("/v2/multi/manifests/r9").content == body2
 
 
 def test_manifest_put_with_invalid_tag_param(c):
@@ -1031,6 +1101,11 @@ def test_referrers_filter(c):
     r, ms = _referrers(c, "filt", img_d, artifactType=SBOM)
     assert [m["digest"] for m in ms] == [sha256(sbom)]
     assert [v.lower() for v in header_values(r, "OCI-Filters-Applied")] == ["artifacttype"]
+    plus = "application/vnd.example.sig+json"
+    sig2 = _artifact(c, "filt", img, OCI_MANIFEST, plus)
+    c.push_manifest("filt", sha256(sig2), sig2, OCI_MANIFEST)
+    r, ms = _referrers(c, "filt", img_d, artifactType=plus)  # sent as ...sig%2Bjson
+    assert [m["digest"] for m in ms] == [sha256(sig2)]
     r, ms = _referrers(c, "filt", img_d, artifactType="application/vnd.example.none")
     assert ms == []
     assert [v.lower() for v in header_values(r, "OCI-Filters-Applied")] == ["artifacttype"]

@@ -201,7 +201,7 @@ static void test_cleanup_attribute(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_append_growth), cmocka_unit_test(test_empty_append_allocates),
+        cmocka_unit_test(test_append_growth),  cmocka_unit_test(test_empty_append_allocates),
         cmocka_unit_test(test_puts_and_reset), cmocka_unit_test(test_printf_growth),
         cmocka_unit_test(test_urlencode),      cmocka_unit_test(test_steal),
         cmocka_unit_test(test_reserve),        cmocka_unit_test(test_cleanup_attribute),

@@ -98,8 +98,7 @@ static void test_load_every_key(void **state)
     fp_error err;
     char path[64];
     int rc = load_text(text, &cfg, &err, path);
-    if (rc != 0)
-        fail_msg("load failed: %s", err.msg);
+    if (rc != 0) fail_msg("load failed: %s", err.msg);
     assert_string_equal(cfg.listen, "[::]:8443");
     assert_int_equal(cfg.threads, 8);
     assert_int_equal(cfg.timeout_s, 120);
@@ -128,8 +127,8 @@ static void test_load_keeps_unset_values(void **state)
     fp_error err;
     char path[64];
     /* no trailing newline on the last line; CRLF line ends */
-    assert_int_equal(load_text("[server]\r\nthreads = 3\r\n[log]\nlevel = 'warn'", &cfg, &err, path),
-                     0);
+    assert_int_equal(
+        load_text("[server]\r\nthreads = 3\r\n[log]\nlevel = 'warn'", &cfg, &err, path), 0);
     assert_int_equal(cfg.threads, 3);
     assert_string_equal(cfg.log_level, "warn");
     /* everything else is still the default */
@@ -154,11 +153,9 @@ static void expect_load_error(const char *text, unsigned line, const char *needl
     fp_config cfg;
     fp_error err;
     char path[64], where[96];
-    if (load_text(text, &cfg, &err, path) != -1)
-        fail_msg("load of '%.200s' should fail", text);
+    if (load_text(text, &cfg, &err, path) != -1) fail_msg("load of '%.200s' should fail", text);
     snprintf(where, sizeof where, "%s:%u:", path, line);
-    if (!strstr(err.msg, where))
-        fail_msg("error '%s' does not mention '%s'", err.msg, where);
+    if (!strstr(err.msg, where)) fail_msg("error '%s' does not mention '%s'", err.msg, where);
     if (needle && !strstr(err.msg, needle))
         fail_msg("error '%s' does not mention '%s'", err.msg, needle);
 }
@@ -209,8 +206,7 @@ static void test_load_long_values(void **state)
     assert_int_equal(cfg.threads, 0);
     assert_int_equal(rc, -1);
     snprintf(where, sizeof where, "%s:2:", path);
-    if (!strstr(err.msg, where))
-        fail_msg("error '%s' does not mention '%s'", err.msg, where);
+    if (!strstr(err.msg, where)) fail_msg("error '%s' does not mention '%s'", err.msg, where);
 
     /* a line of exactly 4095 characters plus newline still fits */
     n = snprintf(t, sizeof t, "[server]\n# ");
@@ -284,19 +280,31 @@ static void test_parse_size(void **state)
     };
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         uint64_t v = 12345;
-        if (fp_parse_size(good[i].s, &v) != 0)
-            fail_msg("'%s' should parse", good[i].s);
+        if (fp_parse_size(good[i].s, &v) != 0) fail_msg("'%s' should parse", good[i].s);
         assert_int_equal(v, good[i].v);
     }
     const char *bad[] = {
-        "x",   "4Q",   "",    "-1",   " 4",  "4 M",       "4MiBx",
-        "4MB ", "4iB", "4Mi", "4.5M", "M",   "+4",        "0x10",
-        "4MM", "16777216T", "18446744073709551616",
+        "x",
+        "4Q",
+        "",
+        "-1",
+        " 4",
+        "4 M",
+        "4MiBx",
+        "4MB ",
+        "4iB",
+        "4Mi",
+        "4.5M",
+        "M",
+        "+4",
+        "0x10",
+        "4MM",
+        "16777216T",
+        "18446744073709551616",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         uint64_t v = 12345;
-        if (fp_parse_size(bad[i], &v) != -1)
-            fail_msg("'%s' should be rejected", bad[i]);
+        if (fp_parse_size(bad[i], &v) != -1) fail_msg("'%s' should be rejected", bad[i]);
         assert_int_equal(v, 12345);
     }
     uint64_t v;
@@ -322,19 +330,16 @@ static void test_parse_duration(void **state)
     };
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         unsigned v = 12345;
-        if (fp_parse_duration(good[i].s, &v) != 0)
-            fail_msg("'%s' should parse", good[i].s);
+        if (fp_parse_duration(good[i].s, &v) != 0) fail_msg("'%s' should parse", good[i].s);
         assert_int_equal(v, good[i].v);
     }
     const char *bad[] = {
-        "1x",   "",           "-1",     "s",         "1ms", "1 s", " 1", "1S",
-        "1H",   "1.5h",       "4294967296", "49711d", "71582789m",
-        "99999999999999999999999",
+        "1x", "",   "-1",   "s",          "1ms",    "1 s",       " 1",
+        "1S", "1H", "1.5h", "4294967296", "49711d", "71582789m", "99999999999999999999999",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         unsigned v = 12345;
-        if (fp_parse_duration(bad[i], &v) != -1)
-            fail_msg("'%s' should be rejected", bad[i]);
+        if (fp_parse_duration(bad[i], &v) != -1) fail_msg("'%s' should be rejected", bad[i]);
         assert_int_equal(v, 12345);
     }
     unsigned v;
@@ -359,8 +364,7 @@ static void test_parse_bool(void **state)
     }
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         bool b = true;
-        if (fp_parse_bool(bad[i], &b) != -1)
-            fail_msg("'%s' should be rejected", bad[i]);
+        if (fp_parse_bool(bad[i], &b) != -1) fail_msg("'%s' should be rejected", bad[i]);
         assert_true(b);
     }
 }

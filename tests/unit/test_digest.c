@@ -222,8 +222,14 @@ static void test_hasher_update_fd(void **state)
         uint64_t limit;
         size_t expect;
     } cases[] = {
-        {UINT64_MAX, 200001}, {len, 200001},   {len + 1000, 200001}, {100000, 100000},
-        {65536, 65536},       {65537, 65537}, {1, 1},              {0, 0},
+        {UINT64_MAX, 200001},
+        {len, 200001},
+        {len + 1000, 200001},
+        {100000, 100000},
+        {65536, 65536},
+        {65537, 65537},
+        {1, 1},
+        {0, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         fp_hasher h;

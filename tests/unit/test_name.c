@@ -31,22 +31,20 @@ static void test_name_accepts(void **state)
         "x/y/z/w/v", "9a/8b",
     };
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
-        if (!name_ok(good[i]))
-            fail_msg("'%s' should be a valid name", good[i]);
+        if (!name_ok(good[i])) fail_msg("'%s' should be a valid name", good[i]);
 }
 
 static void test_name_rejects(void **state)
 {
     (void)state;
     const char *bad[] = {
-        "",     "A",      "a//b", "/a",    "a/",   "..",   "a/../b", "a..b", "a_-b",   "a___b",
-        "a b",  "a:b",    ".",    "a/.",   "./a",  "a/./b", "_a",    "a_",   "-a",     "a-",
-        ".a",   "a.",     "aB",   "a/B",   "a@b",  "a\\b",  "a/-b",  "a/b-", "a._b",   "a-.b",
-        "a\nb", "a/b/",   "//",   "a/_/b", "é",    "a+b",   "a%2fb", "a\tb", "a.-b",   "a__.b",
+        "",     "A",    "a//b", "/a",    "a/",  "..",    "a/../b", "a..b", "a_-b", "a___b",
+        "a b",  "a:b",  ".",    "a/.",   "./a", "a/./b", "_a",     "a_",   "-a",   "a-",
+        ".a",   "a.",   "aB",   "a/B",   "a@b", "a\\b",  "a/-b",   "a/b-", "a._b", "a-.b",
+        "a\nb", "a/b/", "//",   "a/_/b", "é",   "a+b",   "a%2fb",  "a\tb", "a.-b", "a__.b",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        if (name_ok(bad[i]))
-            fail_msg("'%s' should be an invalid name", bad[i]);
+        if (name_ok(bad[i])) fail_msg("'%s' should be an invalid name", bad[i]);
     assert_false(fp_name_valid(NULL, 0));
     assert_false(fp_name_valid(NULL, 3));
 }
@@ -87,12 +85,10 @@ static void test_tag(void **state)
     (void)state;
     const char *good[] = {"latest", "1.0", "v1.2.3-rc.1", "_x", "A", "0", "Z_z.9-", "a..b", "a--"};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
-        if (!tag_ok(good[i]))
-            fail_msg("'%s' should be a valid tag", good[i]);
+        if (!tag_ok(good[i])) fail_msg("'%s' should be a valid tag", good[i]);
     const char *bad[] = {"", ".a", "-a", "a/b", "a:b", "a b", "a@b", "a+b", "é", "a\n"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        if (tag_ok(bad[i]))
-            fail_msg("'%s' should be an invalid tag", bad[i]);
+        if (tag_ok(bad[i])) fail_msg("'%s' should be an invalid tag", bad[i]);
 
     char t[200];
     memset(t, 'x', sizeof t);
@@ -113,8 +109,7 @@ static void expect_ref(const char *s, const char *host, const char *name, const 
 {
     fp_reference ref;
     memset(&ref, 'z', sizeof ref);
-    if (fp_reference_parse(s, &ref) != 0)
-        fail_msg("'%s' should parse", s);
+    if (fp_reference_parse(s, &ref) != 0) fail_msg("'%s' should parse", s);
     assert_string_equal(ref.host, host);
     assert_string_equal(ref.name, name);
     assert_string_equal(ref.tag, tag);
@@ -249,10 +244,14 @@ static void test_reference_limits(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_name_accepts),         cmocka_unit_test(test_name_rejects),
-        cmocka_unit_test(test_name_explicit_length), cmocka_unit_test(test_name_length_limit),
-        cmocka_unit_test(test_tag),                  cmocka_unit_test(test_reference_parse),
-        cmocka_unit_test(test_reference_host_rules), cmocka_unit_test(test_reference_invalid),
+        cmocka_unit_test(test_name_accepts),
+        cmocka_unit_test(test_name_rejects),
+        cmocka_unit_test(test_name_explicit_length),
+        cmocka_unit_test(test_name_length_limit),
+        cmocka_unit_test(test_tag),
+        cmocka_unit_test(test_reference_parse),
+        cmocka_unit_test(test_reference_host_rules),
+        cmocka_unit_test(test_reference_invalid),
         cmocka_unit_test(test_reference_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

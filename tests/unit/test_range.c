@@ -156,9 +156,28 @@ static void test_content_range(void **state)
         assert_int_equal(e, good[i].end);
     }
     const char *bad[] = {
-        "5-2",      "1-0",  "",    "junk", "0-",  "-5",    "0",          "0-99/",      "0-99/x",
-        "0-99 x",   "0-9x", "a-b", "0--1", "-",   "0-99/-1", "bytes 0-", "bytes */100", "0-1-2",
-        "0-99,1-2", "+0-1", "0+1", "0-99999999999999999999999",
+        "5-2",
+        "1-0",
+        "",
+        "junk",
+        "0-",
+        "-5",
+        "0",
+        "0-99/",
+        "0-99/x",
+        "0-99 x",
+        "0-9x",
+        "a-b",
+        "0--1",
+        "-",
+        "0-99/-1",
+        "bytes 0-",
+        "bytes */100",
+        "0-1-2",
+        "0-99,1-2",
+        "+0-1",
+        "0+1",
+        "0-99999999999999999999999",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         uint64_t s = SENTINEL, e = SENTINEL;
@@ -187,13 +206,24 @@ static void test_parse_u64(void **state)
     assert_int_equal(v, UINT64_MAX - 5);
 
     const char *bad[] = {
-        "18446744073709551616", "18446744073709551620", "99999999999999999999", "-1", "-0",
-        "+1", "", "12a", "a12", " 1", "1 ", "1.0", "0x10", "1e3",
+        "18446744073709551616",
+        "18446744073709551620",
+        "99999999999999999999",
+        "-1",
+        "-0",
+        "+1",
+        "",
+        "12a",
+        "a12",
+        " 1",
+        "1 ",
+        "1.0",
+        "0x10",
+        "1e3",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         v = 42;
-        if (fp_parse_u64(bad[i], &v) != -1)
-            fail_msg("'%s' should be rejected", bad[i]);
+        if (fp_parse_u64(bad[i], &v) != -1) fail_msg("'%s' should be rejected", bad[i]);
     }
     assert_int_equal(fp_parse_u64(NULL, &v), -1);
 }
