@@ -30,29 +30,37 @@ int fp_cmd_gc(int argc, char **argv)
     int c;
     while ((c = getopt_long(argc, argv, "c:d:g:nh", opts, NULL)) != -1) {
         switch (c) {
-        case 'c': config = optarg; break;
-        case 'd': data = optarg; break;
-        case 'g': grace = optarg; break;
-        case 'n': dry_run = true; break;
-        case 'h': gc_help(); return 0;
-        default: return fp_cli_usage_error("gc", "unknown option");
+        case 'c':
+            config = optarg;
+            break;
+        case 'd':
+            data = optarg;
+            break;
+        case 'g':
+            grace = optarg;
+            break;
+        case 'n':
+            dry_run = true;
+            break;
+        case 'h':
+            gc_help();
+            return 0;
+        default:
+            return fp_cli_usage_error("gc", "unknown option");
         }
     }
     fp_config cfg;
-    if (fp_cli_load_config(&cfg, config, data) < 0)
-        return 1;
+    if (fp_cli_load_config(&cfg, config, data) < 0) return 1;
     fp_error err;
     if (grace && fp_config_set(&cfg, "storage", "gc_grace", grace, &err) < 0)
         return fp_cli_fail(&err);
     fp_store *s;
     struct fp_store_options so = {.upload_expiry_s = cfg.upload_expiry_s};
-    if (fp_store_open(&s, cfg.data_dir, &so, &err) < 0)
-        return fp_cli_fail(&err);
+    if (fp_store_open(&s, cfg.data_dir, &so, &err) < 0) return fp_cli_fail(&err);
     struct fp_gc_stats st;
     int rc = fp_store_gc(s, cfg.gc_grace_s, dry_run, &st, &err);
     fp_store_close(s);
-    if (rc < 0)
-        return fp_cli_fail(&err);
+    if (rc < 0) return fp_cli_fail(&err);
     printf("%smanifests_removed=%llu blob_links_removed=%llu blobs_removed=%llu "
            "bytes_freed=%llu uploads_purged=%llu orphan_files_removed=%llu\n",
            dry_run ? "dry-run " : "", (unsigned long long)st.manifests_removed,
@@ -88,25 +96,29 @@ int fp_cmd_fsck(int argc, char **argv)
     int c;
     while ((c = getopt_long(argc, argv, "c:d:h", opts, NULL)) != -1) {
         switch (c) {
-        case 'c': config = optarg; break;
-        case 'd': data = optarg; break;
-        case 'h': fsck_help(); return 0;
-        default: return fp_cli_usage_error("fsck", "unknown option");
+        case 'c':
+            config = optarg;
+            break;
+        case 'd':
+            data = optarg;
+            break;
+        case 'h':
+            fsck_help();
+            return 0;
+        default:
+            return fp_cli_usage_error("fsck", "unknown option");
         }
     }
     fp_config cfg;
-    if (fp_cli_load_config(&cfg, config, data) < 0)
-        return 1;
+    if (fp_cli_load_config(&cfg, config, data) < 0) return 1;
     fp_error err;
     fp_store *s;
     struct fp_store_options so = {.upload_expiry_s = cfg.upload_expiry_s};
-    if (fp_store_open(&s, cfg.data_dir, &so, &err) < 0)
-        return fp_cli_fail(&err);
+    if (fp_store_open(&s, cfg.data_dir, &so, &err) < 0) return fp_cli_fail(&err);
     struct fp_fsck_stats st;
     int rc = fp_store_fsck(s, print_problem, NULL, &st, &err);
     fp_store_close(s);
-    if (rc < 0)
-        return fp_cli_fail(&err);
+    if (rc < 0) return fp_cli_fail(&err);
     printf("blobs=%llu bytes=%llu manifests=%llu problems=%llu\n",
            (unsigned long long)st.blobs_checked, (unsigned long long)st.bytes_checked,
            (unsigned long long)st.manifests_checked, (unsigned long long)st.problems);

@@ -31,8 +31,7 @@ static int get_pages(const char *base, const char *first, const fp_http_opts *o,
     fp_buf_printf(&url, "%s%s", base, first);
     for (int pages = 0; pages < 100000; pages++) {
         fp_http_response resp;
-        if (fp_http_get(url.data, o, &resp, err) < 0)
-            return -1;
+        if (fp_http_get(url.data, o, &resp, err) < 0) return -1;
         if (resp.status != 200) {
             fp_error_set(err, 0, "GET %s: HTTP %ld: %.200s", url.data, resp.status,
                          resp.body.data ? resp.body.data : "");
@@ -43,14 +42,11 @@ static int get_pages(const char *base, const char *first, const fp_http_opts *o,
         char next[sizeof resp.link_next];
         snprintf(next, sizeof next, "%s", resp.link_next);
         fp_http_response_free(&resp);
-        if (!page)
-            return fp_error_set(err, 0, "GET %s: response is not JSON", url.data);
+        if (!page) return fp_error_set(err, 0, "GET %s: response is not JSON", url.data);
         int rc = fn(page, ctx);
         json_decref(page);
-        if (rc < 0)
-            return fp_error_set(err, 0, "unexpected response from %s", url.data);
-        if (!next[0])
-            return 0;
+        if (rc < 0) return fp_error_set(err, 0, "unexpected response from %s", url.data);
+        if (!next[0]) return 0;
         fp_buf_reset(&url);
         /* Link targets are paths on the same registry */
         if (next[0] == '/')
@@ -64,18 +60,15 @@ static int get_pages(const char *base, const char *first, const fp_http_opts *o,
 static int collect_repos(json_t *page, void *ctx)
 {
     json_t *repos = json_object_get(page, "repositories");
-    if (!json_is_array(repos))
-        return -1;
+    if (!json_is_array(repos)) return -1;
     return json_array_extend(ctx, repos) == 0 ? 0 : -1;
 }
 
 static int collect_tags(json_t *page, void *ctx)
 {
     json_t *tags = json_object_get(page, "tags");
-    if (json_is_null(tags))
-        return 0;
-    if (!json_is_array(tags))
-        return -1;
+    if (json_is_null(tags)) return 0;
+    if (!json_is_array(tags)) return -1;
     return json_array_extend(ctx, tags) == 0 ? 0 : -1;
 }
 
@@ -92,21 +85,29 @@ int fp_cmd_ls(int argc, char **argv)
     int c;
     while ((c = getopt_long(argc, argv, "r:u:C:kh", opts, NULL)) != -1) {
         switch (c) {
-        case 'r': registry = optarg; break;
+        case 'r':
+            registry = optarg;
+            break;
         case 'u':
             if (!strchr(optarg, ':') && getenv("FOGPORT_PASSWORD")) {
                 free(userpwd);
-                if (asprintf(&userpwd, "%s:%s", optarg, getenv("FOGPORT_PASSWORD")) < 0)
-                    return 1;
+                if (asprintf(&userpwd, "%s:%s", optarg, getenv("FOGPORT_PASSWORD")) < 0) return 1;
                 o.userpwd = userpwd;
             } else {
                 o.userpwd = optarg;
             }
             break;
-        case 'C': o.cacert = optarg; break;
-        case 'k': o.insecure = 1; break;
-        case 'h': help(); return 0;
-        default: return fp_cli_usage_error("ls", "unknown option");
+        case 'C':
+            o.cacert = optarg;
+            break;
+        case 'k':
+            o.insecure = 1;
+            break;
+        case 'h':
+            help();
+            return 0;
+        default:
+            return fp_cli_usage_error("ls", "unknown option");
         }
     }
     char base[1024];
@@ -130,8 +131,7 @@ int fp_cmd_ls(int argc, char **argv)
     json_t *name;
     json_array_foreach(repos, i, name)
     {
-        if (!json_is_string(name))
-            continue;
+        if (!json_is_string(name)) continue;
         char path[600];
         snprintf(path, sizeof path, "/v2/%s/tags/list?n=1000", json_string_value(name));
         json_t *tags = json_array();
@@ -145,8 +145,7 @@ int fp_cmd_ls(int argc, char **argv)
         json_object_set_new(line, "tags", tags);
         /* jansson's default separators give the paper's ", " and ": " */
         char *text = json_dumps(line, JSON_PRESERVE_ORDER);
-        if (text)
-            printf("%s\n", text);
+        if (text) printf("%s\n", text);
         free(text);
         json_decref(line);
     }

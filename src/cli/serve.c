@@ -33,19 +33,28 @@ int fp_cmd_serve(int argc, char **argv)
     int c;
     while ((c = getopt_long(argc, argv, "c:l:d:v:h", opts, NULL)) != -1) {
         switch (c) {
-        case 'c': config = optarg; break;
-        case 'l': listen = optarg; break;
-        case 'd': data = optarg; break;
-        case 'v': level = optarg; break;
-        case 'h': help(); return 0;
-        default: return fp_cli_usage_error("serve", "unknown option");
+        case 'c':
+            config = optarg;
+            break;
+        case 'l':
+            listen = optarg;
+            break;
+        case 'd':
+            data = optarg;
+            break;
+        case 'v':
+            level = optarg;
+            break;
+        case 'h':
+            help();
+            return 0;
+        default:
+            return fp_cli_usage_error("serve", "unknown option");
         }
     }
-    if (optind < argc)
-        return fp_cli_usage_error("serve", "unexpected argument");
+    if (optind < argc) return fp_cli_usage_error("serve", "unexpected argument");
     static fp_config cfg;
-    if (fp_cli_load_config(&cfg, config, data) < 0)
-        return 1;
+    if (fp_cli_load_config(&cfg, config, data) < 0) return 1;
     fp_error err;
     if ((listen && fp_config_set(&cfg, "server", "listen", listen, &err) < 0) ||
         (level && fp_config_set(&cfg, "log", "level", level, &err) < 0))
@@ -68,8 +77,7 @@ int fp_cmd_serve(int argc, char **argv)
 
     fp_store *store;
     struct fp_store_options so = {.upload_expiry_s = cfg.upload_expiry_s, .exclusive = true};
-    if (fp_store_open(&store, cfg.data_dir, &so, &err) < 0)
-        return fp_cli_fail(&err);
+    if (fp_store_open(&store, cfg.data_dir, &so, &err) < 0) return fp_cli_fail(&err);
     fp_registry *reg;
     if (fp_registry_start(&reg, &cfg, store, &err) < 0) {
         fp_store_close(store);
@@ -83,8 +91,7 @@ int fp_cmd_serve(int argc, char **argv)
     for (;;) {
         struct timespec tick = {.tv_sec = 60};
         sig = sigtimedwait(&set, NULL, &tick);
-        if (sig == SIGTERM || sig == SIGINT)
-            break;
+        if (sig == SIGTERM || sig == SIGINT) break;
         fp_store_maintain(store);
     }
     fp_info("event=stopping signal=%d", sig);

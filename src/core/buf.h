@@ -12,7 +12,10 @@ typedef struct fp_buf {
     size_t cap;
 } fp_buf;
 
-#define FP_BUF_INIT {NULL, 0, 0}
+#define FP_BUF_INIT                                                                                \
+    {                                                                                              \
+        NULL, 0, 0                                                                                 \
+    }
 
 /* All return 0, or -1 with errno ENOMEM. */
 int fp_buf_reserve(fp_buf *b, size_t extra);

@@ -14,13 +14,11 @@ static inline void fp_freep(void *p)
 }
 static inline void fp_closep(int *fd)
 {
-    if (*fd >= 0)
-        close(*fd);
+    if (*fd >= 0) close(*fd);
 }
 static inline void fp_fclosep(FILE **f)
 {
-    if (*f)
-        fclose(*f);
+    if (*f) fclose(*f);
 }
 
 #define cleanup_free   __attribute__((cleanup(fp_freep)))

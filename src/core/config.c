@@ -21,8 +21,13 @@ struct key {
 };
 
 #define STR(sec, key, field)                                                                       \
-    {sec, key, K_STR, offsetof(fp_config, field), sizeof(((fp_config *)0)->field)}
-#define NUM(sec, key, type, field) {sec, key, type, offsetof(fp_config, field), 0}
+    {                                                                                              \
+        sec, key, K_STR, offsetof(fp_config, field), sizeof(((fp_config *)0)->field)               \
+    }
+#define NUM(sec, key, type, field)                                                                 \
+    {                                                                                              \
+        sec, key, type, offsetof(fp_config, field), 0                                              \
+    }
 
 static const struct key keys[] = {
     STR("server", "listen", listen),
@@ -41,7 +46,8 @@ static const struct key keys[] = {
     NUM("limits", "max_manifest_size", K_SIZE, max_manifest_bytes),
     NUM("limits", "max_blob_size", K_SIZE, max_blob_bytes),
     NUM("limits", "max_page", K_UINT, max_page),
-    {"log", "level", K_LOGLEVEL, offsetof(fp_config, log_level), sizeof(((fp_config *)0)->log_level)},
+    {"log", "level", K_LOGLEVEL, offsetof(fp_config, log_level),
+     sizeof(((fp_config *)0)->log_level)},
     STR("log", "file", log_file),
     NUM("log", "access", K_BOOL, access_log),
 };
@@ -68,11 +74,9 @@ int fp_parse_size(const char *s, uint64_t *out)
 {
     char *end;
     errno = 0;
-    if (!s || !isdigit((unsigned char)*s))
-        return -1;
+    if (!s || !isdigit((unsigned char)*s)) return -1;
     unsigned long long v = strtoull(s, &end, 10);
-    if (errno)
-        return -1;
+    if (errno) return -1;
     uint64_t mult = 1;
     if (*end) {
         char u = (char)toupper((unsigned char)*end);
@@ -87,13 +91,10 @@ int fp_parse_size(const char *s, uint64_t *out)
         else
             return -1;
         end++;
-        if (strcasecmp(end, "ib") == 0 || strcasecmp(end, "b") == 0)
-            end += strlen(end);
-        if (*end)
-            return -1;
+        if (strcasecmp(end, "ib") == 0 || strcasecmp(end, "b") == 0) end += strlen(end);
+        if (*end) return -1;
     }
-    if (v > UINT64_MAX / mult)
-        return -1;
+    if (v > UINT64_MAX / mult) return -1;
     *out = v * mult;
     return 0;
 }
@@ -102,25 +103,30 @@ int fp_parse_duration(const char *s, unsigned *seconds)
 {
     char *end;
     errno = 0;
-    if (!s || !isdigit((unsigned char)*s))
-        return -1;
+    if (!s || !isdigit((unsigned char)*s)) return -1;
     unsigned long v = strtoul(s, &end, 10);
-    if (errno)
-        return -1;
+    if (errno) return -1;
     unsigned long mult = 1;
     if (*end) {
-        if (end[1])
-            return -1;
+        if (end[1]) return -1;
         switch (*end) {
-        case 's': mult = 1; break;
-        case 'm': mult = 60; break;
-        case 'h': mult = 3600; break;
-        case 'd': mult = 86400; break;
-        default: return -1;
+        case 's':
+            mult = 1;
+            break;
+        case 'm':
+            mult = 60;
+            break;
+        case 'h':
+            mult = 3600;
+            break;
+        case 'd':
+            mult = 86400;
+            break;
+        default:
+            return -1;
         }
     }
-    if (v > 0xffffffffUL / mult)
-        return -1;
+    if (v > 0xffffffffUL / mult) return -1;
     *seconds = (unsigned)(v * mult);
     return 0;
 }
@@ -142,14 +148,14 @@ int fp_config_set(fp_config *cfg, const char *section, const char *key, const ch
 {
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         const struct key *k = &keys[i];
-        if (strcmp(k->section, section) != 0 || strcmp(k->name, key) != 0)
-            continue;
+        if (strcmp(k->section, section) != 0 || strcmp(k->name, key) != 0) continue;
         char *field = (char *)cfg + k->offset;
         uint64_t u64;
         switch (k->type) {
         case K_LOGLEVEL:
             if (fp_log_level_parse(value) < 0)
-                return fp_error_set(err, 0, "[%s] %s: unknown level '%s' (debug, info, warn, error)",
+                return fp_error_set(err, 0,
+                                    "[%s] %s: unknown level '%s' (debug, info, warn, error)",
                                     section, key, value);
             /* fallthrough */
         case K_STR:
@@ -164,8 +170,8 @@ int fp_config_set(fp_config *cfg, const char *section, const char *key, const ch
             return 0;
         case K_SIZE:
             if (fp_parse_size(value, (uint64_t *)field) < 0)
-                return fp_error_set(err, 0, "[%s] %s: '%s' is not a size (e.g. 4MiB)", section,
-                                    key, value);
+                return fp_error_set(err, 0, "[%s] %s: '%s' is not a size (e.g. 4MiB)", section, key,
+                                    value);
             return 0;
         case K_DURATION:
             if (fp_parse_duration(value, (unsigned *)field) < 0)
@@ -174,8 +180,7 @@ int fp_config_set(fp_config *cfg, const char *section, const char *key, const ch
             return 0;
         case K_BOOL:
             if (fp_parse_bool(value, (bool *)field) < 0)
-                return fp_error_set(err, 0, "[%s] %s: '%s' is not true/false", section, key,
-                                    value);
+                return fp_error_set(err, 0, "[%s] %s: '%s' is not true/false", section, key, value);
             return 0;
         }
     }
@@ -195,8 +200,7 @@ static char *trim(char *s)
 int fp_config_load(fp_config *cfg, const char *path, fp_error *err)
 {
     cleanup_fclose FILE *f = fopen(path, "re");
-    if (!f)
-        return fp_error_set(err, errno, "open config %s", path);
+    if (!f) return fp_error_set(err, errno, "open config %s", path);
     char line[4096];
     char section[64] = "";
     unsigned lineno = 0;
@@ -210,8 +214,7 @@ int fp_config_load(fp_config *cfg, const char *path, fp_error *err)
                 return fp_error_set(err, 0, "%s:%u: line too long", path, lineno);
         }
         char *s = trim(line);
-        if (*s == '\0' || *s == '#' || *s == ';')
-            continue;
+        if (*s == '\0' || *s == '#' || *s == ';') continue;
         if (*s == '[') {
             char *close = strchr(s, ']');
             if (!close || close[1] != '\0' || close - s - 1 >= (long)sizeof section)
@@ -221,8 +224,7 @@ int fp_config_load(fp_config *cfg, const char *path, fp_error *err)
             continue;
         }
         char *eq = strchr(s, '=');
-        if (!eq)
-            return fp_error_set(err, 0, "%s:%u: expected key = value", path, lineno);
+        if (!eq) return fp_error_set(err, 0, "%s:%u: expected key = value", path, lineno);
         *eq = '\0';
         char *key = trim(s);
         char *value = trim(eq + 1);

@@ -14,16 +14,16 @@
 
 typedef struct fp_config {
     /* [server] */
-    char listen[256];            /* host:port, [v6]:port */
-    unsigned threads;            /* 0: one per CPU */
-    unsigned timeout_s;          /* idle/stalled connection timeout */
+    char listen[256];   /* host:port, [v6]:port */
+    unsigned threads;   /* 0: one per CPU */
+    unsigned timeout_s; /* idle/stalled connection timeout */
     unsigned max_connections;
     unsigned max_connections_per_ip;
     /* [storage] */
     char data_dir[FP_PATH_MAX];
     bool delete_enabled;
-    unsigned gc_grace_s;         /* blobs/manifests younger than this are never collected */
-    unsigned upload_expiry_s;    /* idle upload sessions are purged after this */
+    unsigned gc_grace_s;      /* blobs/manifests younger than this are never collected */
+    unsigned upload_expiry_s; /* idle upload sessions are purged after this */
     /* [tls] */
     char tls_cert[FP_PATH_MAX];
     char tls_key[FP_PATH_MAX];
@@ -32,8 +32,8 @@ typedef struct fp_config {
     char realm[128];
     /* [limits] */
     uint64_t max_manifest_bytes;
-    uint64_t max_blob_bytes;     /* 0: unlimited */
-    unsigned max_page;           /* largest n for tags/catalog pages */
+    uint64_t max_blob_bytes; /* 0: unlimited */
+    unsigned max_page;       /* largest n for tags/catalog pages */
     /* [log] */
     char log_level[16];
     char log_file[FP_PATH_MAX];

@@ -15,8 +15,8 @@ static bool alg_sep(char c)
 }
 static bool enc_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '=' || c == '_' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '=' ||
+           c == '_' || c == '-';
 }
 
 enum fp_digest_status fp_digest_parse(const char *s, size_t len, enum fp_digest_alg *alg)
@@ -27,23 +27,19 @@ enum fp_digest_status fp_digest_parse(const char *s, size_t len, enum fp_digest_
         size_t start = i;
         while (i < len && alg_char(s[i]))
             i++;
-        if (i == start)
-            return FP_DIGEST_SYNTAX;
+        if (i == start) return FP_DIGEST_SYNTAX;
         if (i < len && alg_sep(s[i])) {
             i++;
             continue;
         }
         break;
     }
-    if (i >= len || s[i] != ':')
-        return FP_DIGEST_SYNTAX;
+    if (i >= len || s[i] != ':') return FP_DIGEST_SYNTAX;
     size_t alg_len = i++;
     size_t enc_len = len - i;
-    if (enc_len == 0)
-        return FP_DIGEST_SYNTAX;
+    if (enc_len == 0) return FP_DIGEST_SYNTAX;
     for (size_t j = i; j < len; j++)
-        if (!enc_char(s[j]))
-            return FP_DIGEST_SYNTAX;
+        if (!enc_char(s[j])) return FP_DIGEST_SYNTAX;
 
     size_t want;
     enum fp_digest_alg a;
@@ -56,13 +52,11 @@ enum fp_digest_status fp_digest_parse(const char *s, size_t len, enum fp_digest_
     } else {
         return FP_DIGEST_UNSUPPORTED;
     }
-    if (enc_len != want)
-        return FP_DIGEST_BAD_ENCODING;
+    if (enc_len != want) return FP_DIGEST_BAD_ENCODING;
     for (size_t j = i; j < len; j++)
         if (!((s[j] >= '0' && s[j] <= '9') || (s[j] >= 'a' && s[j] <= 'f')))
             return FP_DIGEST_BAD_ENCODING;
-    if (alg)
-        *alg = a;
+    if (alg) *alg = a;
     return FP_DIGEST_OK;
 }
 
@@ -121,14 +115,12 @@ static void hex_encode(const unsigned char *in, unsigned n, char *out)
 int fp_hasher_peek(const fp_hasher *h, char out[FP_DIGEST_MAX])
 {
     EVP_MD_CTX *copy = EVP_MD_CTX_new();
-    if (!copy)
-        return -1;
+    if (!copy) return -1;
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned n = 0;
     int ok = EVP_MD_CTX_copy_ex(copy, h->ctx) == 1 && EVP_DigestFinal_ex(copy, md, &n) == 1;
     EVP_MD_CTX_free(copy);
-    if (!ok)
-        return -1;
+    if (!ok) return -1;
     const char *name = fp_digest_alg_name(h->alg);
     size_t nl = strlen(name);
     memcpy(out, name, nl);
@@ -139,8 +131,7 @@ int fp_hasher_peek(const fp_hasher *h, char out[FP_DIGEST_MAX])
 
 void fp_hasher_free(fp_hasher *h)
 {
-    if (h->ctx)
-        EVP_MD_CTX_free(h->ctx);
+    if (h->ctx) EVP_MD_CTX_free(h->ctx);
     h->ctx = NULL;
 }
 
@@ -148,8 +139,7 @@ int fp_hasher_copy(fp_hasher *dst, const fp_hasher *src)
 {
     dst->alg = src->alg;
     dst->ctx = EVP_MD_CTX_new();
-    if (!dst->ctx)
-        return -1;
+    if (!dst->ctx) return -1;
     if (EVP_MD_CTX_copy_ex(dst->ctx, src->ctx) != 1) {
         fp_hasher_free(dst);
         return -1;
@@ -160,8 +150,7 @@ int fp_hasher_copy(fp_hasher *dst, const fp_hasher *src)
 int fp_digest_bytes(enum fp_digest_alg alg, const void *data, size_t len, char out[FP_DIGEST_MAX])
 {
     fp_hasher h;
-    if (fp_hasher_init(&h, alg) < 0)
-        return -1;
+    if (fp_hasher_init(&h, alg) < 0) return -1;
     int rc = fp_hasher_update(&h, data, len) == 0 ? fp_hasher_peek(&h, out) : -1;
     fp_hasher_free(&h);
     return rc;
@@ -173,18 +162,14 @@ int64_t fp_hasher_update_fd(fp_hasher *h, int fd, uint64_t limit)
     uint64_t done = 0;
     while (done < limit) {
         size_t want = sizeof chunk;
-        if (limit - done < want)
-            want = (size_t)(limit - done);
+        if (limit - done < want) want = (size_t)(limit - done);
         ssize_t n = pread(fd, chunk, want, (off_t)done);
         if (n < 0) {
-            if (errno == EINTR)
-                continue;
+            if (errno == EINTR) continue;
             return -1;
         }
-        if (n == 0)
-            break;
-        if (fp_hasher_update(h, chunk, (size_t)n) < 0)
-            return -1;
+        if (n == 0) break;
+        if (fp_hasher_update(h, chunk, (size_t)n) < 0) return -1;
         done += (uint64_t)n;
     }
     return (int64_t)done;

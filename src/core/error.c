@@ -6,8 +6,7 @@
 
 int fp_error_set(fp_error *err, int errnum, const char *fmt, ...)
 {
-    if (!err)
-        return -1;
+    if (!err) return -1;
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(err->msg, sizeof err->msg, fmt, ap);
@@ -20,8 +19,7 @@ int fp_error_set(fp_error *err, int errnum, const char *fmt, ...)
 
 int fp_error_prefix(fp_error *err, const char *fmt, ...)
 {
-    if (!err)
-        return -1;
+    if (!err) return -1;
     char ctx[256];
     va_list ap;
     va_start(ap, fmt);

@@ -5,8 +5,8 @@
 #define FP_CORE_ERROR_H
 
 typedef struct fp_error {
-    int errnum;     /* errno at the failure site, 0 when not a system error */
-    char msg[512];  /* human-readable, includes strerror(errnum) when set */
+    int errnum;    /* errno at the failure site, 0 when not a system error */
+    char msg[512]; /* human-readable, includes strerror(errnum) when set */
 } fp_error;
 
 /* Fill err and return -1. errnum 0 means "not a system error". */

@@ -35,8 +35,7 @@ static void trim_copy(char *dst, size_t dl, const char *src, size_t sl)
         src++, sl--;
     while (sl && isspace((unsigned char)src[sl - 1]))
         sl--;
-    if (sl >= dl)
-        sl = dl - 1;
+    if (sl >= dl) sl = dl - 1;
     memcpy(dst, src, sl);
     dst[sl] = '\0';
 }
@@ -49,8 +48,7 @@ static size_t on_header(char *data, size_t size, size_t n, void *cls)
         const char *lt = memchr(data, '<', len);
         const char *gt = lt ? memchr(lt, '>', len - (size_t)(lt - data)) : NULL;
         if (gt && memmem(gt, len - (size_t)(gt - data), "rel=\"next\"", 10))
-            trim_copy(s->resp->link_next, sizeof s->resp->link_next, lt + 1,
-                      (size_t)(gt - lt - 1));
+            trim_copy(s->resp->link_next, sizeof s->resp->link_next, lt + 1, (size_t)(gt - lt - 1));
     } else if (len > 13 && strncasecmp(data, "Content-Type:", 13) == 0) {
         trim_copy(s->resp->content_type, sizeof s->resp->content_type, data + 13, len - 13);
     }
@@ -60,13 +58,11 @@ static size_t on_header(char *data, size_t size, size_t n, void *cls)
 int fp_http_get(const char *url, const fp_http_opts *opts, fp_http_response *resp, fp_error *err)
 {
     static const fp_http_opts defaults = {0};
-    if (!opts)
-        opts = &defaults;
+    if (!opts) opts = &defaults;
     pthread_once(&curl_once, curl_init);
     memset(resp, 0, sizeof *resp);
     CURL *c = curl_easy_init();
-    if (!c)
-        return fp_error_set(err, 0, "curl init failed");
+    if (!c) return fp_error_set(err, 0, "curl init failed");
     struct sink s = {.resp = resp, .max = opts->max_body ? opts->max_body : (64u << 20)};
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
@@ -81,8 +77,7 @@ int fp_http_get(const char *url, const fp_http_opts *opts, fp_http_response *res
         curl_easy_setopt(c, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
         curl_easy_setopt(c, CURLOPT_USERPWD, opts->userpwd);
     }
-    if (opts->cacert)
-        curl_easy_setopt(c, CURLOPT_CAINFO, opts->cacert);
+    if (opts->cacert) curl_easy_setopt(c, CURLOPT_CAINFO, opts->cacert);
     if (opts->insecure) {
         curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
         curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);

@@ -11,11 +11,11 @@
 #include "core/error.h"
 
 typedef struct fp_http_opts {
-    const char *userpwd;  /* "user:password" for Basic auth, or NULL */
-    const char *cacert;   /* CA bundle to verify TLS with, or NULL for the system's */
-    int insecure;         /* skip TLS verification (tests only) */
-    long timeout_s;       /* 0: 30 s */
-    size_t max_body;      /* 0: 64 MiB */
+    const char *userpwd; /* "user:password" for Basic auth, or NULL */
+    const char *cacert;  /* CA bundle to verify TLS with, or NULL for the system's */
+    int insecure;        /* skip TLS verification (tests only) */
+    long timeout_s;      /* 0: 30 s */
+    size_t max_body;     /* 0: 64 MiB */
 } fp_http_opts;
 
 typedef struct fp_http_response {
@@ -25,8 +25,7 @@ typedef struct fp_http_response {
     char content_type[256];
 } fp_http_response;
 
-int fp_http_get(const char *url, const fp_http_opts *opts, fp_http_response *resp,
-                fp_error *err);
+int fp_http_get(const char *url, const fp_http_opts *opts, fp_http_response *resp, fp_error *err);
 void fp_http_response_free(fp_http_response *resp);
 
 #endif

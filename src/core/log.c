@@ -13,8 +13,7 @@ static const char *const level_names[] = {"debug", "info", "warn", "error"};
 int fp_log_level_parse(const char *s)
 {
     for (int i = 0; i < 4; i++)
-        if (strcmp(s, level_names[i]) == 0)
-            return i;
+        if (strcmp(s, level_names[i]) == 0) return i;
     return -1;
 }
 
@@ -28,12 +27,10 @@ int fp_log_set_file(const char *path)
     FILE *f = NULL;
     if (path) {
         f = fopen(path, "ae");
-        if (!f)
-            return -1;
+        if (!f) return -1;
         setvbuf(f, NULL, _IOLBF, 0);
     }
-    if (log_file)
-        fclose(log_file);
+    if (log_file) fclose(log_file);
     log_file = f;
     return 0;
 }
@@ -45,8 +42,7 @@ bool fp_log_enabled(enum fp_log_level level)
 
 void fp_log(enum fp_log_level level, const char *fmt, ...)
 {
-    if (level < min_level)
-        return;
+    if (level < min_level) return;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
@@ -54,15 +50,14 @@ void fp_log(enum fp_log_level level, const char *fmt, ...)
     /* Build the whole line first so concurrent threads never interleave. */
     char line[2048];
     int n = snprintf(line, sizeof line, "time=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000000, level_names[level]);
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     ts.tv_nsec / 1000000, level_names[level]);
     va_list ap;
     va_start(ap, fmt);
     int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
     va_end(ap);
     size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
-    if (len > sizeof line - 2)
-        len = sizeof line - 2;
+    if (len > sizeof line - 2) len = sizeof line - 2;
     line[len++] = '\n';
     fwrite(line, 1, len, log_file ? log_file : stderr);
 }
@@ -71,17 +66,14 @@ const char *fp_log_quote(const char *value, char *out, size_t outlen)
 {
     size_t o = 0;
     if (outlen < 3) {
-        if (outlen)
-            out[0] = '\0';
+        if (outlen) out[0] = '\0';
         return out;
     }
     out[o++] = '"';
     for (const char *p = value ? value : ""; *p && o + 3 < outlen; p++) {
         unsigned char c = (unsigned char)*p;
-        if (c < 0x20 || c == 0x7f)
-            continue;
-        if (c == '"' || c == '\\')
-            out[o++] = '\\';
+        if (c < 0x20 || c == 0x7f) continue;
+        if (c == '"' || c == '\\') out[o++] = '\\';
         out[o++] = (char)c;
     }
     out[o++] = '"';

@@ -22,9 +22,9 @@ void fp_log(enum fp_log_level level, const char *fmt, ...) __attribute__((format
  * characters dropped. Truncates to fit out. */
 const char *fp_log_quote(const char *value, char *out, size_t outlen);
 
-#define fp_debug(...) fp_log(FP_LOG_DEBUG, __VA_ARGS__)
-#define fp_info(...)  fp_log(FP_LOG_INFO, __VA_ARGS__)
-#define fp_warn(...)  fp_log(FP_LOG_WARN, __VA_ARGS__)
+#define fp_debug(...)  fp_log(FP_LOG_DEBUG, __VA_ARGS__)
+#define fp_info(...)   fp_log(FP_LOG_INFO, __VA_ARGS__)
+#define fp_warn(...)   fp_log(FP_LOG_WARN, __VA_ARGS__)
 #define fp_errorf(...) fp_log(FP_LOG_ERROR, __VA_ARGS__)
 
 #endif

@@ -32,11 +32,9 @@ static bool is_index_type(const char *mt)
 static bool media_type_valid(const char *s)
 {
     size_t n = strlen(s);
-    if (n == 0 || n > 255)
-        return false;
+    if (n == 0 || n > 255) return false;
     const char *slash = strchr(s, '/');
-    if (!slash || slash == s || slash[1] == '\0' || strchr(slash + 1, '/'))
-        return false;
+    if (!slash || slash == s || slash[1] == '\0' || strchr(slash + 1, '/')) return false;
     for (const char *p = s; *p; p++) {
         char c = *p;
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -46,11 +44,9 @@ static bool media_type_valid(const char *s)
     return true;
 }
 
-static int parse_descriptor(json_t *j, fp_descriptor *d, const char *what, char *why,
-                            size_t whylen)
+static int parse_descriptor(json_t *j, fp_descriptor *d, const char *what, char *why, size_t whylen)
 {
-    if (!json_is_object(j))
-        return fail(why, whylen, "%s is not an object", what);
+    if (!json_is_object(j)) return fail(why, whylen, "%s is not an object", what);
     json_t *mt = json_object_get(j, "mediaType");
     json_t *dg = json_object_get(j, "digest");
     json_t *sz = json_object_get(j, "size");
@@ -71,13 +67,11 @@ static int parse_descriptor(json_t *j, fp_descriptor *d, const char *what, char 
 static void strip_params(const char *ct, char *out, size_t outlen)
 {
     out[0] = '\0';
-    if (!ct)
-        return;
+    if (!ct) return;
     while (*ct == ' ')
         ct++;
     size_t n = strcspn(ct, "; ");
-    if (n >= outlen)
-        n = outlen - 1;
+    if (n >= outlen) n = outlen - 1;
     memcpy(out, ct, n);
     out[n] = '\0';
 }
@@ -88,8 +82,7 @@ int fp_manifest_parse(const void *body, size_t len, const char *content_type, fp
     memset(m, 0, sizeof *m);
     json_error_t jerr;
     json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root)
-        return fail(why, whylen, "not valid JSON: %s (line %d)", jerr.text, jerr.line);
+    if (!root) return fail(why, whylen, "not valid JSON: %s (line %d)", jerr.text, jerr.line);
     int rc = -1;
     if (!json_is_object(root)) {
         fail(why, whylen, "manifest is not a JSON object");
@@ -114,8 +107,7 @@ int fp_manifest_parse(const void *body, size_t len, const char *content_type, fp
         fail(why, whylen, "mediaType %s does not match Content-Type %s", type, ct);
         goto out;
     }
-    if (!type && fp_media_type_is_manifest(ct))
-        type = ct;
+    if (!type && fp_media_type_is_manifest(ct)) type = ct;
     if (!type) {
         /* OCI allows mediaType to be absent: infer it from the shape. */
         type = json_object_get(root, "manifests") ? FP_MT_OCI_INDEX : FP_MT_OCI_MANIFEST;
@@ -129,8 +121,8 @@ int fp_manifest_parse(const void *body, size_t len, const char *content_type, fp
 
     json_t *list = json_object_get(root, m->is_index ? "manifests" : "layers");
     if (!m->is_index) {
-        if (parse_descriptor(json_object_get(root, "config"), &m->config, "config", why,
-                             whylen) < 0)
+        if (parse_descriptor(json_object_get(root, "config"), &m->config, "config", why, whylen) <
+            0)
             goto out;
         if (!json_is_array(list)) {
             fail(why, whylen, "layers must be an array");
@@ -149,16 +141,14 @@ int fp_manifest_parse(const void *body, size_t len, const char *content_type, fp
     for (size_t i = 0; i < n; i++) {
         char what[48];
         snprintf(what, sizeof what, "%s[%zu]", m->is_index ? "manifests" : "layers", i);
-        if (parse_descriptor(json_array_get(list, i), &m->refs[i], what, why, whylen) < 0)
-            goto out;
+        if (parse_descriptor(json_array_get(list, i), &m->refs[i], what, why, whylen) < 0) goto out;
     }
     m->nrefs = n;
 
     json_t *subject = json_object_get(root, "subject");
     if (subject) {
         fp_descriptor sd;
-        if (parse_descriptor(subject, &sd, "subject", why, whylen) < 0)
-            goto out;
+        if (parse_descriptor(subject, &sd, "subject", why, whylen) < 0) goto out;
         m->has_subject = true;
         snprintf(m->subject, sizeof m->subject, "%s", sd.digest);
     }
@@ -193,8 +183,7 @@ int fp_manifest_parse(const void *body, size_t len, const char *content_type, fp
     rc = 0;
 out:
     json_decref(root);
-    if (rc < 0)
-        fp_manifest_free(m);
+    if (rc < 0) fp_manifest_free(m);
     return rc;
 }
 

@@ -11,11 +11,11 @@
 
 #include "core/digest.h"
 
-#define FP_MT_OCI_MANIFEST   "application/vnd.oci.image.manifest.v1+json"
-#define FP_MT_OCI_INDEX      "application/vnd.oci.image.index.v1+json"
-#define FP_MT_DOCKER_V2      "application/vnd.docker.distribution.manifest.v2+json"
-#define FP_MT_DOCKER_LIST    "application/vnd.docker.distribution.manifest.list.v2+json"
-#define FP_MT_DOCKER_V1      "application/vnd.docker.distribution.manifest.v1+json"
+#define FP_MT_OCI_MANIFEST     "application/vnd.oci.image.manifest.v1+json"
+#define FP_MT_OCI_INDEX        "application/vnd.oci.image.index.v1+json"
+#define FP_MT_DOCKER_V2        "application/vnd.docker.distribution.manifest.v2+json"
+#define FP_MT_DOCKER_LIST      "application/vnd.docker.distribution.manifest.list.v2+json"
+#define FP_MT_DOCKER_V1        "application/vnd.docker.distribution.manifest.v1+json"
 #define FP_MT_DOCKER_V1_SIGNED "application/vnd.docker.distribution.manifest.v1+prettyjws"
 
 typedef struct fp_descriptor {
@@ -33,8 +33,8 @@ typedef struct fp_manifest {
     size_t nrefs;
     bool has_subject;
     char subject[FP_DIGEST_MAX];
-    char artifact_type[256];   /* "" when none (after the referrers fallback rule) */
-    char *annotations;         /* JSON object text or NULL */
+    char artifact_type[256]; /* "" when none (after the referrers fallback rule) */
+    char *annotations;       /* JSON object text or NULL */
 } fp_manifest;
 
 /* Parse and validate body. content_type is the request's Content-Type

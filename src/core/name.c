@@ -13,21 +13,18 @@ static bool lower_alnum(char c)
 static bool component_valid(const char *s, size_t len)
 {
     size_t i = 0;
-    if (len == 0 || !lower_alnum(s[0]))
-        return false;
+    if (len == 0 || !lower_alnum(s[0])) return false;
     while (i < len) {
         while (i < len && lower_alnum(s[i]))
             i++;
-        if (i == len)
-            return true;
+        if (i == len) return true;
         /* separator */
         size_t start = i;
         if (s[i] == '.') {
             i++;
         } else if (s[i] == '_') {
             i++;
-            if (i < len && s[i] == '_')
-                i++;
+            if (i < len && s[i] == '_') i++;
         } else if (s[i] == '-') {
             while (i < len && s[i] == '-')
                 i++;
@@ -35,21 +32,18 @@ static bool component_valid(const char *s, size_t len)
             return false;
         }
         (void)start;
-        if (i == len || !lower_alnum(s[i]))
-            return false;
+        if (i == len || !lower_alnum(s[i])) return false;
     }
     return true;
 }
 
 bool fp_name_valid(const char *name, size_t len)
 {
-    if (!name || len == 0 || len > FP_NAME_MAX)
-        return false;
+    if (!name || len == 0 || len > FP_NAME_MAX) return false;
     size_t start = 0;
     for (size_t i = 0; i <= len; i++) {
         if (i == len || name[i] == '/') {
-            if (!component_valid(name + start, i - start))
-                return false;
+            if (!component_valid(name + start, i - start)) return false;
             start = i + 1;
         }
     }
@@ -58,8 +52,7 @@ bool fp_name_valid(const char *name, size_t len)
 
 bool fp_tag_valid(const char *tag, size_t len)
 {
-    if (!tag || len == 0 || len > FP_TAG_MAX)
-        return false;
+    if (!tag || len == 0 || len > FP_TAG_MAX) return false;
     char c = tag[0];
     if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'))
         return false;
@@ -74,8 +67,7 @@ bool fp_tag_valid(const char *tag, size_t len)
 
 static bool host_valid(const char *s, size_t len)
 {
-    if (len == 0 || len > 255)
-        return false;
+    if (len == 0 || len > 255) return false;
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -88,11 +80,9 @@ static bool host_valid(const char *s, size_t len)
 int fp_reference_parse(const char *s, fp_reference *ref)
 {
     memset(ref, 0, sizeof *ref);
-    if (!s)
-        return -1;
+    if (!s) return -1;
     size_t len = strlen(s);
-    if (len == 0 || len > 1024)
-        return -1;
+    if (len == 0 || len > 1024) return -1;
 
     /* digest suffix */
     const char *at = memchr(s, '@', len);
@@ -110,11 +100,10 @@ int fp_reference_parse(const char *s, fp_reference *ref)
     const char *slash = memchr(s, '/', rest);
     if (slash) {
         size_t hl = (size_t)(slash - s);
-        bool is_host = memchr(s, '.', hl) || memchr(s, ':', hl) ||
-                       (hl == 9 && memcmp(s, "localhost", 9) == 0);
+        bool is_host =
+            memchr(s, '.', hl) || memchr(s, ':', hl) || (hl == 9 && memcmp(s, "localhost", 9) == 0);
         if (is_host) {
-            if (!host_valid(s, hl))
-                return -1;
+            if (!host_valid(s, hl)) return -1;
             memcpy(ref->host, s, hl);
             name_start = hl + 1;
         }
@@ -123,20 +112,17 @@ int fp_reference_parse(const char *s, fp_reference *ref)
     /* tag: a ':' after the last '/' */
     size_t name_end = rest;
     for (size_t i = rest; i > name_start; i--) {
-        if (s[i - 1] == '/')
-            break;
+        if (s[i - 1] == '/') break;
         if (s[i - 1] == ':') {
             size_t tl = rest - i;
-            if (!fp_tag_valid(s + i, tl))
-                return -1;
+            if (!fp_tag_valid(s + i, tl)) return -1;
             memcpy(ref->tag, s + i, tl);
             name_end = i - 1;
             break;
         }
     }
     size_t nl = name_end - name_start;
-    if (!fp_name_valid(s + name_start, nl))
-        return -1;
+    if (!fp_name_valid(s + name_start, nl)) return -1;
     memcpy(ref->name, s + name_start, nl);
     return 0;
 }

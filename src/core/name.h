@@ -18,10 +18,10 @@ bool fp_name_valid(const char *name, size_t len);
 bool fp_tag_valid(const char *tag, size_t len);
 
 typedef struct fp_reference {
-    char host[256];   /* "" when the reference names no registry host */
+    char host[256]; /* "" when the reference names no registry host */
     char name[FP_NAME_MAX + 1];
-    char tag[FP_TAG_MAX + 1];  /* "" when absent */
-    char digest[136];          /* "" when absent */
+    char tag[FP_TAG_MAX + 1]; /* "" when absent */
+    char digest[136];         /* "" when absent */
 } fp_reference;
 
 /* Parse an image reference. A first component is a host when it contains '.'

@@ -13,8 +13,7 @@ enum fp_range_status {
 };
 
 /* Parse a Range header value for a representation of `size` bytes. */
-enum fp_range_status fp_range_parse(const char *hdr, uint64_t size, uint64_t *start,
-                                    uint64_t *end);
+enum fp_range_status fp_range_parse(const char *hdr, uint64_t size, uint64_t *start, uint64_t *end);
 
 /* Parse an upload Content-Range. Returns 0 with start and end (inclusive) or
  * -1 when malformed or end < start. */

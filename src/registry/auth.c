@@ -42,21 +42,17 @@ struct fp_auth {
 static int load(fp_auth *a, fp_error *err)
 {
     cleanup_free char *text = NULL;
-    if (fp_read_file(a->path, 16 << 20, &text, NULL, err) < 0)
-        return -1;
+    if (fp_read_file(a->path, 16 << 20, &text, NULL, err) < 0) return -1;
     size_t cap = 8, n = 0;
     struct entry *e = calloc(cap, sizeof *e);
-    if (!e)
-        return fp_error_set(err, ENOMEM, "htpasswd");
+    if (!e) return fp_error_set(err, ENOMEM, "htpasswd");
     char *save = NULL;
     for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         line[strcspn(line, "\r")] = '\0';
         char *colon = strchr(line, ':');
-        if (!colon || line[0] == '#')
-            continue;
+        if (!colon || line[0] == '#') continue;
         *colon = '\0';
-        if (strlen(line) >= sizeof e->user || strlen(colon + 1) >= sizeof e->hash)
-            continue;
+        if (strlen(line) >= sizeof e->user || strlen(colon + 1) >= sizeof e->hash) continue;
         if (strncmp(colon + 1, "$2", 2) != 0) {
             fp_warn("event=htpasswd_skip user=%s reason=\"only bcrypt hashes are accepted\"", line);
             continue;
@@ -84,8 +80,7 @@ static int load(fp_auth *a, fp_error *err)
 int fp_auth_open(fp_auth **out, const char *htpasswd_path, fp_error *err)
 {
     fp_auth *a = calloc(1, sizeof *a);
-    if (!a)
-        return fp_error_set(err, ENOMEM, "auth");
+    if (!a) return fp_error_set(err, ENOMEM, "auth");
     snprintf(a->path, sizeof a->path, "%s", htpasswd_path);
     pthread_mutex_init(&a->lock, NULL);
     struct stat st;
@@ -105,8 +100,7 @@ int fp_auth_open(fp_auth **out, const char *htpasswd_path, fp_error *err)
 
 void fp_auth_free(fp_auth *a)
 {
-    if (!a)
-        return;
+    if (!a) return;
     free(a->entries);
     pthread_mutex_destroy(&a->lock);
     OPENSSL_cleanse(a, sizeof *a);
@@ -116,10 +110,8 @@ void fp_auth_free(fp_auth *a)
 static void reload_if_changed(fp_auth *a)
 {
     struct stat st;
-    if (stat(a->path, &st) < 0)
-        return;
-    if (st.st_mtim.tv_sec == a->mtime.tv_sec && st.st_mtim.tv_nsec == a->mtime.tv_nsec)
-        return;
+    if (stat(a->path, &st) < 0) return;
+    if (st.st_mtim.tv_sec == a->mtime.tv_sec && st.st_mtim.tv_nsec == a->mtime.tv_nsec) return;
     fp_error err;
     if (load(a, &err) == 0)
         a->mtime = st.st_mtim;
@@ -129,25 +121,21 @@ static void reload_if_changed(fp_auth *a)
 
 bool fp_auth_check(fp_auth *a, const char *authorization, char user[64])
 {
-    if (!authorization || strncasecmp(authorization, "Basic ", 6) != 0)
-        return false;
+    if (!authorization || strncasecmp(authorization, "Basic ", 6) != 0) return false;
     const char *b64 = authorization + 6;
     while (*b64 == ' ')
         b64++;
     size_t bl = strlen(b64);
-    if (bl == 0 || bl > 1024)
-        return false;
+    if (bl == 0 || bl > 1024) return false;
     unsigned char decoded[800];
     int dl = EVP_DecodeBlock(decoded, (const unsigned char *)b64, (int)bl);
-    if (dl < 0)
-        return false;
+    if (dl < 0) return false;
     /* EVP_DecodeBlock counts '=' padding as zero bytes: drop them */
     for (size_t i = bl; i > 0 && b64[i - 1] == '='; i--)
         dl--;
     decoded[dl] = '\0';
     char *colon = memchr(decoded, ':', (size_t)dl);
-    if (!colon || colon == (char *)decoded || (size_t)(colon - (char *)decoded) >= 64)
-        return false;
+    if (!colon || colon == (char *)decoded || (size_t)(colon - (char *)decoded) >= 64) return false;
     *colon = '\0';
     const char *name = (const char *)decoded;
     const char *pass = colon + 1;

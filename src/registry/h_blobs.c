@@ -39,8 +39,7 @@ static void head_blob(fp_req *r)
         return;
     }
     struct MHD_Response *resp = MHD_create_response_from_callback(size, 4096, no_body, NULL, NULL);
-    if (resp)
-        blob_headers(resp, r->route.ref);
+    if (resp) blob_headers(resp, r->route.ref);
     fp_respond(r, 200, resp);
 }
 
@@ -59,16 +58,15 @@ static void get_blob(fp_req *r)
         return;
     }
     uint64_t start = 0, end = size ? size - 1 : 0;
-    enum fp_range_status rs = fp_range_parse(fp_req_header(r, MHD_HTTP_HEADER_RANGE), size, &start,
-                                             &end);
+    enum fp_range_status rs =
+        fp_range_parse(fp_req_header(r, MHD_HTTP_HEADER_RANGE), size, &start, &end);
     if (rs == FP_RANGE_UNSATISFIABLE) {
         close(fd);
         char cr[48];
         snprintf(cr, sizeof cr, "bytes */%llu", (unsigned long long)size);
         struct MHD_Response *resp =
             MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
-        if (resp)
-            MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
+        if (resp) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
         fp_respond(r, 416, resp);
         return;
     }
@@ -114,8 +112,7 @@ void fp_handle_blob(fp_req *r)
         fp_respond_error(r, 405, "UNSUPPORTED", "method not allowed");
         return;
     }
-    if (!fp_req_digest_ok(r, r->route.ref))
-        return;
+    if (!fp_req_digest_ok(r, r->route.ref)) return;
     if (r->method == M_HEAD)
         head_blob(r);
     else if (r->method == M_GET)

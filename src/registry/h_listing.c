@@ -35,8 +35,7 @@ static int add_name(void *ctx, const char *name)
         return 1;
     }
     /* names and tags are validated on the way in: no JSON escaping needed */
-    if (fp_buf_printf(&p->json, "%s\"%s\"", p->count ? "," : "", name) < 0)
-        return 1;
+    if (fp_buf_printf(&p->json, "%s\"%s\"", p->count ? "," : "", name) < 0) return 1;
     snprintf(p->last, sizeof p->last, "%s", name);
     p->count++;
     return 0;
@@ -84,8 +83,7 @@ void fp_handle_catalog(fp_req *r)
     }
     struct page p = {.json = FP_BUF_INIT};
     const char *last;
-    if (!page_args(r, &p, &last))
-        return;
+    if (!page_args(r, &p, &last)) return;
     fp_buf_puts(&p.json, "{\"repositories\":[");
     fp_error err;
     if (fp_store_catalog(r->reg->store, last, p.limit ? p.limit + 1 : 0, add_name, &p, &err) < 0) {
@@ -104,11 +102,11 @@ void fp_handle_tags(fp_req *r)
     }
     struct page p = {.json = FP_BUF_INIT};
     const char *last;
-    if (!page_args(r, &p, &last))
-        return;
+    if (!page_args(r, &p, &last)) return;
     fp_buf_printf(&p.json, "{\"name\":\"%s\",\"tags\":[", r->route.name);
     fp_error err;
-    int rc = fp_store_tags(r->reg->store, r->route.name, last, p.limit ? p.limit + 1 : 0, add_name, &p, &err);
+    int rc = fp_store_tags(r->reg->store, r->route.name, last, p.limit ? p.limit + 1 : 0, add_name,
+                           &p, &err);
     if (rc != 0) {
         fp_buf_free(&p.json);
         if (rc == FP_STORE_NOT_FOUND)
@@ -153,13 +151,11 @@ void fp_handle_referrers(fp_req *r)
         fp_respond_error(r, 405, "UNSUPPORTED", "method not allowed");
         return;
     }
-    if (!fp_req_digest_ok(r, r->route.ref))
-        return;
+    if (!fp_req_digest_ok(r, r->route.ref)) return;
     struct referrers rs = {.json = FP_BUF_INIT, .filter = fp_req_arg(r, "artifactType")};
-    if (rs.filter && !rs.filter[0])
-        rs.filter = NULL;
-    fp_buf_puts(&rs.json, "{\"schemaVersion\":2,\"mediaType\":\"" FP_MT_OCI_INDEX
-                          "\",\"manifests\":[");
+    if (rs.filter && !rs.filter[0]) rs.filter = NULL;
+    fp_buf_puts(&rs.json,
+                "{\"schemaVersion\":2,\"mediaType\":\"" FP_MT_OCI_INDEX "\",\"manifests\":[");
     fp_error err;
     if (fp_store_referrers(r->reg->store, r->route.name, r->route.ref, add_referrer, &rs, &err) <
         0) {
@@ -173,8 +169,7 @@ void fp_handle_referrers(fp_req *r)
         MHD_create_response_from_buffer(len, fp_buf_steal(&rs.json), MHD_RESPMEM_MUST_FREE);
     if (resp) {
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, FP_MT_OCI_INDEX);
-        if (rs.filter)
-            MHD_add_response_header(resp, "OCI-Filters-Applied", "artifactType");
+        if (rs.filter) MHD_add_response_header(resp, "OCI-Filters-Applied", "artifactType");
     }
     r->bytes_out = len;
     fp_respond(r, 200, resp);

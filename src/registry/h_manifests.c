@@ -23,8 +23,7 @@ static bool ref_is_digest(const char *ref)
 static bool check_ref(fp_req *r)
 {
     const char *ref = r->route.ref;
-    if (ref_is_digest(ref))
-        return fp_req_digest_ok(r, ref);
+    if (ref_is_digest(ref)) return fp_req_digest_ok(r, ref);
     if (!fp_tag_valid(ref, strlen(ref))) {
         fp_respond_error(r, 404, "MANIFEST_UNKNOWN", "manifest unknown: invalid tag");
         return false;
@@ -71,8 +70,7 @@ static void get_manifest(fp_req *r)
         resp = MHD_create_response_from_callback(row.size, 4096, no_body, NULL, NULL);
     } else {
         resp = MHD_create_response_from_buffer(row.size, row.body, MHD_RESPMEM_MUST_FREE);
-        if (!resp)
-            free(row.body);
+        if (!resp) free(row.body);
         r->bytes_out = row.size;
     }
     if (resp) {
@@ -122,8 +120,7 @@ static enum MHD_Result collect_tag(void *cls, enum MHD_ValueKind kind, const cha
 {
     (void)kind;
     struct tag_list *tl = cls;
-    if (strcmp(key, "tag") != 0)
-        return MHD_YES;
+    if (strcmp(key, "tag") != 0) return MHD_YES;
     if (!value || !fp_tag_valid(value, strlen(value))) {
         tl->invalid = true;
         return MHD_NO;
@@ -149,14 +146,13 @@ static void put_manifest_end(fp_req *r)
         return;
     }
     enum fp_digest_alg alg = FP_SHA256;
-    if (by_digest)
-        fp_digest_parse(ref, strlen(ref), &alg);
+    if (by_digest) fp_digest_parse(ref, strlen(ref), &alg);
     char digest[FP_DIGEST_MAX];
     fp_digest_bytes(alg, r->body.data ? r->body.data : "", r->body.len, digest);
     if (by_digest && strcmp(digest, ref) != 0) {
         fp_manifest_free(&m);
-        fp_respond_error(r, 400, "DIGEST_INVALID", "manifest digest %s does not match %s",
-                         digest, ref);
+        fp_respond_error(r, 400, "DIGEST_INVALID", "manifest digest %s does not match %s", digest,
+                         ref);
         return;
     }
 
@@ -177,12 +173,10 @@ static void put_manifest_end(fp_req *r)
     size_t nrefs = m.nrefs + (m.is_index ? 0 : 1);
     cleanup_free fp_manifest_ref *refs = calloc(nrefs + 1, sizeof *refs);
     size_t k = 0;
-    if (refs && !m.is_index)
-        refs[k++] = (fp_manifest_ref){.digest = m.config.digest};
+    if (refs && !m.is_index) refs[k++] = (fp_manifest_ref){.digest = m.config.digest};
     for (size_t i = 0; refs && i < m.nrefs; i++)
-        refs[k++] = (fp_manifest_ref){.digest = m.refs[i].digest,
-                                      .is_manifest = m.is_index,
-                                      .external = m.refs[i].has_urls};
+        refs[k++] = (fp_manifest_ref){
+            .digest = m.refs[i].digest, .is_manifest = m.is_index, .external = m.refs[i].has_urls};
     fp_manifest_put put = {
         .digest = digest,
         .media_type = m.media_type,
@@ -219,8 +213,7 @@ static void put_manifest_end(fp_req *r)
     if (resp) {
         MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, location);
         MHD_add_response_header(resp, "Docker-Content-Digest", digest);
-        if (has_subject)
-            MHD_add_response_header(resp, "OCI-Subject", subject);
+        if (has_subject) MHD_add_response_header(resp, "OCI-Subject", subject);
         for (size_t i = 0; by_digest && i < tl.n; i++)
             MHD_add_response_header(resp, "OCI-Tag", tl.tags[i]);
     }
@@ -231,8 +224,7 @@ static void put_manifest(fp_req *r)
 {
     const char *ref = r->route.ref;
     if (ref_is_digest(ref)) {
-        if (!fp_req_digest_ok(r, ref))
-            return;
+        if (!fp_req_digest_ok(r, ref)) return;
     } else if (!fp_tag_valid(ref, strlen(ref))) {
         fp_respond_error(r, 400, "MANIFEST_INVALID", "invalid tag");
         return;
@@ -254,14 +246,15 @@ void fp_handle_manifest(fp_req *r)
     switch (r->method) {
     case M_GET:
     case M_HEAD:
-        if (check_ref(r))
-            get_manifest(r);
+        if (check_ref(r)) get_manifest(r);
         return;
-    case M_PUT: put_manifest(r); return;
+    case M_PUT:
+        put_manifest(r);
+        return;
     case M_DELETE:
-        if (check_ref(r))
-            delete_manifest(r);
+        if (check_ref(r)) delete_manifest(r);
         return;
-    default: fp_respond_error(r, 405, "UNSUPPORTED", "method not allowed");
+    default:
+        fp_respond_error(r, 405, "UNSUPPORTED", "method not allowed");
     }
 }

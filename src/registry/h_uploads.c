@@ -68,8 +68,7 @@ static bool check_chunk_headers(fp_req *r)
         return false;
     }
     const char *cr = fp_req_header(r, MHD_HTTP_HEADER_CONTENT_RANGE);
-    if (!cr)
-        return true;
+    if (!cr) return true;
     if (fp_content_range_parse(cr, &r->range_start, &r->range_end) < 0) {
         fp_respond_error(r, 400, "BLOB_UPLOAD_INVALID", "malformed Content-Range");
         return false;
@@ -81,7 +80,8 @@ static bool check_chunk_headers(fp_req *r)
         char loc[FP_NAME_MAX + 80], range[48];
         session_location(r, fp_upload_id(r->upload), loc, sizeof loc);
         range_value(offset, range);
-        struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+        struct MHD_Response *resp =
+            MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
         if (resp) {
             MHD_add_response_header(resp, "Location", loc);
             MHD_add_response_header(resp, "Range", range);
@@ -120,8 +120,7 @@ static bool acquire(fp_req *r)
 {
     fp_error err;
     int rc = fp_upload_acquire(r->reg->store, r->route.name, r->route.ref, &r->upload, &err);
-    if (rc == 0)
-        return true;
+    if (rc == 0) return true;
     r->upload = NULL;
     if (rc == FP_STORE_NOT_FOUND)
         fp_respond_error(r, 404, "BLOB_UPLOAD_UNKNOWN", "blob upload unknown to registry");
@@ -211,8 +210,7 @@ void fp_handle_upload_start(fp_req *r)
     }
     const char *digest = fp_req_arg(r, "digest");
     if (digest) {
-        if (!fp_req_digest_ok(r, digest))
-            return;
+        if (!fp_req_digest_ok(r, digest)) return;
         snprintf(r->digest, sizeof r->digest, "%s", digest);
         const char *cl = fp_req_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
         r->has_length = cl && fp_parse_u64(cl, &r->length) == 0;
@@ -266,8 +264,7 @@ void fp_handle_upload(fp_req *r)
         return;
     }
     case M_PATCH:
-        if (!acquire(r))
-            return;
+        if (!acquire(r)) return;
         if (!check_chunk_headers(r)) {
             release(r);
             return;
@@ -281,11 +278,9 @@ void fp_handle_upload(fp_req *r)
             fp_respond_error(r, 400, "DIGEST_INVALID", "digest parameter missing");
             return;
         }
-        if (!fp_req_digest_ok(r, digest))
-            return;
+        if (!fp_req_digest_ok(r, digest)) return;
         snprintf(r->digest, sizeof r->digest, "%s", digest);
-        if (!acquire(r))
-            return;
+        if (!acquire(r)) return;
         if (!check_chunk_headers(r)) {
             release(r);
             return;
@@ -294,6 +289,7 @@ void fp_handle_upload(fp_req *r)
         r->on_end = put_end;
         return;
     }
-    default: fp_respond_error(r, 405, "UNSUPPORTED", "method not allowed");
+    default:
+        fp_respond_error(r, 405, "UNSUPPORTED", "method not allowed");
     }
 }

@@ -89,8 +89,7 @@ void fp_respond_internal(fp_req *r, const fp_error *err);
 void fp_respond_bytes(fp_req *r, unsigned status, const char *content_type, const void *data,
                       size_t len);
 /* A body the response takes ownership of (free()d later). */
-void fp_respond_owned(fp_req *r, unsigned status, const char *content_type, void *data,
-                      size_t len);
+void fp_respond_owned(fp_req *r, unsigned status, const char *content_type, void *data, size_t len);
 /* No body; headers as name/value pairs, NULL-terminated. */
 void fp_respond_empty(fp_req *r, unsigned status, ...);
 

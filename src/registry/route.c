@@ -13,8 +13,7 @@ static int suffix(const char *path, size_t len, const char *word, size_t *name_e
             slash = path + i - 1;
             break;
         }
-    if (!slash)
-        return 0;
+    if (!slash) return 0;
     size_t wl = strlen(word);
     size_t before = (size_t)(slash - path);
     if (before < wl + 1 || memcmp(slash - wl, word, wl) != 0 || slash[-(long)wl - 1] != '/')
@@ -47,14 +46,12 @@ void fp_route_parse(const char *path, fp_route *r)
 {
     memset(r, 0, sizeof *r);
     r->kind = FP_ROUTE_NONE;
-    if (strncmp(path, "/v2", 3) != 0)
-        return;
+    if (strncmp(path, "/v2", 3) != 0) return;
     if (strcmp(path, "/v2") == 0 || strcmp(path, "/v2/") == 0) {
         r->kind = FP_ROUTE_BASE;
         return;
     }
-    if (path[3] != '/')
-        return;
+    if (path[3] != '/') return;
     const char *p = path + 4; /* after "/v2/" */
     size_t len = strlen(p);
     if (strcmp(p, "_catalog") == 0) {

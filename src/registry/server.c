@@ -118,8 +118,7 @@ void fp_respond_bytes(fp_req *r, unsigned status, const char *content_type, cons
     fp_respond(r, status, resp);
 }
 
-void fp_respond_owned(fp_req *r, unsigned status, const char *content_type, void *data,
-                      size_t len)
+void fp_respond_owned(fp_req *r, unsigned status, const char *content_type, void *data, size_t len)
 {
     struct MHD_Response *resp = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
     if (!resp)
@@ -138,8 +137,7 @@ void fp_respond_empty(fp_req *r, unsigned status, ...)
     const char *name;
     while (resp && (name = va_arg(ap, const char *))) {
         const char *value = va_arg(ap, const char *);
-        if (value)
-            MHD_add_response_header(resp, name, value);
+        if (value) MHD_add_response_header(resp, name, value);
     }
     va_end(ap);
     fp_respond(r, status, resp);
@@ -147,8 +145,7 @@ void fp_respond_empty(fp_req *r, unsigned status, ...)
 
 int fp_req_fail(fp_req *r, unsigned status, const char *code, const char *fmt, ...)
 {
-    if (r->err_status)
-        return -1; /* keep the first error */
+    if (r->err_status) return -1; /* keep the first error */
     r->err_status = status;
     r->err_code = code;
     va_list ap;
@@ -161,8 +158,7 @@ int fp_req_fail(fp_req *r, unsigned status, const char *code, const char *fmt, .
 bool fp_req_digest_ok(fp_req *r, const char *digest)
 {
     enum fp_digest_status st = fp_digest_parse(digest, strlen(digest), NULL);
-    if (st == FP_DIGEST_OK)
-        return true;
+    if (st == FP_DIGEST_OK) return true;
     fp_respond_error(r, 400, "DIGEST_INVALID",
                      st == FP_DIGEST_UNSUPPORTED ? "unsupported digest algorithm (sha256, sha512)"
                                                  : "invalid digest");
@@ -173,15 +169,13 @@ static enum fp_method parse_method(const char *m)
 {
     static const char *const names[] = {"GET", "HEAD", "PUT", "POST", "PATCH", "DELETE"};
     for (int i = 0; i < 6; i++)
-        if (strcmp(m, names[i]) == 0)
-            return (enum fp_method)i;
+        if (strcmp(m, names[i]) == 0) return (enum fp_method)i;
     return M_OTHER;
 }
 
 static bool authorized(fp_req *r)
 {
-    if (!r->reg->auth)
-        return true;
+    if (!r->reg->auth) return true;
     return fp_auth_check(r->reg->auth, fp_req_header(r, MHD_HTTP_HEADER_AUTHORIZATION), r->user);
 }
 
@@ -200,29 +194,44 @@ static void dispatch(fp_req *r)
     case FP_ROUTE_NAME_INVALID:
         fp_respond_error(r, 400, "NAME_INVALID", "invalid repository name");
         return;
-    case FP_ROUTE_BASE: fp_handle_base(r); return;
-    case FP_ROUTE_CATALOG: fp_handle_catalog(r); return;
-    case FP_ROUTE_TAGS: fp_handle_tags(r); return;
-    case FP_ROUTE_MANIFEST: fp_handle_manifest(r); return;
-    case FP_ROUTE_BLOB: fp_handle_blob(r); return;
-    case FP_ROUTE_UPLOAD_START: fp_handle_upload_start(r); return;
-    case FP_ROUTE_UPLOAD: fp_handle_upload(r); return;
-    case FP_ROUTE_REFERRERS: fp_handle_referrers(r); return;
-    case FP_ROUTE_NONE: return;
+    case FP_ROUTE_BASE:
+        fp_handle_base(r);
+        return;
+    case FP_ROUTE_CATALOG:
+        fp_handle_catalog(r);
+        return;
+    case FP_ROUTE_TAGS:
+        fp_handle_tags(r);
+        return;
+    case FP_ROUTE_MANIFEST:
+        fp_handle_manifest(r);
+        return;
+    case FP_ROUTE_BLOB:
+        fp_handle_blob(r);
+        return;
+    case FP_ROUTE_UPLOAD_START:
+        fp_handle_upload_start(r);
+        return;
+    case FP_ROUTE_UPLOAD:
+        fp_handle_upload(r);
+        return;
+    case FP_ROUTE_REFERRERS:
+        fp_handle_referrers(r);
+        return;
+    case FP_ROUTE_NONE:
+        return;
     }
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     (void)version;
     fp_req *r = *con_cls;
     if (!r) {
         r = calloc(1, sizeof *r);
-        if (!r)
-            return MHD_NO;
+        if (!r) return MHD_NO;
         *con_cls = r;
         r->reg = cls;
         r->conn = conn;
@@ -240,8 +249,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         size_t n = *upload_data_size;
         *upload_data_size = 0;
         r->bytes_in += n;
-        if (!r->responded && !r->err_status && r->on_body)
-            r->on_body(r, upload_data, n);
+        if (!r->responded && !r->err_status && r->on_body) r->on_body(r, upload_data, n);
         return MHD_YES;
     }
     if (r->pending) {
@@ -251,8 +259,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->pending = NULL;
         return MHD_YES;
     }
-    if (r->responded)
-        return MHD_YES;
+    if (r->responded) return MHD_YES;
     if (r->err_status) {
         fp_respond_error(r, r->err_status, r->err_code, "%s", r->err_msg);
     } else if (r->on_end) {
@@ -271,11 +278,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
     (void)cls;
     fp_req *r = *con_cls;
-    if (!r)
-        return;
+    if (!r) return;
     *con_cls = NULL;
-    if (r->pending)
-        MHD_destroy_response(r->pending);
+    if (r->pending) MHD_destroy_response(r->pending);
     if (r->upload) {
         /* The request did not finish its upload (client gone, timeout,
          * error): nothing of it stays. */
@@ -335,16 +340,14 @@ static int resolve_listen(const char *listen, struct sockaddr_storage *ss, sockl
         port = close + 2;
     } else {
         const char *colon = strrchr(listen, ':');
-        if (!colon)
-            return fp_error_set(err, 0, "listen address %s: expected host:port", listen);
+        if (!colon) return fp_error_set(err, 0, "listen address %s: expected host:port", listen);
         snprintf(host, sizeof host, "%.*s", (int)(colon - listen), listen);
         port = colon + 1;
     }
     struct addrinfo hints = {.ai_flags = AI_PASSIVE, .ai_socktype = SOCK_STREAM};
     struct addrinfo *res = NULL;
     int rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
-    if (rc != 0)
-        return fp_error_set(err, 0, "listen address %s: %s", listen, gai_strerror(rc));
+    if (rc != 0) return fp_error_set(err, 0, "listen address %s: %s", listen, gai_strerror(rc));
     memcpy(ss, res->ai_addr, res->ai_addrlen);
     *len = res->ai_addrlen;
     freeaddrinfo(res);
@@ -354,8 +357,7 @@ static int resolve_listen(const char *listen, struct sockaddr_storage *ss, sockl
 int fp_registry_start(fp_registry **out, const fp_config *cfg, fp_store *store, fp_error *err)
 {
     fp_registry *reg = calloc(1, sizeof *reg);
-    if (!reg)
-        return fp_error_set(err, ENOMEM, "registry");
+    if (!reg) return fp_error_set(err, ENOMEM, "registry");
     reg->cfg = cfg;
     reg->store = store;
     if (cfg->htpasswd[0] && fp_auth_open(&reg->auth, cfg->htpasswd, err) < 0) {
@@ -373,10 +375,9 @@ int fp_registry_start(fp_registry **out, const fp_config *cfg, fp_store *store, 
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         threads = n > 0 ? (unsigned)n : 1;
     }
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO |
-                     MHD_USE_ERROR_LOG;
-    if (ss.ss_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
+    unsigned flags =
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO | MHD_USE_ERROR_LOG;
+    if (ss.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
     cleanup_free char *cert = NULL;
     cleanup_free char *key = NULL;
     if (cfg->tls_cert[0] || cfg->tls_key[0]) {
@@ -411,8 +412,7 @@ int fp_registry_start(fp_registry **out, const fp_config *cfg, fp_store *store, 
     };
     reg->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, reg, MHD_OPTION_ARRAY, opts,
                                    MHD_OPTION_END);
-    if (key)
-        fp_random_bytes(key, strlen(key)); /* do not keep the private key in memory */
+    if (key) fp_random_bytes(key, strlen(key)); /* do not keep the private key in memory */
     if (!reg->daemon) {
         fp_registry_stop(reg);
         return fp_error_set(err, errno, "cannot listen on %s", cfg->listen);
@@ -430,10 +430,8 @@ unsigned fp_registry_port(const fp_registry *r)
 
 void fp_registry_stop(fp_registry *r)
 {
-    if (!r)
-        return;
-    if (r->daemon)
-        MHD_stop_daemon(r->daemon);
+    if (!r) return;
+    if (r->daemon) MHD_stop_daemon(r->daemon);
     fp_auth_free(r->auth);
     free(r);
 }

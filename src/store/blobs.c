@@ -15,8 +15,7 @@ static int step_size(fp_db *db, sqlite3_stmt *st, uint64_t *size, fp_error *err)
 {
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
-        if (size)
-            *size = (uint64_t)sqlite3_column_int64(st, 0);
+        if (size) *size = (uint64_t)sqlite3_column_int64(st, 0);
         sqlite3_reset(st);
         return 0;
     }
@@ -28,8 +27,7 @@ int fp_store_blob_exists(fp_store *s, const char *digest, uint64_t *size, fp_err
 {
     fp_db *db = fp_db_get(s, err);
     sqlite3_stmt *st = db ? fp_db_stmt(db, ST_BLOB_GET, err) : NULL;
-    if (!st)
-        return -1;
+    if (!st) return -1;
     sqlite3_bind_text(st, 1, digest, -1, SQLITE_STATIC);
     return step_size(db, st, size, err);
 }
@@ -39,27 +37,24 @@ int fp_store_blob_stat(fp_store *s, const char *repo, const char *digest, uint64
 {
     fp_db *db = fp_db_get(s, err);
     sqlite3_stmt *st = db ? fp_db_stmt(db, ST_REPO_BLOB_GET, err) : NULL;
-    if (!st)
-        return -1;
+    if (!st) return -1;
     sqlite3_bind_text(st, 1, repo, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, digest, -1, SQLITE_STATIC);
     return step_size(db, st, size, err);
 }
 
-int fp_store_blob_open(fp_store *s, const char *repo, const char *digest, int *fd,
-                       uint64_t *size, fp_error *err)
+int fp_store_blob_open(fp_store *s, const char *repo, const char *digest, int *fd, uint64_t *size,
+                       fp_error *err)
 {
     int rc = fp_store_blob_stat(s, repo, digest, size, err);
-    if (rc != 0)
-        return rc;
+    if (rc != 0) return rc;
     char path[FP_PATH_MAX + 200];
     if (fp_store_blob_path(s, digest, path, sizeof path) < 0)
         return fp_error_set(err, EINVAL, "blob path for %s", digest);
     int f = open(path, O_RDONLY | O_CLOEXEC);
     if (f < 0) {
         /* Recorded but gone: collected by a concurrent gc, or damaged store. */
-        if (errno == ENOENT)
-            return FP_STORE_NOT_FOUND;
+        if (errno == ENOENT) return FP_STORE_NOT_FOUND;
         return fp_error_set(err, errno, "open blob %s", digest);
     }
     *fd = f;
@@ -70,8 +65,7 @@ int fp_store_blob_open(fp_store *s, const char *repo, const char *digest, int *f
 static int link_blob(fp_db *db, int64_t repo_id, const char *digest, fp_error *err)
 {
     sqlite3_stmt *st = fp_db_stmt(db, ST_REPO_BLOB_INSERT, err);
-    if (!st)
-        return -1;
+    if (!st) return -1;
     sqlite3_bind_int64(st, 1, repo_id);
     sqlite3_bind_text(st, 2, digest, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, (int64_t)time(NULL));
@@ -86,15 +80,12 @@ int fp_store_blob_mount(fp_store *s, const char *repo, const char *digest, const
     uint64_t size;
     int rc = from ? fp_store_blob_stat(s, from, digest, &size, err)
                   : fp_store_blob_exists(s, digest, &size, err);
-    if (rc != 0)
-        return rc;
+    if (rc != 0) return rc;
     fp_db *db = fp_db_get(s, err);
-    if (!db || fp_db_begin(db, err) < 0)
-        return -1;
+    if (!db || fp_db_begin(db, err) < 0) return -1;
     /* Re-check inside the transaction: gc may have removed it meanwhile. */
     sqlite3_stmt *st = fp_db_stmt(db, ST_BLOB_GET, err);
-    if (!st)
-        goto fail;
+    if (!st) goto fail;
     sqlite3_bind_text(st, 1, digest, -1, SQLITE_STATIC);
     rc = step_size(db, st, &size, err);
     if (rc != 0) {
@@ -102,7 +93,8 @@ int fp_store_blob_mount(fp_store *s, const char *repo, const char *digest, const
         return rc;
     }
     int64_t repo_id;
-    if (fp_store_repo_id(db, repo, true, &repo_id, err) < 0 || link_blob(db, repo_id, digest, err) < 0)
+    if (fp_store_repo_id(db, repo, true, &repo_id, err) < 0 ||
+        link_blob(db, repo_id, digest, err) < 0)
         goto fail;
     return fp_db_commit(db, err);
 fail:
@@ -113,8 +105,7 @@ fail:
 int fp_store_blob_delete(fp_store *s, const char *repo, const char *digest, fp_error *err)
 {
     fp_db *db = fp_db_get(s, err);
-    if (!db || fp_db_begin(db, err) < 0)
-        return -1;
+    if (!db || fp_db_begin(db, err) < 0) return -1;
     int64_t repo_id;
     int rc = fp_store_repo_id(db, repo, false, &repo_id, err);
     if (rc != 0) {
@@ -122,8 +113,7 @@ int fp_store_blob_delete(fp_store *s, const char *repo, const char *digest, fp_e
         return rc;
     }
     sqlite3_stmt *st = fp_db_stmt(db, ST_REPO_BLOB_DELETE, err);
-    if (!st)
-        goto fail;
+    if (!st) goto fail;
     sqlite3_bind_int64(st, 1, repo_id);
     sqlite3_bind_text(st, 2, digest, -1, SQLITE_STATIC);
     if (sqlite3_step(st) != SQLITE_DONE) {
@@ -143,8 +133,7 @@ fail:
 }
 
 int fp_store_blob_commit(struct fp_store *s, const char *repo, const char *tmp_path,
-                         const char *digest, uint64_t size, const char *upload_id,
-                         fp_error *err)
+                         const char *digest, uint64_t size, const char *upload_id, fp_error *err)
 {
     char path[FP_PATH_MAX + 200];
     if (fp_store_blob_path(s, digest, path, sizeof path) < 0)
@@ -153,12 +142,10 @@ int fp_store_blob_commit(struct fp_store *s, const char *repo, const char *tmp_p
     *slash = '\0';
     int rc = fp_mkdir_p(path, 0750, err);
     *slash = '/';
-    if (rc < 0)
-        return -1;
+    if (rc < 0) return -1;
 
     fp_db *db = fp_db_get(s, err);
-    if (!db || fp_db_begin(db, err) < 0)
-        return -1;
+    if (!db || fp_db_begin(db, err) < 0) return -1;
     /* Rename inside the write transaction so gc (which holds the same lock
      * while it moves files to trash) can never interleave with us. Renaming
      * over an existing copy is harmless: both were verified. */
@@ -166,11 +153,9 @@ int fp_store_blob_commit(struct fp_store *s, const char *repo, const char *tmp_p
         fp_error_set(err, errno, "rename blob into place");
         goto fail;
     }
-    if (fp_fsync_parent(path, err) < 0)
-        goto fail;
+    if (fp_fsync_parent(path, err) < 0) goto fail;
     sqlite3_stmt *st = fp_db_stmt(db, ST_BLOB_INSERT, err);
-    if (!st)
-        goto fail;
+    if (!st) goto fail;
     sqlite3_bind_text(st, 1, digest, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, (int64_t)size);
     sqlite3_bind_int64(st, 3, (int64_t)time(NULL));
@@ -181,12 +166,12 @@ int fp_store_blob_commit(struct fp_store *s, const char *repo, const char *tmp_p
         goto fail;
     }
     int64_t repo_id;
-    if (fp_store_repo_id(db, repo, true, &repo_id, err) < 0 || link_blob(db, repo_id, digest, err) < 0)
+    if (fp_store_repo_id(db, repo, true, &repo_id, err) < 0 ||
+        link_blob(db, repo_id, digest, err) < 0)
         goto fail;
     if (upload_id) {
         st = fp_db_stmt(db, ST_UPLOAD_DELETE, err);
-        if (!st)
-            goto fail;
+        if (!st) goto fail;
         sqlite3_bind_text(st, 1, upload_id, -1, SQLITE_STATIC);
         rc = sqlite3_step(st);
         sqlite3_reset(st);

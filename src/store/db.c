@@ -11,11 +11,11 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_BLOB_INSERT] = "INSERT OR IGNORE INTO blobs(digest, size, created) VALUES (?1, ?2, ?3)",
     [ST_REPO_GET] = "SELECT id FROM repos WHERE name = ?1",
     [ST_REPO_INSERT] = "INSERT INTO repos(name, created) VALUES (?1, ?2)",
-    [ST_REPO_BLOB_GET] = "SELECT b.size FROM repos r JOIN repo_blobs rb ON rb.repo = r.id "
-                         "JOIN blobs b ON b.digest = rb.digest WHERE r.name = ?1 AND rb.digest = ?2",
-    [ST_REPO_BLOB_INSERT] =
-        "INSERT INTO repo_blobs(repo, digest, created) VALUES (?1, ?2, ?3) "
-        "ON CONFLICT(repo, digest) DO UPDATE SET created = excluded.created",
+    [ST_REPO_BLOB_GET] =
+        "SELECT b.size FROM repos r JOIN repo_blobs rb ON rb.repo = r.id "
+        "JOIN blobs b ON b.digest = rb.digest WHERE r.name = ?1 AND rb.digest = ?2",
+    [ST_REPO_BLOB_INSERT] = "INSERT INTO repo_blobs(repo, digest, created) VALUES (?1, ?2, ?3) "
+                            "ON CONFLICT(repo, digest) DO UPDATE SET created = excluded.created",
     [ST_REPO_BLOB_DELETE] = "DELETE FROM repo_blobs WHERE repo = ?1 AND digest = ?2",
     [ST_REPO_BLOB_IN_REPO] = "SELECT 1 FROM repo_blobs WHERE repo = ?1 AND digest = ?2",
     [ST_UPLOAD_INSERT] = "INSERT INTO uploads(id, repo, created) VALUES (?1, ?2, ?3)",
@@ -87,8 +87,8 @@ static const char schema_sql[] =
 int fp_db_open(const char *path, sqlite3 **out, fp_error *err)
 {
     sqlite3 *db = NULL;
-    int rc = sqlite3_open_v2(path, &db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    int rc = sqlite3_open_v2(
+        path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         fp_error_set(err, 0, "open database %s: %s", path, db ? sqlite3_errmsg(db) : "no memory");
         sqlite3_close(db);
@@ -137,8 +137,7 @@ void fp_db_thread_exit(void *arg)
 fp_db *fp_db_get(struct fp_store *store, fp_error *err)
 {
     fp_db *c = pthread_getspecific(store->conn_key);
-    if (c)
-        return c;
+    if (c) return c;
     c = calloc(1, sizeof *c);
     if (!c) {
         fp_error_set(err, ENOMEM, "database connection");
@@ -199,8 +198,7 @@ int fp_db_commit(fp_db *db, fp_error *err)
 
 void fp_db_rollback(fp_db *db)
 {
-    if (!sqlite3_get_autocommit(db->db))
-        sqlite3_exec(db->db, "ROLLBACK", NULL, NULL, NULL);
+    if (!sqlite3_get_autocommit(db->db)) sqlite3_exec(db->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
 const char *fp_db_schema_sql(void)

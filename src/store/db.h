@@ -14,31 +14,32 @@ struct fp_store;
 
 /* Statement ids; the SQL text for each is in db.c. */
 enum fp_stmt {
-    ST_BLOB_GET,          /* digest -> size */
-    ST_BLOB_INSERT,       /* digest, size, created */
-    ST_REPO_GET,          /* name -> id */
-    ST_REPO_INSERT,       /* name, created */
-    ST_REPO_BLOB_GET,     /* repo name, digest -> size */
-    ST_REPO_BLOB_INSERT,  /* repo id, digest, created */
-    ST_REPO_BLOB_DELETE,  /* repo id, digest */
-    ST_REPO_BLOB_IN_REPO, /* repo id, digest -> 1 */
-    ST_UPLOAD_INSERT,     /* id, repo, created */
-    ST_UPLOAD_GET,        /* id -> repo, created */
-    ST_UPLOAD_DELETE,     /* id */
-    ST_MANIFEST_INSERT,   /* digest, media_type, size, body, subject, artifact_type, annotations, created */
-    ST_MANIFEST_REF_INSERT, /* digest, child, is_manifest */
+    ST_BLOB_GET,             /* digest -> size */
+    ST_BLOB_INSERT,          /* digest, size, created */
+    ST_REPO_GET,             /* name -> id */
+    ST_REPO_INSERT,          /* name, created */
+    ST_REPO_BLOB_GET,        /* repo name, digest -> size */
+    ST_REPO_BLOB_INSERT,     /* repo id, digest, created */
+    ST_REPO_BLOB_DELETE,     /* repo id, digest */
+    ST_REPO_BLOB_IN_REPO,    /* repo id, digest -> 1 */
+    ST_UPLOAD_INSERT,        /* id, repo, created */
+    ST_UPLOAD_GET,           /* id -> repo, created */
+    ST_UPLOAD_DELETE,        /* id */
+    ST_MANIFEST_INSERT,      /* digest, media_type, size, body, subject, artifact_type, annotations,
+                                created */
+    ST_MANIFEST_REF_INSERT,  /* digest, child, is_manifest */
     ST_REPO_MANIFEST_INSERT, /* repo id, digest, created */
     ST_REPO_MANIFEST_IN_REPO, /* repo id, digest -> 1 */
     ST_REPO_MANIFEST_DELETE,  /* repo id, digest */
-    ST_TAG_SET,           /* repo id, name, digest, updated */
-    ST_TAG_DELETE,        /* repo id, name */
-    ST_TAGS_DELETE_DIGEST,/* repo id, digest */
-    ST_MANIFEST_BY_TAG,   /* repo name, tag -> digest, media_type, body */
-    ST_MANIFEST_BY_DIGEST,/* repo name, digest -> digest, media_type, body */
-    ST_TAGS_LIST,         /* repo name, last, limit -> name */
-    ST_REPO_HAS_CONTENT,  /* repo name -> 1 */
-    ST_CATALOG,           /* last, limit -> name */
-    ST_REFERRERS,         /* repo name, subject -> digest, media_type, size, artifact_type, annotations */
+    ST_TAG_SET,               /* repo id, name, digest, updated */
+    ST_TAG_DELETE,            /* repo id, name */
+    ST_TAGS_DELETE_DIGEST,    /* repo id, digest */
+    ST_MANIFEST_BY_TAG,       /* repo name, tag -> digest, media_type, body */
+    ST_MANIFEST_BY_DIGEST,    /* repo name, digest -> digest, media_type, body */
+    ST_TAGS_LIST,             /* repo name, last, limit -> name */
+    ST_REPO_HAS_CONTENT,      /* repo name -> 1 */
+    ST_CATALOG,               /* last, limit -> name */
+    ST_REFERRERS, /* repo name, subject -> digest, media_type, size, artifact_type, annotations */
     ST_COUNT
 };
 
@@ -54,7 +55,7 @@ fp_db *fp_db_get(struct fp_store *store, fp_error *err);
 /* A prepared (and reset) statement. */
 sqlite3_stmt *fp_db_stmt(fp_db *db, enum fp_stmt id, fp_error *err);
 
-int fp_db_begin(fp_db *db, fp_error *err);   /* BEGIN IMMEDIATE */
+int fp_db_begin(fp_db *db, fp_error *err); /* BEGIN IMMEDIATE */
 int fp_db_commit(fp_db *db, fp_error *err);
 void fp_db_rollback(fp_db *db);
 int fp_db_exec(fp_db *db, const char *sql, fp_error *err);

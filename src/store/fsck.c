@@ -14,8 +14,7 @@ static void problem(fp_fsck_cb cb, void *ctx, struct fp_fsck_stats *st, const ch
                     const char *digest, const char *detail)
 {
     st->problems++;
-    if (cb)
-        cb(ctx, kind, digest, detail);
+    if (cb) cb(ctx, kind, digest, detail);
 }
 
 static int check_blob(fp_store *s, const char *digest, uint64_t size, fp_fsck_cb cb, void *ctx,
@@ -59,8 +58,7 @@ static int check_blob(fp_store *s, const char *digest, uint64_t size, fp_fsck_cb
     }
     st->blobs_checked++;
     st->bytes_checked += (uint64_t)n;
-    if (strcmp(got, digest) != 0)
-        problem(cb, ctx, st, "corrupt", digest, got);
+    if (strcmp(got, digest) != 0) problem(cb, ctx, st, "corrupt", digest, got);
     return 0;
 }
 
@@ -68,8 +66,7 @@ int fp_store_fsck(fp_store *s, fp_fsck_cb cb, void *ctx, struct fp_fsck_stats *s
 {
     memset(st, 0, sizeof *st);
     fp_db *db = fp_db_get(s, err);
-    if (!db)
-        return -1;
+    if (!db) return -1;
     sqlite3_stmt *q;
     if (sqlite3_prepare_v2(db->db, "SELECT digest, size FROM blobs ORDER BY digest", -1, &q,
                            NULL) != SQLITE_OK)

@@ -27,11 +27,9 @@ static int count_query(fp_db *db, const char *sql, int64_t cutoff, uint64_t *out
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db->db, sql, -1, &st, NULL) != SQLITE_OK)
         return fp_db_fail(db, err, "gc query");
-    if (sqlite3_bind_parameter_count(st) >= 1)
-        sqlite3_bind_int64(st, 1, cutoff);
+    if (sqlite3_bind_parameter_count(st) >= 1) sqlite3_bind_int64(st, 1, cutoff);
     int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        *out += (uint64_t)sqlite3_column_int64(st, 0);
+    if (rc == SQLITE_ROW) *out += (uint64_t)sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
     return rc == SQLITE_ROW ? 0 : fp_db_fail(db, err, "gc query");
 }
@@ -41,14 +39,11 @@ static int exec_bind(fp_db *db, const char *sql, int64_t cutoff, uint64_t *chang
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db->db, sql, -1, &st, NULL) != SQLITE_OK)
         return fp_db_fail(db, err, "gc statement");
-    if (sqlite3_bind_parameter_count(st) >= 1)
-        sqlite3_bind_int64(st, 1, cutoff);
+    if (sqlite3_bind_parameter_count(st) >= 1) sqlite3_bind_int64(st, 1, cutoff);
     int rc = sqlite3_step(st);
     sqlite3_finalize(st);
-    if (rc != SQLITE_DONE)
-        return fp_db_fail(db, err, "gc statement");
-    if (changes)
-        *changes = (uint64_t)sqlite3_changes(db->db);
+    if (rc != SQLITE_DONE) return fp_db_fail(db, err, "gc statement");
+    if (changes) *changes = (uint64_t)sqlite3_changes(db->db);
     return 0;
 }
 
@@ -63,8 +58,8 @@ static int mark(fp_db *db, int64_t cutoff, fp_error *err)
                   "PRIMARY KEY(repo, digest)) WITHOUT ROWID",
                   0, NULL, err) < 0 ||
         exec_bind(db, "DELETE FROM gc_keep", 0, NULL, err) < 0 ||
-        exec_bind(db, "INSERT OR IGNORE INTO gc_keep SELECT repo, digest FROM tags", 0, NULL,
-                  err) < 0 ||
+        exec_bind(db, "INSERT OR IGNORE INTO gc_keep SELECT repo, digest FROM tags", 0, NULL, err) <
+            0 ||
         exec_bind(db,
                   "INSERT OR IGNORE INTO gc_keep SELECT repo, digest FROM repo_manifests "
                   "WHERE created >= ?1",
@@ -83,8 +78,7 @@ static int mark(fp_db *db, int64_t cutoff, fp_error *err)
                       "rm.digest = m.digest AND rm.repo = k.repo",
                       0, &b, err) < 0)
             return -1;
-        if (a == 0 && b == 0)
-            return 0;
+        if (a == 0 && b == 0) return 0;
     }
 }
 
@@ -98,38 +92,31 @@ static void sweep_orphan_files(fp_store *s, fp_db *db, time_t cutoff, bool dry_r
         char dir[FP_PATH_MAX + 32];
         snprintf(dir, sizeof dir, "%s/blobs/%s", s->root, algs[a]);
         DIR *top = opendir(dir);
-        if (!top)
-            continue;
+        if (!top) continue;
         struct dirent *pe;
         while ((pe = readdir(top))) {
-            if (pe->d_name[0] == '.')
-                continue;
+            if (pe->d_name[0] == '.') continue;
             char sub[FP_PATH_MAX + 300];
             snprintf(sub, sizeof sub, "%s/%s", dir, pe->d_name);
             DIR *d = opendir(sub);
-            if (!d)
-                continue;
+            if (!d) continue;
             struct dirent *e;
             while ((e = readdir(d))) {
-                if (e->d_name[0] == '.')
-                    continue;
+                if (e->d_name[0] == '.') continue;
                 char digest[FP_DIGEST_MAX + 8], path[FP_PATH_MAX + 600];
                 snprintf(digest, sizeof digest, "%s:%s", algs[a], e->d_name);
                 snprintf(path, sizeof path, "%s/%s", sub, e->d_name);
                 struct stat sb;
-                if (stat(path, &sb) < 0 || sb.st_mtime >= cutoff)
-                    continue;
+                if (stat(path, &sb) < 0 || sb.st_mtime >= cutoff) continue;
                 fp_error err;
                 sqlite3_stmt *q = fp_db_stmt(db, ST_BLOB_GET, &err);
-                if (!q)
-                    continue;
+                if (!q) continue;
                 sqlite3_bind_text(q, 1, digest, -1, SQLITE_STATIC);
                 int rc = sqlite3_step(q);
                 sqlite3_reset(q);
                 if (rc == SQLITE_DONE) {
                     st->orphan_files_removed++;
-                    if (!dry_run)
-                        unlink(path);
+                    if (!dry_run) unlink(path);
                 }
             }
             closedir(d);
@@ -138,22 +125,17 @@ static void sweep_orphan_files(fp_store *s, fp_db *db, time_t cutoff, bool dry_r
     }
 }
 
-int fp_store_gc(fp_store *s, unsigned grace_s, bool dry_run, struct fp_gc_stats *st,
-                fp_error *err)
+int fp_store_gc(fp_store *s, unsigned grace_s, bool dry_run, struct fp_gc_stats *st, fp_error *err)
 {
     memset(st, 0, sizeof *st);
-    if (fp_store_recover_trash(s, err) < 0)
-        return -1;
+    if (fp_store_recover_trash(s, err) < 0) return -1;
     fp_db *db = fp_db_get(s, err);
-    if (!db)
-        return -1;
+    if (!db) return -1;
     time_t now = time(NULL);
     int64_t cutoff = (int64_t)(now - (time_t)grace_s);
-    if (fp_db_begin(db, err) < 0)
-        return -1;
+    if (fp_db_begin(db, err) < 0) return -1;
     char sql[512];
-    if (mark(db, cutoff, err) < 0)
-        goto fail;
+    if (mark(db, cutoff, err) < 0) goto fail;
     snprintf(sql, sizeof sql, "DELETE FROM repo_manifests WHERE %s", unkept_manifest);
     if (exec_bind(db, sql, 0, &st->manifests_removed, err) < 0 ||
         exec_bind(db,
@@ -184,8 +166,7 @@ int fp_store_gc(fp_store *s, unsigned grace_s, bool dry_run, struct fp_gc_stats 
         const char *digest = (const char *)sqlite3_column_text(q, 0);
         st->blobs_removed++;
         st->bytes_freed += (uint64_t)sqlite3_column_int64(q, 1);
-        if (dry_run || !fp_digest_valid(digest))
-            continue;
+        if (dry_run || !fp_digest_valid(digest)) continue;
         char path[FP_PATH_MAX + 200], trash[FP_PATH_MAX + 200];
         fp_store_blob_path(s, digest, path, sizeof path);
         snprintf(trash, sizeof trash, "%s/trash/%s", s->root, digest);
@@ -212,8 +193,8 @@ int fp_store_gc(fp_store *s, unsigned grace_s, bool dry_run, struct fp_gc_stats 
     if (dry_run) {
         fp_db_rollback(db);
     } else {
-        if (sqlite3_prepare_v2(db->db, "SELECT id FROM uploads WHERE created < ?1", -1, &q,
-                               NULL) == SQLITE_OK) {
+        if (sqlite3_prepare_v2(db->db, "SELECT id FROM uploads WHERE created < ?1", -1, &q, NULL) ==
+            SQLITE_OK) {
             sqlite3_bind_int64(q, 1, upload_cutoff);
             while (sqlite3_step(q) == SQLITE_ROW) {
                 char path[FP_PATH_MAX + 64];

@@ -17,18 +17,15 @@ static int step_done(fp_db *db, sqlite3_stmt *st, fp_error *err, const char *wha
 }
 
 /* 0: linked, FP_STORE_NOT_FOUND: not, -1: error */
-static int in_repo(fp_db *db, enum fp_stmt id, int64_t repo_id, const char *digest,
-                   fp_error *err)
+static int in_repo(fp_db *db, enum fp_stmt id, int64_t repo_id, const char *digest, fp_error *err)
 {
     sqlite3_stmt *st = fp_db_stmt(db, id, err);
-    if (!st)
-        return -1;
+    if (!st) return -1;
     sqlite3_bind_int64(st, 1, repo_id);
     sqlite3_bind_text(st, 2, digest, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
-    if (rc == SQLITE_ROW)
-        return 0;
+    if (rc == SQLITE_ROW) return 0;
     return rc == SQLITE_DONE ? FP_STORE_NOT_FOUND : fp_db_fail(db, err, "check reference");
 }
 
@@ -37,66 +34,50 @@ static int put_locked(fp_db *db, const char *repo, const fp_manifest_put *m,
 {
     int64_t repo_id;
     int rc = fp_store_repo_id(db, repo, true, &repo_id, err);
-    if (rc != 0)
-        return rc;
+    if (rc != 0) return rc;
     for (size_t i = 0; i < m->nrefs; i++) {
         const fp_manifest_ref *r = &m->refs[i];
-        if (r->external)
-            continue;
+        if (r->external) continue;
         rc = in_repo(db, r->is_manifest ? ST_REPO_MANIFEST_IN_REPO : ST_REPO_BLOB_IN_REPO, repo_id,
                      r->digest, err);
-        if (rc == FP_STORE_NOT_FOUND && missing)
-            snprintf(missing, FP_DIGEST_MAX, "%s", r->digest);
-        if (rc != 0)
-            return rc;
+        if (rc == FP_STORE_NOT_FOUND && missing) snprintf(missing, FP_DIGEST_MAX, "%s", r->digest);
+        if (rc != 0) return rc;
     }
     int64_t now = (int64_t)time(NULL);
     sqlite3_stmt *st = fp_db_stmt(db, ST_MANIFEST_INSERT, err);
-    if (!st)
-        return -1;
+    if (!st) return -1;
     sqlite3_bind_text(st, 1, m->digest, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, m->media_type, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, (int64_t)m->size);
     sqlite3_bind_blob(st, 4, m->body, (int)m->size, SQLITE_STATIC);
-    if (m->subject)
-        sqlite3_bind_text(st, 5, m->subject, -1, SQLITE_STATIC);
-    if (m->artifact_type)
-        sqlite3_bind_text(st, 6, m->artifact_type, -1, SQLITE_STATIC);
-    if (m->annotations)
-        sqlite3_bind_text(st, 7, m->annotations, -1, SQLITE_STATIC);
+    if (m->subject) sqlite3_bind_text(st, 5, m->subject, -1, SQLITE_STATIC);
+    if (m->artifact_type) sqlite3_bind_text(st, 6, m->artifact_type, -1, SQLITE_STATIC);
+    if (m->annotations) sqlite3_bind_text(st, 7, m->annotations, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 8, now);
-    if (step_done(db, st, err, "store manifest") < 0)
-        return -1;
+    if (step_done(db, st, err, "store manifest") < 0) return -1;
     for (size_t i = 0; i < m->nrefs; i++) {
-        if (m->refs[i].external)
-            continue; /* never stored here: nothing for gc or fsck to follow */
+        if (m->refs[i].external) continue; /* never stored here: nothing for gc or fsck to follow */
         st = fp_db_stmt(db, ST_MANIFEST_REF_INSERT, err);
-        if (!st)
-            return -1;
+        if (!st) return -1;
         sqlite3_bind_text(st, 1, m->digest, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, m->refs[i].digest, -1, SQLITE_STATIC);
         sqlite3_bind_int(st, 3, m->refs[i].is_manifest);
-        if (step_done(db, st, err, "store manifest reference") < 0)
-            return -1;
+        if (step_done(db, st, err, "store manifest reference") < 0) return -1;
     }
     st = fp_db_stmt(db, ST_REPO_MANIFEST_INSERT, err);
-    if (!st)
-        return -1;
+    if (!st) return -1;
     sqlite3_bind_int64(st, 1, repo_id);
     sqlite3_bind_text(st, 2, m->digest, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, now);
-    if (step_done(db, st, err, "link manifest") < 0)
-        return -1;
+    if (step_done(db, st, err, "link manifest") < 0) return -1;
     for (size_t i = 0; i < m->ntags; i++) {
         st = fp_db_stmt(db, ST_TAG_SET, err);
-        if (!st)
-            return -1;
+        if (!st) return -1;
         sqlite3_bind_int64(st, 1, repo_id);
         sqlite3_bind_text(st, 2, m->tags[i], -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 3, m->digest, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 4, now);
-        if (step_done(db, st, err, "set tag") < 0)
-            return -1;
+        if (step_done(db, st, err, "set tag") < 0) return -1;
     }
     return 0;
 }
@@ -105,8 +86,7 @@ int fp_store_manifest_put(fp_store *s, const char *repo, const fp_manifest_put *
                           char missing[FP_DIGEST_MAX], fp_error *err)
 {
     fp_db *db = fp_db_get(s, err);
-    if (!db || fp_db_begin(db, err) < 0)
-        return -1;
+    if (!db || fp_db_begin(db, err) < 0) return -1;
     int rc = put_locked(db, repo, m, missing, err);
     if (rc != 0) {
         fp_db_rollback(db);
@@ -119,11 +99,9 @@ int fp_store_manifest_get(fp_store *s, const char *repo, const char *ref, bool b
                           bool want_body, fp_manifest_row *out, fp_error *err)
 {
     fp_db *db = fp_db_get(s, err);
-    sqlite3_stmt *st = db ? fp_db_stmt(db, by_digest ? ST_MANIFEST_BY_DIGEST : ST_MANIFEST_BY_TAG,
-                                       err)
-                          : NULL;
-    if (!st)
-        return -1;
+    sqlite3_stmt *st =
+        db ? fp_db_stmt(db, by_digest ? ST_MANIFEST_BY_DIGEST : ST_MANIFEST_BY_TAG, err) : NULL;
+    if (!st) return -1;
     sqlite3_bind_text(st, 1, repo, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, ref, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
@@ -142,8 +120,7 @@ int fp_store_manifest_get(fp_store *s, const char *repo, const char *ref, bool b
             sqlite3_reset(st);
             return fp_error_set(err, ENOMEM, "manifest body");
         }
-        if (out->size)
-            memcpy(out->body, sqlite3_column_blob(st, 2), out->size);
+        if (out->size) memcpy(out->body, sqlite3_column_blob(st, 2), out->size);
     }
     sqlite3_reset(st);
     return 0;
@@ -153,12 +130,10 @@ int fp_store_manifest_delete(fp_store *s, const char *repo, const char *ref, boo
                              fp_error *err)
 {
     fp_db *db = fp_db_get(s, err);
-    if (!db || fp_db_begin(db, err) < 0)
-        return -1;
+    if (!db || fp_db_begin(db, err) < 0) return -1;
     int64_t repo_id;
     int rc = fp_store_repo_id(db, repo, false, &repo_id, err);
-    if (rc != 0)
-        goto out;
+    if (rc != 0) goto out;
     sqlite3_stmt *st;
     if (by_digest) {
         st = fp_db_stmt(db, ST_REPO_MANIFEST_DELETE, err);
@@ -168,8 +143,7 @@ int fp_store_manifest_delete(fp_store *s, const char *repo, const char *ref, boo
         }
         sqlite3_bind_int64(st, 1, repo_id);
         sqlite3_bind_text(st, 2, ref, -1, SQLITE_STATIC);
-        if ((rc = step_done(db, st, err, "delete manifest")) < 0)
-            goto out;
+        if ((rc = step_done(db, st, err, "delete manifest")) < 0) goto out;
         if (sqlite3_changes(db->db) == 0) {
             rc = FP_STORE_NOT_FOUND;
             goto out;
@@ -185,8 +159,7 @@ int fp_store_manifest_delete(fp_store *s, const char *repo, const char *ref, boo
     }
     sqlite3_bind_int64(st, 1, repo_id);
     sqlite3_bind_text(st, 2, ref, -1, SQLITE_STATIC);
-    if ((rc = step_done(db, st, err, "delete tag")) < 0)
-        goto out;
+    if ((rc = step_done(db, st, err, "delete tag")) < 0) goto out;
     if (!by_digest && sqlite3_changes(db->db) == 0) {
         rc = FP_STORE_NOT_FOUND;
         goto out;
@@ -210,25 +183,20 @@ static int list_names(fp_db *db, sqlite3_stmt *st, fp_name_cb cb, void *ctx, fp_
     return rc == SQLITE_DONE ? 0 : fp_db_fail(db, err, "list");
 }
 
-int fp_store_tags(fp_store *s, const char *repo, const char *last, unsigned limit,
-                  fp_name_cb cb, void *ctx, fp_error *err)
+int fp_store_tags(fp_store *s, const char *repo, const char *last, unsigned limit, fp_name_cb cb,
+                  void *ctx, fp_error *err)
 {
     fp_db *db = fp_db_get(s, err);
     sqlite3_stmt *st = db ? fp_db_stmt(db, ST_REPO_HAS_CONTENT, err) : NULL;
-    if (!st)
-        return -1;
+    if (!st) return -1;
     sqlite3_bind_text(st, 1, repo, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
-    if (rc == SQLITE_DONE)
-        return FP_STORE_NOT_FOUND;
-    if (rc != SQLITE_ROW)
-        return fp_db_fail(db, err, "look up repository");
-    if (limit == 0)
-        return 0;
+    if (rc == SQLITE_DONE) return FP_STORE_NOT_FOUND;
+    if (rc != SQLITE_ROW) return fp_db_fail(db, err, "look up repository");
+    if (limit == 0) return 0;
     st = fp_db_stmt(db, ST_TAGS_LIST, err);
-    if (!st)
-        return -1;
+    if (!st) return -1;
     sqlite3_bind_text(st, 1, repo, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, last ? last : "", -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, limit);
@@ -238,12 +206,10 @@ int fp_store_tags(fp_store *s, const char *repo, const char *last, unsigned limi
 int fp_store_catalog(fp_store *s, const char *last, unsigned limit, fp_name_cb cb, void *ctx,
                      fp_error *err)
 {
-    if (limit == 0)
-        return 0;
+    if (limit == 0) return 0;
     fp_db *db = fp_db_get(s, err);
     sqlite3_stmt *st = db ? fp_db_stmt(db, ST_CATALOG, err) : NULL;
-    if (!st)
-        return -1;
+    if (!st) return -1;
     sqlite3_bind_text(st, 1, last ? last : "", -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, limit);
     return list_names(db, st, cb, ctx, err);
@@ -254,8 +220,7 @@ int fp_store_referrers(fp_store *s, const char *repo, const char *subject, fp_re
 {
     fp_db *db = fp_db_get(s, err);
     sqlite3_stmt *st = db ? fp_db_stmt(db, ST_REFERRERS, err) : NULL;
-    if (!st)
-        return -1;
+    if (!st) return -1;
     sqlite3_bind_text(st, 1, repo, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, subject, -1, SQLITE_STATIC);
     int rc;

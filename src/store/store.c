@@ -44,8 +44,7 @@ const char *fp_store_root(const fp_store *s)
 int fp_store_blob_path(const fp_store *s, const char *digest, char *out, size_t outlen)
 {
     const char *colon = strchr(digest, ':');
-    if (!colon || strlen(colon + 1) < 2)
-        return -1;
+    if (!colon || strlen(colon + 1) < 2) return -1;
     int n = snprintf(out, outlen, "%s/blobs/%.*s/%.2s/%s", s->root, (int)(colon - digest), digest,
                      colon + 1, colon + 1);
     return n < 0 || (size_t)n >= outlen ? -1 : 0;
@@ -60,8 +59,7 @@ int fp_store_upload_path(const struct fp_store *s, const char *id, char *out, si
 int fp_store_repo_id(fp_db *db, const char *repo, bool create, int64_t *id, fp_error *err)
 {
     sqlite3_stmt *st = fp_db_stmt(db, ST_REPO_GET, err);
-    if (!st)
-        return -1;
+    if (!st) return -1;
     sqlite3_bind_text(st, 1, repo, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
@@ -70,19 +68,15 @@ int fp_store_repo_id(fp_db *db, const char *repo, bool create, int64_t *id, fp_e
         return 0;
     }
     sqlite3_reset(st);
-    if (rc != SQLITE_DONE)
-        return fp_db_fail(db, err, "look up repository");
-    if (!create)
-        return FP_STORE_NOT_FOUND;
+    if (rc != SQLITE_DONE) return fp_db_fail(db, err, "look up repository");
+    if (!create) return FP_STORE_NOT_FOUND;
     st = fp_db_stmt(db, ST_REPO_INSERT, err);
-    if (!st)
-        return -1;
+    if (!st) return -1;
     sqlite3_bind_text(st, 1, repo, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, (int64_t)time(NULL));
     rc = sqlite3_step(st);
     sqlite3_reset(st);
-    if (rc != SQLITE_DONE)
-        return fp_db_fail(db, err, "create repository");
+    if (rc != SQLITE_DONE) return fp_db_fail(db, err, "create repository");
     *id = sqlite3_last_insert_rowid(db->db);
     return 0;
 }
@@ -92,8 +86,7 @@ int fp_store_recover_trash(struct fp_store *s, fp_error *err)
     char dir[FP_PATH_MAX + 16];
     snprintf(dir, sizeof dir, "%s/trash", s->root);
     DIR *d = opendir(dir);
-    if (!d)
-        return errno == ENOENT ? 0 : fp_error_set(err, errno, "open %s", dir);
+    if (!d) return errno == ENOENT ? 0 : fp_error_set(err, errno, "open %s", dir);
     fp_db *db = fp_db_get(s, err);
     if (!db) {
         closedir(d);
@@ -103,8 +96,7 @@ int fp_store_recover_trash(struct fp_store *s, fp_error *err)
     int rc = 0;
     while ((e = readdir(d))) {
         /* trash entries are named "<alg>:<hex>" */
-        if (!fp_digest_valid(e->d_name))
-            continue;
+        if (!fp_digest_valid(e->d_name)) continue;
         char src[FP_PATH_MAX + 200], dst[FP_PATH_MAX + 200];
         snprintf(src, sizeof src, "%s/%s", dir, e->d_name);
         uint64_t size;
@@ -129,13 +121,10 @@ int fp_store_open(fp_store **out, const char *root, const struct fp_store_option
                   fp_error *err)
 {
     fp_store *s = calloc(1, sizeof *s);
-    if (!s)
-        return fp_error_set(err, ENOMEM, "open store");
+    if (!s) return fp_error_set(err, ENOMEM, "open store");
     s->lock_fd = -1;
-    if (opt)
-        s->opt = *opt;
-    if (!s->opt.upload_expiry_s)
-        s->opt.upload_expiry_s = 86400;
+    if (opt) s->opt = *opt;
+    if (!s->opt.upload_expiry_s) s->opt.upload_expiry_s = 86400;
     size_t rl = strlen(root);
     while (rl > 1 && root[rl - 1] == '/')
         rl--;
@@ -155,8 +144,7 @@ int fp_store_open(fp_store **out, const char *root, const struct fp_store_option
     for (size_t i = 0; i < 4; i++) {
         char p[FP_PATH_MAX + 16];
         snprintf(p, sizeof p, "%s%s", s->root, subdirs[i]);
-        if (fp_mkdir_p(p, 0750, err) < 0)
-            goto fail;
+        if (fp_mkdir_p(p, 0750, err) < 0) goto fail;
     }
     if (s->opt.exclusive) {
         char lp[FP_PATH_MAX + 16];
@@ -173,12 +161,9 @@ int fp_store_open(fp_store **out, const char *root, const struct fp_store_option
         }
     }
     fp_db *db = fp_db_get(s, err);
-    if (!db || fp_db_exec(db, fp_db_schema_sql(), err) < 0)
-        goto fail;
-    if (fp_store_recover_trash(s, err) < 0)
-        goto fail;
-    if (s->opt.exclusive && fp_upload_recover(s, err) < 0)
-        goto fail;
+    if (!db || fp_db_exec(db, fp_db_schema_sql(), err) < 0) goto fail;
+    if (fp_store_recover_trash(s, err) < 0) goto fail;
+    if (s->opt.exclusive && fp_upload_recover(s, err) < 0) goto fail;
     *out = s;
     return 0;
 fail:
@@ -195,8 +180,7 @@ void fp_store_maintain(fp_store *s)
 
 void fp_store_close(fp_store *s)
 {
-    if (!s)
-        return;
+    if (!s) return;
     fp_upload_table_close_all(s);
     pthread_mutex_lock(&s->lock);
     fp_db *c = s->conns;
@@ -210,7 +194,6 @@ void fp_store_close(fp_store *s)
     pthread_setspecific(s->conn_key, NULL);
     pthread_key_delete(s->conn_key);
     pthread_mutex_destroy(&s->lock);
-    if (s->lock_fd >= 0)
-        close(s->lock_fd);
+    if (s->lock_fd >= 0) close(s->lock_fd);
     free(s);
 }

@@ -43,8 +43,8 @@ void fp_store_maintain(fp_store *s);
 int fp_store_blob_stat(fp_store *s, const char *repo, const char *digest, uint64_t *size,
                        fp_error *err);
 /* Open the blob's file for reading (caller closes *fd). */
-int fp_store_blob_open(fp_store *s, const char *repo, const char *digest, int *fd,
-                       uint64_t *size, fp_error *err);
+int fp_store_blob_open(fp_store *s, const char *repo, const char *digest, int *fd, uint64_t *size,
+                       fp_error *err);
 /* Link an already stored blob into repo. from: the repository it must be
  * linked in already, or NULL for any. */
 int fp_store_blob_mount(fp_store *s, const char *repo, const char *digest, const char *from,
@@ -78,8 +78,7 @@ void fp_upload_rollback(fp_upload *u);
 /* Verify against digest (and size, unless UINT64_MAX), commit the blob into
  * the upload's repository, end the session. FP_STORE_MISMATCH when the
  * digest differs (the session is then cancelled). */
-int fp_upload_finish(fp_upload *u, const char *digest, char computed[FP_DIGEST_MAX],
-                     fp_error *err);
+int fp_upload_finish(fp_upload *u, const char *digest, char computed[FP_DIGEST_MAX], fp_error *err);
 /* Give the session back (after write/rollback); ephemeral ones are discarded. */
 void fp_upload_release(fp_upload *u);
 /* Committed size of a session (for GET on the upload location). */
@@ -131,8 +130,8 @@ int fp_store_manifest_delete(fp_store *s, const char *repo, const char *ref, boo
 typedef int (*fp_name_cb)(void *ctx, const char *name);
 /* Tags after `last` (NULL: from the start), at most limit. NOT_FOUND for an
  * unknown repository. */
-int fp_store_tags(fp_store *s, const char *repo, const char *last, unsigned limit,
-                  fp_name_cb cb, void *ctx, fp_error *err);
+int fp_store_tags(fp_store *s, const char *repo, const char *last, unsigned limit, fp_name_cb cb,
+                  void *ctx, fp_error *err);
 int fp_store_catalog(fp_store *s, const char *last, unsigned limit, fp_name_cb cb, void *ctx,
                      fp_error *err);
 
@@ -158,8 +157,7 @@ struct fp_gc_stats {
     uint64_t uploads_purged;
     uint64_t orphan_files_removed;
 };
-int fp_store_gc(fp_store *s, unsigned grace_s, bool dry_run, struct fp_gc_stats *st,
-                fp_error *err);
+int fp_store_gc(fp_store *s, unsigned grace_s, bool dry_run, struct fp_gc_stats *st, fp_error *err);
 
 /* Consistency check: every blob hashed against its digest, every manifest
  * body against its digest, every reference resolvable. */

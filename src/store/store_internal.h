@@ -35,8 +35,7 @@ int fp_store_repo_id(fp_db *db, const char *repo, bool create, int64_t *id, fp_e
 /* Record a verified, fsynced file as a blob linked into repo: rename into
  * place and insert the rows in one write transaction. */
 int fp_store_blob_commit(struct fp_store *s, const char *repo, const char *tmp_path,
-                         const char *digest, uint64_t size, const char *upload_id,
-                         fp_error *err);
+                         const char *digest, uint64_t size, const char *upload_id, fp_error *err);
 
 /* Upload table housekeeping (uploads.c). */
 void fp_upload_table_close_all(struct fp_store *s);

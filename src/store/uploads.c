@@ -43,8 +43,7 @@ static unsigned bucket(const char *id)
 
 static void upload_free(struct fp_upload *u)
 {
-    if (u->fd >= 0)
-        close(u->fd);
+    if (u->fd >= 0) close(u->fd);
     fp_hasher_free(&u->hasher);
     free(u);
 }
@@ -52,13 +51,11 @@ static void upload_free(struct fp_upload *u)
 static bool id_valid(const char *id)
 {
     /* our ids are lowercase UUIDs: never let anything else reach a path */
-    if (strlen(id) != 36)
-        return false;
+    if (strlen(id) != 36) return false;
     for (int i = 0; i < 36; i++) {
         char c = id[i];
         bool dash = (i == 8 || i == 13 || i == 18 || i == 23);
-        if (dash ? c != '-' : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
-            return false;
+        if (dash ? c != '-' : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
     }
     return true;
 }
@@ -75,13 +72,11 @@ uint64_t fp_upload_offset(const fp_upload *u)
 
 int fp_upload_create(fp_store *s, const char *repo, char id[37], fp_error *err)
 {
-    if (fp_uuid(id) < 0)
-        return fp_error_set(err, errno, "generate upload id");
+    if (fp_uuid(id) < 0) return fp_error_set(err, errno, "generate upload id");
     char path[FP_PATH_MAX + 64];
     fp_store_upload_path(s, id, path, sizeof path);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
-    if (fd < 0)
-        return fp_error_set(err, errno, "create upload file");
+    if (fd < 0) return fp_error_set(err, errno, "create upload file");
     close(fd);
     fp_db *db = fp_db_get(s, err);
     sqlite3_stmt *st = db ? fp_db_stmt(db, ST_UPLOAD_INSERT, err) : NULL;
@@ -104,8 +99,7 @@ int fp_upload_create(fp_store *s, const char *repo, char id[37], fp_error *err)
 static struct fp_upload *upload_new(fp_store *s, const char *id, const char *repo)
 {
     struct fp_upload *u = calloc(1, sizeof *u);
-    if (!u)
-        return NULL;
+    if (!u) return NULL;
     u->store = s;
     u->fd = -1;
     snprintf(u->id, sizeof u->id, "%s", id);
@@ -116,11 +110,9 @@ static struct fp_upload *upload_new(fp_store *s, const char *id, const char *rep
 int fp_upload_begin_ephemeral(fp_store *s, const char *repo, fp_upload **out, fp_error *err)
 {
     char id[37];
-    if (fp_uuid(id) < 0)
-        return fp_error_set(err, errno, "generate upload id");
+    if (fp_uuid(id) < 0) return fp_error_set(err, errno, "generate upload id");
     struct fp_upload *u = upload_new(s, id, repo);
-    if (!u)
-        return fp_error_set(err, ENOMEM, "upload");
+    if (!u) return fp_error_set(err, ENOMEM, "upload");
     char path[FP_PATH_MAX + 64];
     fp_store_upload_path(s, id, path, sizeof path);
     u->fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
@@ -140,8 +132,7 @@ static int upload_load(fp_store *s, const char *repo, const char *id, struct fp_
 {
     fp_db *db = fp_db_get(s, err);
     sqlite3_stmt *st = db ? fp_db_stmt(db, ST_UPLOAD_GET, err) : NULL;
-    if (!st)
-        return -1;
+    if (!st) return -1;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     if (rc != SQLITE_ROW) {
@@ -150,11 +141,9 @@ static int upload_load(fp_store *s, const char *repo, const char *id, struct fp_
     }
     bool same_repo = strcmp((const char *)sqlite3_column_text(st, 0), repo) == 0;
     sqlite3_reset(st);
-    if (!same_repo)
-        return FP_STORE_NOT_FOUND;
+    if (!same_repo) return FP_STORE_NOT_FOUND;
     struct fp_upload *u = upload_new(s, id, repo);
-    if (!u)
-        return fp_error_set(err, ENOMEM, "upload");
+    if (!u) return fp_error_set(err, ENOMEM, "upload");
     char path[FP_PATH_MAX + 64];
     fp_store_upload_path(s, id, path, sizeof path);
     u->fd = open(path, O_RDWR | O_CLOEXEC);
@@ -169,11 +158,9 @@ static int upload_load(fp_store *s, const char *repo, const char *id, struct fp_
     return 0;
 }
 
-int fp_upload_acquire(fp_store *s, const char *repo, const char *id, fp_upload **out,
-                      fp_error *err)
+int fp_upload_acquire(fp_store *s, const char *repo, const char *id, fp_upload **out, fp_error *err)
 {
-    if (!id_valid(id))
-        return FP_STORE_NOT_FOUND;
+    if (!id_valid(id)) return FP_STORE_NOT_FOUND;
     unsigned b = bucket(id);
     pthread_mutex_lock(&s->lock);
     struct fp_upload *u = s->uploads[b];
@@ -195,19 +182,16 @@ int fp_upload_acquire(fp_store *s, const char *repo, const char *id, fp_upload *
     }
     bool full = s->open_uploads >= MAX_OPEN_UPLOADS;
     pthread_mutex_unlock(&s->lock);
-    if (full)
-        fp_upload_table_sweep(s, time(NULL) - 1);
+    if (full) fp_upload_table_sweep(s, time(NULL) - 1);
 
     /* Load outside the lock (file and database I/O), then insert unless
      * another request raced us to it. */
     struct fp_upload *loaded = NULL;
     int rc = upload_load(s, repo, id, &loaded, err);
-    if (rc != 0)
-        return rc;
+    if (rc != 0) return rc;
     pthread_mutex_lock(&s->lock);
     for (u = s->uploads[b]; u; u = u->next)
-        if (strcmp(u->id, id) == 0)
-            break;
+        if (strcmp(u->id, id) == 0) break;
     if (u) {
         pthread_mutex_unlock(&s->lock);
         upload_free(loaded);
@@ -226,11 +210,9 @@ int fp_upload_acquire(fp_store *s, const char *repo, const char *id, fp_upload *
 /* Bring the running hash up to the current offset (after a reload). */
 static int ensure_hash(struct fp_upload *u, fp_error *err)
 {
-    if (u->hash_valid)
-        return 0;
+    if (u->hash_valid) return 0;
     fp_hasher_free(&u->hasher);
-    if (fp_hasher_init(&u->hasher, FP_SHA256) < 0)
-        return fp_error_set(err, errno, "hash init");
+    if (fp_hasher_init(&u->hasher, FP_SHA256) < 0) return fp_error_set(err, errno, "hash init");
     int64_t n = fp_hasher_update_fd(&u->hasher, u->fd, u->offset);
     if (n < 0 || (uint64_t)n != u->offset)
         return fp_error_set(err, n < 0 ? errno : EIO, "rehash upload %s", u->id);
@@ -240,8 +222,7 @@ static int ensure_hash(struct fp_upload *u, fp_error *err)
 
 int fp_upload_write(fp_upload *u, const void *data, size_t len, fp_error *err)
 {
-    if (ensure_hash(u, err) < 0)
-        return -1;
+    if (ensure_hash(u, err) < 0) return -1;
     if (pwrite(u->fd, data, len, (off_t)u->offset) != (ssize_t)len) {
         /* pwrite of a regular file is short only on error (ENOSPC, EIO) */
         int e = errno ? errno : EIO;
@@ -262,8 +243,7 @@ int fp_upload_write(fp_upload *u, const void *data, size_t len, fp_error *err)
 
 void fp_upload_rollback(fp_upload *u)
 {
-    if (u->offset == u->mark)
-        return;
+    if (u->offset == u->mark) return;
     if (ftruncate(u->fd, (off_t)u->mark) < 0)
         fp_warn("event=upload_rollback_failed upload=%s errno=%d", u->id, errno);
     u->offset = u->mark;
@@ -303,8 +283,7 @@ static void upload_discard(struct fp_upload *u)
     upload_free(u);
 }
 
-int fp_upload_finish(fp_upload *u, const char *digest, char computed[FP_DIGEST_MAX],
-                     fp_error *err)
+int fp_upload_finish(fp_upload *u, const char *digest, char computed[FP_DIGEST_MAX], fp_error *err)
 {
     enum fp_digest_alg alg;
     if (fp_digest_parse(digest, strlen(digest), &alg) != FP_DIGEST_OK)
@@ -315,27 +294,23 @@ int fp_upload_finish(fp_upload *u, const char *digest, char computed[FP_DIGEST_M
     } else {
         /* The running hash is SHA-256; other algorithms hash the file once. */
         fp_hasher h;
-        if (fp_hasher_init(&h, alg) < 0)
-            return fp_error_set(err, errno, "hash init");
+        if (fp_hasher_init(&h, alg) < 0) return fp_error_set(err, errno, "hash init");
         int64_t n = fp_hasher_update_fd(&h, u->fd, u->offset);
         int rc = (n >= 0 && (uint64_t)n == u->offset) ? fp_hasher_peek(&h, computed) : -1;
         fp_hasher_free(&h);
-        if (rc < 0)
-            return fp_error_set(err, EIO, "hash upload");
+        if (rc < 0) return fp_error_set(err, EIO, "hash upload");
     }
     if (strcmp(computed, digest) != 0) {
         upload_discard(u);
         return FP_STORE_MISMATCH;
     }
-    if (fsync(u->fd) < 0)
-        return fp_error_set(err, errno, "fsync upload");
+    if (fsync(u->fd) < 0) return fp_error_set(err, errno, "fsync upload");
     char path[FP_PATH_MAX + 64];
     fp_store_upload_path(u->store, u->id, path, sizeof path);
     if (fp_store_blob_commit(u->store, u->repo, path, digest, u->offset,
                              u->ephemeral ? NULL : u->id, err) < 0)
         return -1;
-    if (!u->ephemeral)
-        table_remove(u->store, u);
+    if (!u->ephemeral) table_remove(u->store, u);
     upload_free(u);
     return 0;
 }
@@ -356,8 +331,7 @@ int fp_upload_cancel(fp_store *s, const char *repo, const char *id, fp_error *er
 {
     fp_upload *u;
     int rc = fp_upload_acquire(s, repo, id, &u, err);
-    if (rc != 0)
-        return rc;
+    if (rc != 0) return rc;
     upload_discard(u);
     return 0;
 }
@@ -395,8 +369,7 @@ void fp_upload_table_close_all(struct fp_store *s)
 int fp_upload_recover(struct fp_store *s, fp_error *err)
 {
     fp_db *db = fp_db_get(s, err);
-    if (!db)
-        return -1;
+    if (!db) return -1;
     /* Rows whose file is gone, and sessions past their expiry. */
     char sql[256];
     snprintf(sql, sizeof sql, "SELECT id FROM uploads WHERE created < %lld",
@@ -412,20 +385,17 @@ int fp_upload_recover(struct fp_store *s, fp_error *err)
     sqlite3_finalize(st);
     snprintf(sql, sizeof sql, "DELETE FROM uploads WHERE created < %lld",
              (long long)(time(NULL) - (time_t)s->opt.upload_expiry_s));
-    if (fp_db_exec(db, sql, err) < 0)
-        return -1;
+    if (fp_db_exec(db, sql, err) < 0) return -1;
 
     /* Files without a row: ephemeral uploads cut off by a crash. */
     char dir[FP_PATH_MAX + 16];
     snprintf(dir, sizeof dir, "%s/uploads", s->root);
     DIR *d = opendir(dir);
-    if (!d)
-        return fp_error_set(err, errno, "open %s", dir);
+    if (!d) return fp_error_set(err, errno, "open %s", dir);
     struct dirent *e;
     st = fp_db_stmt(db, ST_UPLOAD_GET, err);
     while (st && (e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
+        if (e->d_name[0] == '.') continue;
         sqlite3_reset(st);
         sqlite3_bind_text(st, 1, e->d_name, -1, SQLITE_TRANSIENT);
         if (sqlite3_step(st) != SQLITE_ROW) {
@@ -434,17 +404,14 @@ int fp_upload_recover(struct fp_store *s, fp_error *err)
             unlink(path);
         }
     }
-    if (st)
-        sqlite3_reset(st);
+    if (st) sqlite3_reset(st);
     closedir(d);
     return st ? 0 : -1;
 }
 
-int fp_upload_status(fp_store *s, const char *repo, const char *id, uint64_t *offset,
-                     fp_error *err)
+int fp_upload_status(fp_store *s, const char *repo, const char *id, uint64_t *offset, fp_error *err)
 {
-    if (!id_valid(id))
-        return FP_STORE_NOT_FOUND;
+    if (!id_valid(id)) return FP_STORE_NOT_FOUND;
     pthread_mutex_lock(&s->lock);
     for (struct fp_upload *u = s->uploads[bucket(id)]; u; u = u->next) {
         if (strcmp(u->id, id) == 0) {
@@ -458,8 +425,7 @@ int fp_upload_status(fp_store *s, const char *repo, const char *id, uint64_t *of
     pthread_mutex_unlock(&s->lock);
     struct fp_upload *u;
     int rc = upload_load(s, repo, id, &u, err);
-    if (rc != 0)
-        return rc;
+    if (rc != 0) return rc;
     *offset = u->offset;
     upload_free(u);
     return 0;
