@@ -11,8 +11,9 @@ import requests
 
 from conftest import have
 from helpers import (ACCEPT_ALL, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, PAPER_IMAGES,
-                     Containerd, OciLayout, fogport_ls, get_blob, get_manifest, images,  # noqa: F401
-                     paper_ls_lines, sha256, sha256_file, skopeo, skopeo_push)
+                     Containerd, OciLayout, fogport_ls, get_blob, get_manifest, paper_ls_lines,
+                     sha256, sha256_file, skopeo, skopeo_push)
+from helpers import images  # noqa: F401,F811  (the session fixture)
 
 pytestmark = pytest.mark.skipif(not have("skopeo"), reason="skopeo is not installed")
 

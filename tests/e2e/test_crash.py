@@ -12,7 +12,6 @@ import random
 import threading
 import time
 
-import pytest
 import requests
 
 from helpers import (get_blob, get_manifest, push_image, random_config, sha256,
@@ -20,7 +19,7 @@ from helpers import (get_blob, get_manifest, push_image, random_config, sha256,
 
 MiB = 1 << 20
 WORKERS = 3
-ROUNDS = 5
+ROUNDS = 8
 SEED = int(os.environ.get("FOGPORT_CRASH_SEED", time.time_ns() % 1_000_000))
 
 

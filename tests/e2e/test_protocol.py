@@ -679,7 +679,12 @@ def test_index_missing_child(c):
      ("MANIFEST_INVALID", "MANIFEST_BLOB_UNKNOWN", "DIGEST_INVALID")),
     (b'{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", '
      b'"layers": {}}', ("MANIFEST_INVALID",)),
-], ids=["truncated", "text", "empty", "array", "config-string", "bad-digest", "layers-object"])
+    (b'{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", '
+     b'"annotations": {"k": "\xff\xfe"}, "layers": []}', ("MANIFEST_INVALID",)),
+    (b'{"a":' * 100000 + b'1' + b'}' * 100000, ("MANIFEST_INVALID",)),
+    (b'[' * 200000, ("MANIFEST_INVALID",)),
+], ids=["truncated", "text", "empty", "array", "config-string", "bad-digest", "layers-object",
+        "bad-utf8", "deep-objects", "deep-arrays"])
 def test_manifest_invalid(c, body, codes):
     c.push_blob("inv", b"x")
     r = c.put_manifest("inv", "bad", body, OCI_MANIFEST)

@@ -15,6 +15,7 @@ from ocihelp import (
 )
 
 OCTET = {"Content-Type": "application/octet-stream"}
+UUID_RE_SAMPLE = "0b7f3f2c-8f0e-4b8e-9d2c-5a1e3c9d7f11"
 
 
 @pytest.fixture
@@ -159,32 +160,40 @@ def test_blob_unsupported_digest_path(c):
 
 def test_stalled_client_does_not_block_others(registry, c):
     """Half a request (headers unfinished, or a body that never comes) holds
-    no lock that stops other clients."""
+    no lock that stops other clients, not even on the same repository or
+    upload session."""
     stalled = []
+
+    def stall(raw):
+        s = raw_connect(registry.host)
+        s.sendall(raw)
+        stalled.append(s)
+
     try:
-        s = raw_connect(registry.host)
-        s.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Slow: ")
-        stalled.append(s)
-        s = raw_connect(registry.host)
-        s.sendall(b"POST /v2/slow/blobs/uploads/?digest=" + sha256(b"x" * 1000).encode() +
-                  b" HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
-                  b"Content-Length: 1000\r\n\r\n" + b"x" * 10)
-        stalled.append(s)
+        stall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        stall(b"POST /v2/slow/blobs/uploads/?digest=" + sha256(b"x" * 1000).encode() +
+              b" HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
+              b"Content-Length: 1000\r\n\r\n" + b"x" * 10)
         loc = c.start_upload("slow")
         loc = c.location(c.patch_chunk(loc, b"y" * 100, 0))
-        s = raw_connect(registry.host)
-        path = path_of(loc)
-        s.sendall(f"PATCH {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
-                  f"Content-Range: 100-199\r\nContent-Length: 100\r\n\r\n".encode() + b"y" * 5)
-        stalled.append(s)
+        stall(f"PATCH {path_of(loc)} HTTP/1.1\r\nHost: x\r\n"
+              f"Content-Type: application/octet-stream\r\n"
+              f"Content-Range: 100-199\r\nContent-Length: 100\r\n\r\n".encode() + b"y" * 5)
+        stall(f"PUT /v2/other/manifests/v0 HTTP/1.1\r\nHost: x\r\n"
+              f"Content-Type: {OCI_MANIFEST}\r\nContent-Length: 5000\r\n\r\n{{".encode())
         time.sleep(0.3)
         t0 = time.time()
         quick = Client(registry.url)
         assert quick.get("/v2/", timeout=3).status_code == 200
-        body, d = quick.push_image("other", tag="v1")
+        body, d = quick.push_image("other", tag="v1")  # same repository as the stalled PUT
         r = quick.get("/v2/other/manifests/v1", timeout=3)
         assert r.status_code == 200 and r.content == body
         assert quick.get("/v2/_catalog", timeout=3).status_code == 200
+        # the session with a stalled PATCH answers its status promptly
+        s = quick.get(loc, timeout=3)
+        assert s.status_code in (204, 404, 409, 416, 423), s.status_code
+        if s.status_code == 204:
+            assert s.headers.get("Range") == "0-99"
         assert time.time() - t0 < 5
     finally:
         for s in stalled:
@@ -334,6 +343,85 @@ def test_keepalive_reuse(registry, c):
         assert st == 200 and body == data
     finally:
         s.close()
+
+
+def test_same_chunk_raced_on_one_session(registry, c):
+    """Two clients PATCH the same first chunk at once: one wins, the other is
+    refused, and the upload holds the chunk once."""
+    data = rand_blob(64 * 1024)
+    loc = c.start_upload("racechunk")
+
+    def patch(_):
+        return Client(registry.url).patch_chunk(loc, data, 0).status_code
+
+    for _ in range(3):
+        with ThreadPoolExecutor(max_workers=2) as ex:
+            codes = sorted(ex.map(patch, range(2)))
+        s = c.get(loc)
+        assert s.status_code == 204 and s.headers.get("Range") == f"0-{len(data) - 1}", (
+            codes, s.status_code, s.headers.get("Range"))
+        assert codes[0] == 202 and 400 <= codes[1] < 500, codes
+        r = c.put(with_query(loc, {"digest": sha256(data)}))
+        assert r.status_code == 201, r.text
+        assert c.get(f"/v2/racechunk/blobs/{sha256(data)}").content == data
+        loc = c.start_upload("racechunk")
+        data = rand_blob(64 * 1024)
+
+
+def test_expect_100_continue(registry, c):
+    """curl-style uploads send Expect: 100-continue and wait for it."""
+    data = rand_blob(3000)
+    d = sha256(data)
+    loc = c.start_upload("expect")
+    s = raw_connect(registry.host)
+    try:
+        s.sendall(f"PUT {path_of(with_query(loc, {'digest': d}))} HTTP/1.1\r\nHost: x\r\n"
+                  f"Content-Type: application/octet-stream\r\nContent-Length: {len(data)}\r\n"
+                  f"Expect: 100-continue\r\n\r\n".encode())
+        s.settimeout(5)
+        first = s.recv(4096)
+        assert first.startswith(b"HTTP/1.1 100"), first[:100]
+        rest = first.split(b"\r\n\r\n", 1)[1]
+        assert rest == b"", rest[:100]
+        s.sendall(data)
+        st, h, _ = read_response(s)
+        assert st == 201
+    finally:
+        s.close()
+    assert c.get(f"/v2/expect/blobs/{d}").content == data
+
+
+def test_upload_uuid_traversal(registry, c):
+    loc = c.start_upload("trav")
+    c.push_blob("trav", b"x")
+    for uuid in ("..", "..%2f..%2f..%2fetc%2fpasswd", "%2e%2e", "a/../../b", "x%00y",
+                 "0" * 300, UUID_RE_SAMPLE.upper()):
+        for method in ("GET", "PATCH", "PUT", "DELETE"):
+            st, h, body = raw_request(registry.host, method,
+                                      f"/v2/trav/blobs/uploads/{uuid}?digest={sha256(b'x')}",
+                                      body=b"x", headers={"Content-Type": "application/octet-stream",
+                                                          "Content-Range": "0-0"})
+            assert st in (400, 404), (method, uuid, st, body[:200])
+    assert c.get(loc).status_code == 204
+    assert c.get("/v2/").status_code == 200
+
+
+def test_large_blob_chunked_and_ranges(c):
+    data = rand_blob(8 * 1024 * 1024 + 12345)
+    d = sha256(data)
+    loc = c.start_upload("large")
+    cuts = [0, 3 * 1024 * 1024 + 7, 5 * 1024 * 1024, len(data)]
+    for a, b in zip(cuts, cuts[1:]):
+        r = c.patch_chunk(loc, data[a:b], a)
+        assert r.status_code == 202 and r.headers.get("Range") == f"0-{b - 1}"
+        loc = c.location(r)
+    assert c.put(with_query(loc, {"digest": d})).status_code == 201
+    g = c.get(f"/v2/large/blobs/{d}")
+    assert g.status_code == 200 and g.headers.get("Content-Length") == str(len(data))
+    assert sha256(g.content) == d
+    lo, hi = 4 * 1024 * 1024 - 5, 6 * 1024 * 1024 + 3
+    r = c.get(f"/v2/large/blobs/{d}", headers={"Range": f"bytes={lo}-{hi}"})
+    assert r.status_code == 206 and r.content == data[lo:hi + 1]
 
 
 def test_parallel_chunked_uploads_interleaved(registry, c):
