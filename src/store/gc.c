@@ -62,7 +62,7 @@ static int mark(fp_db *db, int64_t cutoff, fp_error *err)
             0 ||
         exec_bind(db,
                   "INSERT OR IGNORE INTO gc_keep SELECT repo, digest FROM repo_manifests "
-                  "WHERE created >= ?1",
+                  "WHERE created > ?1",
                   cutoff, NULL, err) < 0)
         return -1;
     for (;;) {
@@ -107,7 +107,7 @@ static void sweep_orphan_files(fp_store *s, fp_db *db, time_t cutoff, bool dry_r
                 snprintf(digest, sizeof digest, "%s:%s", algs[a], e->d_name);
                 snprintf(path, sizeof path, "%s/%s", sub, e->d_name);
                 struct stat sb;
-                if (stat(path, &sb) < 0 || sb.st_mtime >= cutoff) continue;
+                if (stat(path, &sb) < 0 || sb.st_mtime > cutoff) continue;
                 fp_error err;
                 sqlite3_stmt *q = fp_db_stmt(db, ST_BLOB_GET, &err);
                 if (!q) continue;
@@ -147,7 +147,7 @@ int fp_store_gc(fp_store *s, unsigned grace_s, bool dry_run, struct fp_gc_stats 
                   "WHERE m.digest = manifest_refs.digest)",
                   0, NULL, err) < 0 ||
         exec_bind(db,
-                  "DELETE FROM repo_blobs WHERE created < ?1 AND NOT EXISTS (SELECT 1 FROM "
+                  "DELETE FROM repo_blobs WHERE created <= ?1 AND NOT EXISTS (SELECT 1 FROM "
                   "repo_manifests rm JOIN manifest_refs r ON r.digest = rm.digest WHERE "
                   "rm.repo = repo_blobs.repo AND r.child = repo_blobs.digest)",
                   cutoff, &st->blob_links_removed, err) < 0)
@@ -215,7 +215,18 @@ int fp_store_gc(fp_store *s, unsigned grace_s, bool dry_run, struct fp_gc_stats 
         /* Committed: what is in trash is no longer referenced anywhere. */
         fp_store_recover_trash(s, err);
     }
-    sweep_orphan_files(s, db, (time_t)cutoff, dry_run, st);
+    /* Files without a row. Under the write lock: a blob commit renames its
+     * file and inserts its row inside one write transaction, so while we
+     * hold the lock a file without a row really is an orphan. */
+    if (dry_run) {
+        sweep_orphan_files(s, db, (time_t)cutoff, true, st);
+    } else {
+        if (fp_db_begin(db, err) < 0)
+            return -1;
+        sweep_orphan_files(s, db, (time_t)cutoff, false, st);
+        if (fp_db_commit(db, err) < 0)
+            return -1;
+    }
     return 0;
 fail:
     fp_db_rollback(db);

@@ -692,6 +692,22 @@ def test_manifest_invalid(c, body, codes):
     assert c.get("/v2/inv/manifests/bad").status_code == 404
 
 
+def test_manifest_without_content_type_uses_media_type(c):
+    body, mt = _docker_image(c, "noct")
+    r = c.put("/v2/noct/manifests/v1", data=body)  # requests sends no Content-Type
+    assert r.status_code == 201, r.text
+    check_manifest_response(c.get("/v2/noct/manifests/v1"), body, DOCKER_MANIFEST)
+
+
+@pytest.mark.parametrize("version", [1, 3])
+def test_manifest_schema_version_must_be_2(c, version):
+    body, mt = _oci_image(c, "sv")
+    m = json.loads(body)
+    m["schemaVersion"] = version
+    r = c.put_manifest("sv", "x", jbytes(m), mt)
+    assert_error(r, 400, "MANIFEST_INVALID")
+
+
 def test_manifest_media_type_mismatch(c):
     body, mt = _oci_image(c, "mt")
     r = c.put_manifest("mt", "x", body, DOCKER_MANIFEST)
@@ -813,6 +829,24 @@ def test_manifest_put_with_invalid_tag_param(c):
     r = c.put_manifest("multi", d, body, mt, params=[("tag", "ok"), ("tag", "-bad")])
     assert r.status_code == 400, r.status_code
     assert "ok" not in tags_or_empty(c, "multi")
+
+
+def test_manifest_tag_concurrent_overwrite(registry, c):
+    """Parallel pushes to one tag leave it pointing at one complete manifest."""
+    from concurrent.futures import ThreadPoolExecutor
+    bodies = [_oci_image(c, "race")[0] for _ in range(8)]
+
+    def push(b):
+        return Client(registry.url).put_manifest("race", "latest", b, OCI_MANIFEST).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as ex:
+        assert list(ex.map(push, bodies)) == [201] * 8
+    g = c.get("/v2/race/manifests/latest")
+    assert g.status_code == 200 and g.content in bodies
+    assert g.headers.get("Docker-Content-Digest") == sha256(g.content)
+    assert c.tags("race") == ["latest"]
+    for b in bodies:
+        assert c.head(f"/v2/race/manifests/{sha256(b)}").status_code == 200
 
 
 def test_manifest_tag_overwrite(c):
@@ -1182,6 +1216,21 @@ def test_referrers_after_delete_and_per_repository(c):
     assert c.delete(f"/v2/rdel/manifests/{sha256(art)}").status_code == 202
     _, ms = _referrers(c, "rdel", img_d)
     assert ms == []
+
+
+def test_referrers_survive_tag_delete_and_are_not_duplicated(c):
+    img, img_d = c.push_image("rtag", tag="v1")
+    art = _artifact(c, "rtag", img, OCI_MANIFEST, SBOM)
+    c.push_manifest("rtag", "sbom", art, OCI_MANIFEST)
+    c.push_manifest("rtag", sha256(art), art, OCI_MANIFEST)  # same manifest again
+    c.push_manifest("rtag", "sbom2", art, OCI_MANIFEST)  # and under another tag
+    _, ms = _referrers(c, "rtag", img_d)
+    assert [m["digest"] for m in ms] == [sha256(art)]
+    # deleting a tag does not delete the manifest: still a referrer
+    assert c.delete("/v2/rtag/manifests/sbom").status_code == 202
+    assert c.delete("/v2/rtag/manifests/sbom2").status_code == 202
+    _, ms = _referrers(c, "rtag", img_d)
+    assert [m["digest"] for m in ms] == [sha256(art)]
 
 
 def test_referrers_none(c):

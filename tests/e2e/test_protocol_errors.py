@@ -170,7 +170,8 @@ def test_stalled_client_does_not_block_others(registry, c):
         stalled.append(s)
 
     try:
-        stall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        for _ in range(100):
+            stall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Slow: ")
         stall(b"POST /v2/slow/blobs/uploads/?digest=" + sha256(b"x" * 1000).encode() +
               b" HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
               b"Content-Length: 1000\r\n\r\n" + b"x" * 10)
