@@ -9,7 +9,7 @@ reusable buffer and dropped (no per-chunk allocation on downloads).
 Subcommands (each prints one JSON object on stdout, progress on stderr):
   gen FILE MIB                    random file + FILE.sha256
   push URL REPO FILE              untimed monolithic upload (set-up)
-  upload URL REPO MODE CHUNK FILE...   timed uploads, MODE mono|chunked
+  upload URL REPO MODE CHUNK PID FILE...  timed uploads, MODE mono|chunked
   setup-small URL REPO NTAGS      push config+layer+manifest and NTAGS tags
   download URL PATH SIZE REPS PID timed downloads + server CPU per GiB
   startup URL LOG -- ARGV...      exec -> first 200 on URL, in seconds
@@ -309,12 +309,13 @@ def cmd_push(url, repo, path):
     out({"digest": d, "bytes": size})
 
 
-def cmd_upload(url, repo, mode, chunk, paths):
-    chunk = int(chunk)
+def cmd_upload(url, repo, mode, chunk, pid, paths):
+    chunk, pid = int(chunk), int(pid)
     c = Conn(url)
     c.request("GET", "/v2/")  # connect outside the timed part
     files = [(p, os.path.getsize(p), sha256_file(p)) for p in paths]
     total = sum(s for _, s, _ in files)
+    s0 = cpu_seconds(pid) if pid else 0
     c0 = os.times()
     t0 = time.perf_counter()
     for p, size, d in files:
@@ -325,6 +326,7 @@ def cmd_upload(url, repo, mode, chunk, paths):
                 upload_chunked(c, repo, f, size, d, chunk)
     dt = time.perf_counter() - t0
     c1 = os.times()
+    s1 = cpu_seconds(pid) if pid else 0
     ccpu = (c1.user - c0.user) + (c1.system - c0.system)
     # verify every blob landed with the right size (untimed)
     for p, size, d in files:
@@ -332,7 +334,7 @@ def cmd_upload(url, repo, mode, chunk, paths):
         if st != 200 or int(h.get("content-length", -1)) != size:
             raise HTTPError("blob %s missing after upload: %d" % (d, st))
     out({"bytes": total, "seconds": dt, "mib_s": total / MiB / dt,
-         "client_cpu_pct": 100.0 * ccpu / dt})
+         "server_cpu_pct": 100.0 * (s1 - s0) / dt, "client_cpu_pct": 100.0 * ccpu / dt})
 
 
 def cmd_setup_small(url, repo, ntags):
@@ -395,6 +397,7 @@ def cmd_download(url, path, size, reps, pid):
     ccpu = (c1.user - c0.user) + (c1.system - c0.system)
     out({"bytes": total, "seconds": dt, "mib_s": total / MiB / dt,
          "server_cpu_s": s1 - s0, "cpu_s_per_gib": (s1 - s0) / (total / GiB),
+         "server_cpu_pct": 100.0 * (s1 - s0) / dt,
          "client_cpu_pct": 100.0 * ccpu / dt})
 
 
@@ -558,7 +561,7 @@ def main(argv):
     elif cmd == "push":
         cmd_push(*args)
     elif cmd == "upload":
-        cmd_upload(args[0], args[1], args[2], args[3], args[4:])
+        cmd_upload(args[0], args[1], args[2], args[3], args[4], args[5:])
     elif cmd == "setup-small":
         cmd_setup_small(*args)
     elif cmd == "download":

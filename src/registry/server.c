@@ -18,6 +18,7 @@
 #include "core/cleanup.h"
 #include "core/fs.h"
 #include "core/log.h"
+#include "core/range.h"
 #include "registry/request.h"
 
 static atomic_uint_fast64_t next_request_id = 1;
@@ -32,11 +33,24 @@ const char *fp_req_arg(fp_req *r, const char *name)
     return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
-/* Will the client send a body after the headers? */
-static bool body_expected(fp_req *r)
+/* Largest body drained before an early answer (see hold_response). */
+#define DRAIN_MAX (16u << 20)
+
+/* Should a response made while routing wait for the last callback?
+ * Without a body: yes, or libmicrohttpd closes instead of keeping alive.
+ * With a body it has not read yet (an early 413, 404 or 416): closing while
+ * the client still sends makes the kernel reset the connection, and the
+ * client never sees the answer; so a body of known, modest size is drained
+ * first. A huge or unbounded one gets the answer at once and the close. */
+static bool hold_response(fp_req *r)
 {
+    if (fp_req_header(r, MHD_HTTP_HEADER_TRANSFER_ENCODING))
+        return false;
     const char *cl = fp_req_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    return fp_req_header(r, MHD_HTTP_HEADER_TRANSFER_ENCODING) || (cl && strcmp(cl, "0") != 0);
+    uint64_t len = 0;
+    if (!cl)
+        return true;
+    return fp_parse_u64(cl, &len) == 0 && len <= DRAIN_MAX;
 }
 
 void fp_respond(fp_req *r, unsigned status, struct MHD_Response *resp)
@@ -54,7 +68,7 @@ void fp_respond(fp_req *r, unsigned status, struct MHD_Response *resp)
     }
     r->status = status;
     r->responded = true;
-    if (r->routing && !body_expected(r)) {
+    if (r->routing && hold_response(r)) {
         r->pending = resp;
         r->pending_status = status;
         return;

@@ -8,6 +8,7 @@ import os
 import re
 import socket
 import time
+import weakref
 from urllib.parse import urlencode, urljoin, urlsplit
 
 import requests
@@ -105,7 +106,11 @@ class Client:
     def req(self, method, path, **kw):
         kw.setdefault("timeout", TIMEOUT)
         kw.setdefault("allow_redirects", False)
-        return self.s.request(method, self.url(path), **kw)
+        r = self.s.request(method, self.url(path), **kw)
+        # every 4xx JSON body anywhere in the tests must be an OCI error body
+        if 400 <= r.status_code < 500 and method != "HEAD" and r.content[:1] == b"{":
+            check_error_body(r)
+        return r
 
     def get(self, path, **kw):
         return self.req("GET", path, **kw)
@@ -250,7 +255,8 @@ def assert_error(resp, status, *codes):
     if resp.request.method == "HEAD" or not codes:
         return
     got = check_error_body(resp)
-    assert set(got) & set(codes), f"{resp.request.method} {resp.url}: expected one of {codes}, got {got}"
+    assert set(got) & set(codes), (
+        f"{resp.request.method} {resp.url}: expected one of {codes}, got {got}")
 
 
 def assert_api_header(resp):
@@ -267,11 +273,15 @@ def raw_connect(host, timeout=TIMEOUT):
     return s
 
 
+_LEFTOVER = weakref.WeakKeyDictionary()  # bytes read past a response, per socket
+
+
 def read_response(sock, timeout=TIMEOUT, head=False):
     """Read one HTTP/1.1 response (headers + Content-Length body). Returns
-    (status, headers dict with lower-case names, body)."""
+    (status, headers dict with lower-case names, body). Bytes that belong to
+    a following (pipelined) response are kept for the next call."""
     sock.settimeout(timeout)
-    buf = b""
+    buf = _LEFTOVER.pop(sock, b"")
     while b"\r\n\r\n" not in buf:
         chunk = sock.recv(65536)
         if not chunk:
@@ -290,6 +300,8 @@ def read_response(sock, timeout=TIMEOUT, head=False):
         if not chunk:
             break
         rest += chunk
+    if len(rest) > n:
+        _LEFTOVER[sock] = rest[n:]
     return status, headers, rest[:n]
 
 

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from ocihelp import (
-    DOCKER_CONFIG, DOCKER_LAYER, DOCKER_LIST, DOCKER_MANIFEST, EMPTY_BLOB, EMPTY_DIGEST, OCI_CONFIG,
+    DOCKER_LIST, DOCKER_MANIFEST, EMPTY_BLOB, EMPTY_DIGEST, OCI_CONFIG,
     OCI_EMPTY, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, UUID_RE, Client, assert_api_header,
     assert_error, desc, header_values, image_manifest, index_manifest, jbytes, rand_blob, sha256,
     sha512, with_query,
@@ -746,7 +746,8 @@ def _put_expecting_413(c, repo, ref, body, chunked=False):
 
 def test_manifest_size_limit(c):
     big = _big_manifest(c, "big", 4 * 1024 * 1024 + 1024)
-    _put_expecting_413(c, "big", "huge", big)
+    for _ in range(3):  # a server that resets instead of answering does so only sometimes
+        _put_expecting_413(c, "big", "huge", big)
     assert c.get("/v2/big/manifests/huge").status_code == 404
     # just under 4 MiB is accepted (the spec: support at least 4 megabytes)
     ok = _big_manifest(c, "big", 4 * 1024 * 1024 - 4096)
