@@ -11,7 +11,7 @@ Subcommands (each prints one JSON object on stdout, progress on stderr):
   push URL REPO FILE              untimed monolithic upload (set-up)
   upload URL REPO MODE CHUNK PID FILE...  timed uploads, MODE mono|chunked
   setup-small URL REPO NTAGS      push config+layer+manifest and NTAGS tags
-  download URL PATH SIZE REPS PID timed downloads + server CPU per GiB
+  download URL PATH SIZE SECS PID timed downloads + server CPU per GiB
   startup URL LOG -- ARGV...      exec -> first 200 on URL, in seconds
   mem PID                         VmRSS/VmHWM in KiB
   cpu PID                         utime+stime of PID and its descendants
@@ -20,6 +20,7 @@ Subcommands (each prints one JSON object on stdout, progress on stderr):
 import hashlib
 import json
 import os
+import resource
 import socket
 import statistics
 import subprocess
@@ -281,6 +282,13 @@ def mem_kib(pid):
         for ln in f:
             if ln.startswith(("VmRSS:", "VmHWM:", "RssAnon:", "RssFile:", "RssShmem:", "Threads:")):
                 r[ln.split(":")[0]] = int(ln.split()[1])
+    try:  # proportional share: shared library pages divided among their users
+        with open("/proc/%d/smaps_rollup" % pid) as f:
+            for ln in f:
+                if ln.startswith("Pss:"):
+                    r["Pss"] = int(ln.split()[1])
+    except OSError:
+        pass
     return r
 
 
@@ -372,30 +380,47 @@ def cmd_setup_small(url, repo, ntags):
          "manifest_bytes": len(manifest)})
 
 
-def cmd_download(url, path, size, reps, pid):
-    size, reps, pid = int(size), int(reps), int(pid)
+def run_wrk(args, env=None):
+    """Run wrk with bench/wrk.lua; returns the WRK_RESULT fields."""
+    e = dict(os.environ)
+    e.update(env or {})
+    lua = os.path.join(os.path.dirname(os.path.abspath(__file__)), "wrk.lua")
+    r = subprocess.run(["wrk", "--timeout", "10s", "-s", lua] + args, env=e,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for ln in r.stdout.splitlines():
+        if ln.startswith("WRK_RESULT "):
+            return {k: float(v) for k, v in (x.split("=") for x in ln.split()[1:])}
+    raise HTTPError("wrk: %s" % r.stdout.strip()[-300:])
+
+
+def cmd_download(url, path, size, secs, pid):
+    """One warm-up GET with the bytes checked (this client), then wrk -t1 -c1
+    fetching the whole blob back to back for SECS seconds. wrk rather than
+    this Python client for the timed part: a single stream on loopback is
+    sensitive to the client's per-read cost and wake-ups, and wrk (C, epoll)
+    gives steady numbers where a Python loop swings by 2x."""
+    size, secs, pid = int(size), float(secs), int(pid)
     c = Conn(url)
-    # warm-up, verifying the bytes (untimed)
     h = hashlib.sha256()
     st, hd, n = c.request("GET", path, discard=True, hasher=h)
+    c.close()
     if st != 200 or n != size:
         raise HTTPError("download warm-up: HTTP %d, %d bytes" % (st, n))
     want = os.environ.get("BENCH_DIGEST")
     if want and "sha256:" + h.hexdigest() != want:
         raise HTTPError("download returned wrong bytes")
     s0 = cpu_seconds(pid)
-    c0 = os.times()
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        st, hd, n = c.request("GET", path, discard=True)
-        if st != 200 or n != size:
-            raise HTTPError("download: HTTP %d, %d bytes" % (st, n))
-    dt = time.perf_counter() - t0
-    c1 = os.times()
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    w = run_wrk(["-t1", "-c1", "-d%gs" % secs, url + path])
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     s1 = cpu_seconds(pid)
-    total = size * reps
-    ccpu = (c1.user - c0.user) + (c1.system - c0.system)
-    out({"bytes": total, "seconds": dt, "mib_s": total / MiB / dt,
+    errs = w["err_status"] + w["err_read"] + w["err_timeout"] + w["err_connect"]
+    if errs:
+        raise HTTPError("download: %d errors from wrk" % errs)
+    dt = w["duration_us"] / 1e6
+    total = w["bytes"]
+    ccpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    out({"bytes": total, "seconds": dt, "mib_s": total / MiB / dt, "requests": w["requests"],
          "server_cpu_s": s1 - s0, "cpu_s_per_gib": (s1 - s0) / (total / GiB),
          "server_cpu_pct": 100.0 * (s1 - s0) / dt,
          "client_cpu_pct": 100.0 * ccpu / dt})

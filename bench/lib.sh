@@ -1,10 +1,10 @@
 # Helpers for bench/run. Sourced, not executed.
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034,SC2153
 
 BENCH_DIR=${BENCH_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}
 PY=${PYTHON:-/usr/bin/python3}
 [ -x "$PY" ] || PY=python3
-FPB="$PY $BENCH_DIR/fpbench.py"
+fpb() { "$PY" "$BENCH_DIR/fpbench.py" "$@"; }
 
 OCI_MANIFEST=application/vnd.oci.image.manifest.v1+json
 
@@ -199,6 +199,9 @@ t0, i0 = snap(); time.sleep(float(sys.argv[1])); t1, i1 = snap()
 print("%.0f" % (100.0 * (1 - (i1 - i0) / max(1, t1 - t0))))
 EOF2
 }
+
+# median X...: the median of the numbers given
+median() { $PY -c 'import statistics,sys; print(statistics.median(map(float, sys.argv[1:])))' "$@"; }
 
 # calc EXPR: floating-point arithmetic
 calc() { $PY -c "print($1)"; }

@@ -22,18 +22,6 @@
 
 #include "core/log.h"
 
-static int count_query(fp_db *db, const char *sql, int64_t cutoff, uint64_t *out, fp_error *err)
-{
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db->db, sql, -1, &st, NULL) != SQLITE_OK)
-        return fp_db_fail(db, err, "gc query");
-    if (sqlite3_bind_parameter_count(st) >= 1) sqlite3_bind_int64(st, 1, cutoff);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) *out += (uint64_t)sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return rc == SQLITE_ROW ? 0 : fp_db_fail(db, err, "gc query");
-}
-
 static int exec_bind(fp_db *db, const char *sql, int64_t cutoff, uint64_t *changes, fp_error *err)
 {
     sqlite3_stmt *st;
@@ -185,29 +173,9 @@ int fp_store_gc(fp_store *s, unsigned grace_s, bool dry_run, struct fp_gc_stats 
                   "t.repo = repos.id)",
                   0, NULL, err) < 0)
         goto fail;
-    /* Upload sessions idle past their expiry. */
-    int64_t upload_cutoff = (int64_t)(now - (time_t)s->opt.upload_expiry_s);
-    if (count_query(db, "SELECT count(*) FROM uploads WHERE created < ?1", upload_cutoff,
-                    &st->uploads_purged, err) < 0)
-        goto fail;
     if (dry_run) {
         fp_db_rollback(db);
     } else {
-        if (sqlite3_prepare_v2(db->db, "SELECT id FROM uploads WHERE created < ?1", -1, &q, NULL) ==
-            SQLITE_OK) {
-            sqlite3_bind_int64(q, 1, upload_cutoff);
-            while (sqlite3_step(q) == SQLITE_ROW) {
-                char path[FP_PATH_MAX + 64];
-                const char *id = (const char *)sqlite3_column_text(q, 0);
-                if (strlen(id) == 36 && !strchr(id, '/')) {
-                    fp_store_upload_path(s, id, path, sizeof path);
-                    unlink(path);
-                }
-            }
-            sqlite3_finalize(q);
-        }
-        if (exec_bind(db, "DELETE FROM uploads WHERE created < ?1", upload_cutoff, NULL, err) < 0)
-            goto fail;
         if (fp_db_commit(db, err) < 0) {
             fp_store_recover_trash(s, err);
             return -1;
@@ -215,17 +183,16 @@ int fp_store_gc(fp_store *s, unsigned grace_s, bool dry_run, struct fp_gc_stats 
         /* Committed: what is in trash is no longer referenced anywhere. */
         fp_store_recover_trash(s, err);
     }
+    st->uploads_purged = fp_upload_purge_expired(s, dry_run);
     /* Files without a row. Under the write lock: a blob commit renames its
      * file and inserts its row inside one write transaction, so while we
      * hold the lock a file without a row really is an orphan. */
     if (dry_run) {
         sweep_orphan_files(s, db, (time_t)cutoff, true, st);
     } else {
-        if (fp_db_begin(db, err) < 0)
-            return -1;
+        if (fp_db_begin(db, err) < 0) return -1;
         sweep_orphan_files(s, db, (time_t)cutoff, false, st);
-        if (fp_db_commit(db, err) < 0)
-            return -1;
+        if (fp_db_commit(db, err) < 0) return -1;
     }
     return 0;
 fail:

@@ -176,6 +176,7 @@ void fp_store_maintain(fp_store *s)
     /* Close files of sessions idle for 5 minutes; their state reloads from
      * disk if the client comes back. */
     fp_upload_table_sweep(s, time(NULL) - 300);
+    fp_upload_purge_expired(s, false);
 }
 
 void fp_store_close(fp_store *s)

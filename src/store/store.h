@@ -27,7 +27,7 @@
 typedef struct fp_store fp_store;
 
 struct fp_store_options {
-    unsigned upload_expiry_s; /* idle upload sessions older than this are purged */
+    unsigned upload_expiry_s; /* upload sessions with no write for this long are purged */
     bool exclusive;           /* take the data directory's lock (the serving process) */
 };
 
@@ -75,8 +75,8 @@ const char *fp_upload_id(const fp_upload *u);
 int fp_upload_write(fp_upload *u, const void *data, size_t len, fp_error *err);
 /* Undo every write since acquire. */
 void fp_upload_rollback(fp_upload *u);
-/* Verify against digest (and size, unless UINT64_MAX), commit the blob into
- * the upload's repository, end the session. FP_STORE_MISMATCH when the
+/* Verify against digest, commit the blob into the upload's repository, end
+ * the session. FP_STORE_MISMATCH when the
  * digest differs (the session is then cancelled). */
 int fp_upload_finish(fp_upload *u, const char *digest, char computed[FP_DIGEST_MAX], fp_error *err);
 /* Give the session back (after write/rollback); ephemeral ones are discarded. */

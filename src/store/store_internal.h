@@ -40,6 +40,9 @@ int fp_store_blob_commit(struct fp_store *s, const char *repo, const char *tmp_p
 /* Upload table housekeeping (uploads.c). */
 void fp_upload_table_close_all(struct fp_store *s);
 void fp_upload_table_sweep(struct fp_store *s, time_t idle_before);
+/* Discard sessions idle (no write) for upload_expiry that no request holds
+ * (at most 64 per call). Returns how many. */
+unsigned fp_upload_purge_expired(struct fp_store *s, bool dry_run);
 /* At open: drop upload files without a session row and rows without a file. */
 int fp_upload_recover(struct fp_store *s, fp_error *err);
 /* At open and before gc: move trashed blobs back or delete them. */

@@ -370,22 +370,9 @@ int fp_upload_recover(struct fp_store *s, fp_error *err)
 {
     fp_db *db = fp_db_get(s, err);
     if (!db) return -1;
-    /* Rows whose file is gone, and sessions past their expiry. */
-    char sql[256];
-    snprintf(sql, sizeof sql, "SELECT id FROM uploads WHERE created < %lld",
-             (long long)(time(NULL) - (time_t)s->opt.upload_expiry_s));
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db->db, sql, -1, &st, NULL) != SQLITE_OK)
-        return fp_db_fail(db, err, "scan uploads");
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        char path[FP_PATH_MAX + 64];
-        fp_store_upload_path(s, (const char *)sqlite3_column_text(st, 0), path, sizeof path);
-        unlink(path);
-    }
-    sqlite3_finalize(st);
-    snprintf(sql, sizeof sql, "DELETE FROM uploads WHERE created < %lld",
-             (long long)(time(NULL) - (time_t)s->opt.upload_expiry_s));
-    if (fp_db_exec(db, sql, err) < 0) return -1;
+    /* Sessions idle past their expiry. */
+    while (fp_upload_purge_expired(s, false) == 64)
+        ;
 
     /* Files without a row: ephemeral uploads cut off by a crash. */
     char dir[FP_PATH_MAX + 16];
@@ -393,7 +380,7 @@ int fp_upload_recover(struct fp_store *s, fp_error *err)
     DIR *d = opendir(dir);
     if (!d) return fp_error_set(err, errno, "open %s", dir);
     struct dirent *e;
-    st = fp_db_stmt(db, ST_UPLOAD_GET, err);
+    sqlite3_stmt *st = fp_db_stmt(db, ST_UPLOAD_GET, err);
     while (st && (e = readdir(d))) {
         if (e->d_name[0] == '.') continue;
         sqlite3_reset(st);
@@ -429,4 +416,48 @@ int fp_upload_status(fp_store *s, const char *repo, const char *id, uint64_t *of
     *offset = u->offset;
     upload_free(u);
     return 0;
+}
+
+unsigned fp_upload_purge_expired(struct fp_store *s, bool dry_run)
+{
+    unsigned purged = 0;
+    fp_error err;
+    fp_db *db = fp_db_get(s, &err);
+    sqlite3_stmt *q;
+    if (!db || sqlite3_prepare_v2(db->db, "SELECT id, repo FROM uploads WHERE created < ?1", -1, &q,
+                                  NULL) != SQLITE_OK)
+        return 0;
+    time_t cutoff = time(NULL) - (time_t)s->opt.upload_expiry_s;
+    sqlite3_bind_int64(q, 1, (int64_t)cutoff);
+    struct {
+        char id[37];
+        char repo[256];
+    } found[64];
+    int n = 0;
+    while (n < 64 && sqlite3_step(q) == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(q, 0);
+        if (!id_valid(id)) continue;
+        snprintf(found[n].id, sizeof found[n].id, "%s", id);
+        snprintf(found[n].repo, sizeof found[n].repo, "%s",
+                 (const char *)sqlite3_column_text(q, 1));
+        n++;
+    }
+    sqlite3_finalize(q);
+    for (int i = 0; i < n; i++) {
+        /* expiry counts from the last write, not the start */
+        char path[FP_PATH_MAX + 64];
+        struct stat sb;
+        fp_store_upload_path(s, found[i].id, path, sizeof path);
+        if (stat(path, &sb) == 0 && sb.st_mtime > cutoff) continue;
+        /* a session a request holds is busy: acquire refuses it */
+        fp_upload *u;
+        if (dry_run) {
+            purged++;
+        } else if (fp_upload_acquire(s, found[i].repo, found[i].id, &u, &err) == 0) {
+            fp_info("event=upload_expired upload=%s repo=%s", found[i].id, found[i].repo);
+            upload_discard(u);
+            purged++;
+        }
+    }
+    return purged;
 }

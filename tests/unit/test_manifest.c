@@ -14,15 +14,15 @@
 #include "core/digest.h"
 #include "core/manifest.h"
 
-#define MT_CONFIG     "application/vnd.oci.image.config.v1+json"
-#define MT_LAYER      "application/vnd.oci.image.layer.v1.tar+gzip"
-#define MT_D_CONFIG   "application/vnd.docker.container.image.v1+json"
-#define MT_D_LAYER    "application/vnd.docker.image.rootfs.diff.tar.gzip"
-#define MT_D_FOREIGN  "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
-#define MT_EMPTY      "application/vnd.oci.empty.v1+json"
-#define MT_SIGNATURE  "application/vnd.example.signature.v1+json"
-#define CT_JSON       "application/json"
-#define CT_OCTET      "application/octet-stream"
+#define MT_CONFIG    "application/vnd.oci.image.config.v1+json"
+#define MT_LAYER     "application/vnd.oci.image.layer.v1.tar+gzip"
+#define MT_D_CONFIG  "application/vnd.docker.container.image.v1+json"
+#define MT_D_LAYER   "application/vnd.docker.image.rootfs.diff.tar.gzip"
+#define MT_D_FOREIGN "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+#define MT_EMPTY     "application/vnd.oci.empty.v1+json"
+#define MT_SIGNATURE "application/vnd.example.signature.v1+json"
+#define CT_JSON      "application/json"
+#define CT_OCTET     "application/octet-stream"
 
 /* Real digests of a few contents, filled in by setup. */
 static char d_config[FP_DIGEST_MAX]; /* of CONFIG_BODY */
@@ -90,8 +90,8 @@ static char *index_body(const char *media_type, const char *child_mt, const char
     char *c1 = desc(child_mt, d_child1, 9);
     char *c2 = desc(child_mt, d_child2, 9);
     char *mt = media_type ? fmt("\"mediaType\":\"%s\",", media_type) : fmt("%s", "");
-    char *s = fmt("{\"schemaVersion\":2,%s\"manifests\":[%s,%s]%s}", mt, c1, c2,
-                  extra ? extra : "");
+    char *s =
+        fmt("{\"schemaVersion\":2,%s\"manifests\":[%s,%s]%s}", mt, c1, c2, extra ? extra : "");
     free(c1);
     free(c2);
     free(mt);
@@ -121,8 +121,7 @@ static void must_reject(const char *body, const char *ct, const char *needle)
         fp_manifest_free(&m);
         fail_msg("parse accepted: %s\ncontent type: %s", body, ct ? ct : "(none)");
     }
-    if (why[0] == '\0')
-        fail_msg("no reason given for rejecting %s", body);
+    if (why[0] == '\0') fail_msg("no reason given for rejecting %s", body);
     if (needle && !strstr(why, needle))
         fail_msg("reason '%s' lacks '%s' (body %s)", why, needle, body);
     /* on failure nothing is left allocated */
@@ -381,8 +380,8 @@ static void test_schema_version(void **state)
     char *l1 = desc(MT_LAYER, d_layer1, 9);
     const char *versions[] = {"1", "3", "0", "-2", "\"2\"", "2.0", "null", "true", "[2]"};
     for (size_t i = 0; i < sizeof versions / sizeof versions[0]; i++) {
-        char *body = fmt("{\"schemaVersion\":%s,\"config\":%s,\"layers\":[%s]}", versions[i],
-                         cfg, l1);
+        char *body =
+            fmt("{\"schemaVersion\":%s,\"config\":%s,\"layers\":[%s]}", versions[i], cfg, l1);
         must_reject(body, NULL, "schemaVersion");
         free(body);
     }
@@ -479,8 +478,7 @@ static void test_bad_descriptors(void **state)
     char upper[FP_DIGEST_MAX];
     snprintf(upper, sizeof upper, "sha256:%s", hex);
     for (char *p = upper + 7; *p; p++)
-        if (*p >= 'a' && *p <= 'f')
-            *p = (char)(*p - 'a' + 'A');
+        if (*p >= 'a' && *p <= 'f') *p = (char)(*p - 'a' + 'A');
     s = desc(MT_LAYER, upper, 9);
     reject_layer(s, "digest");
     free(s);
@@ -521,8 +519,8 @@ static void test_bad_descriptors(void **state)
     free(cfg);
 
     /* media types */
-    const char *bad_mts[] = {"", "application", "application/", "/json", "a/b/c",
-                             "application/vnd oci", "application/x;y=z"};
+    const char *bad_mts[] = {"",      "application",         "application/",     "/json",
+                             "a/b/c", "application/vnd oci", "application/x;y=z"};
     for (size_t i = 0; i < sizeof bad_mts / sizeof bad_mts[0]; i++) {
         s = desc(bad_mts[i], d_layer1, 9);
         reject_layer(s, "mediaType");
@@ -563,8 +561,8 @@ static void test_bad_descriptors(void **state)
     /* the second of several is checked too, and named in the reason */
     s = desc(FP_MT_OCI_MANIFEST, "sha256:0", 9);
     char *c1 = desc(FP_MT_OCI_MANIFEST, d_child1, 9);
-    body = fmt("{\"schemaVersion\":2,\"mediaType\":\"%s\",\"manifests\":[%s,%s]}",
-               FP_MT_OCI_INDEX, c1, s);
+    body = fmt("{\"schemaVersion\":2,\"mediaType\":\"%s\",\"manifests\":[%s,%s]}", FP_MT_OCI_INDEX,
+               c1, s);
     must_reject(body, NULL, "manifests[1]");
     free(body);
     free(c1);
@@ -698,15 +696,14 @@ static void test_urls(void **state)
 {
     (void)state;
     char *cfg = desc(MT_D_CONFIG, d_config, 38);
-    char *body = fmt(
-        "{\"schemaVersion\":2,\"mediaType\":\"%s\",\"config\":%s,\"layers\":["
-        "{\"mediaType\":\"%s\",\"digest\":\"%s\",\"size\":9,"
-        "\"urls\":[\"https://go.microsoft.com/fwlink/?linkid=837858\"]},"
-        "{\"mediaType\":\"%s\",\"digest\":\"%s\",\"size\":9,\"urls\":[]},"
-        "{\"mediaType\":\"%s\",\"digest\":\"%s\",\"size\":9,\"urls\":\"https://x\"},"
-        "{\"mediaType\":\"%s\",\"digest\":\"%s\",\"size\":9}]}",
-        FP_MT_DOCKER_V2, cfg, MT_D_FOREIGN, d_layer1, MT_D_LAYER, d_layer2, MT_D_LAYER, d_child1,
-        MT_D_LAYER, d_child2);
+    char *body = fmt("{\"schemaVersion\":2,\"mediaType\":\"%s\",\"config\":%s,\"layers\":["
+                     "{\"mediaType\":\"%s\",\"digest\":\"%s\",\"size\":9,"
+                     "\"urls\":[\"https://go.microsoft.com/fwlink/?linkid=837858\"]},"
+                     "{\"mediaType\":\"%s\",\"digest\":\"%s\",\"size\":9,\"urls\":[]},"
+                     "{\"mediaType\":\"%s\",\"digest\":\"%s\",\"size\":9,\"urls\":\"https://x\"},"
+                     "{\"mediaType\":\"%s\",\"digest\":\"%s\",\"size\":9}]}",
+                     FP_MT_DOCKER_V2, cfg, MT_D_FOREIGN, d_layer1, MT_D_LAYER, d_layer2, MT_D_LAYER,
+                     d_child1, MT_D_LAYER, d_child2);
     fp_manifest m;
     must_parse(body, NULL, &m);
     assert_int_equal(m.nrefs, 4);
@@ -727,8 +724,8 @@ static void test_duplicate_keys(void **state)
     char *cfg = desc(MT_CONFIG, d_config, 38);
     char *l1 = desc(MT_LAYER, d_layer1, 9);
     /* top level */
-    char *body = fmt("{\"schemaVersion\":2,\"config\":%s,\"layers\":[%s],\"schemaVersion\":2}",
-                     cfg, l1);
+    char *body =
+        fmt("{\"schemaVersion\":2,\"config\":%s,\"layers\":[%s],\"schemaVersion\":2}", cfg, l1);
     must_reject(body, NULL, NULL);
     free(body);
     body = fmt("{\"schemaVersion\":2,\"mediaType\":\"%s\",\"mediaType\":\"%s\",\"config\":%s,"
@@ -746,7 +743,8 @@ static void test_duplicate_keys(void **state)
     must_reject(body, NULL, NULL);
     free(body);
     /* inside annotations, and deep inside an ignored field */
-    body = image(FP_MT_OCI_MANIFEST, MT_CONFIG, MT_LAYER, ",\"annotations\":{\"a\":\"1\",\"a\":\"2\"}");
+    body = image(FP_MT_OCI_MANIFEST, MT_CONFIG, MT_LAYER,
+                 ",\"annotations\":{\"a\":\"1\",\"a\":\"2\"}");
     must_reject(body, NULL, NULL);
     free(body);
     body = image(FP_MT_OCI_MANIFEST, MT_CONFIG, MT_LAYER, ",\"x\":[{\"k\":1,\"k\":2}]");

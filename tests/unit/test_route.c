@@ -22,16 +22,26 @@
 static const char *kind_name(enum fp_route_kind k)
 {
     switch (k) {
-    case FP_ROUTE_NONE: return "NONE";
-    case FP_ROUTE_NAME_INVALID: return "NAME_INVALID";
-    case FP_ROUTE_BASE: return "BASE";
-    case FP_ROUTE_CATALOG: return "CATALOG";
-    case FP_ROUTE_TAGS: return "TAGS";
-    case FP_ROUTE_MANIFEST: return "MANIFEST";
-    case FP_ROUTE_BLOB: return "BLOB";
-    case FP_ROUTE_UPLOAD_START: return "UPLOAD_START";
-    case FP_ROUTE_UPLOAD: return "UPLOAD";
-    case FP_ROUTE_REFERRERS: return "REFERRERS";
+    case FP_ROUTE_NONE:
+        return "NONE";
+    case FP_ROUTE_NAME_INVALID:
+        return "NAME_INVALID";
+    case FP_ROUTE_BASE:
+        return "BASE";
+    case FP_ROUTE_CATALOG:
+        return "CATALOG";
+    case FP_ROUTE_TAGS:
+        return "TAGS";
+    case FP_ROUTE_MANIFEST:
+        return "MANIFEST";
+    case FP_ROUTE_BLOB:
+        return "BLOB";
+    case FP_ROUTE_UPLOAD_START:
+        return "UPLOAD_START";
+    case FP_ROUTE_UPLOAD:
+        return "UPLOAD";
+    case FP_ROUTE_REFERRERS:
+        return "REFERRERS";
     }
     return "?";
 }
@@ -44,10 +54,8 @@ static void expect(const char *path, enum fp_route_kind kind, const char *name, 
     fp_route_parse(path, &r);
     if (r.kind != kind)
         fail_msg("%s: kind %s, expected %s", path, kind_name(r.kind), kind_name(kind));
-    if (strcmp(r.name, name) != 0)
-        fail_msg("%s: name '%s', expected '%s'", path, r.name, name);
-    if (strcmp(r.ref, ref) != 0)
-        fail_msg("%s: ref '%s', expected '%s'", path, r.ref, ref);
+    if (strcmp(r.name, name) != 0) fail_msg("%s: name '%s', expected '%s'", path, r.name, name);
+    if (strcmp(r.ref, ref) != 0) fail_msg("%s: ref '%s', expected '%s'", path, r.ref, ref);
 }
 
 static void expect_kind(const char *path, enum fp_route_kind kind)
@@ -211,28 +219,17 @@ static void test_invalid_names(void **state)
 {
     (void)state;
     const char *paths[] = {
-        "/v2/Foo/manifests/latest",
-        "/v2/foo//bar/manifests/latest",
-        "/v2//foo/manifests/latest",
-        "/v2/foo//manifests/latest",
-        "/v2/../manifests/latest",
-        "/v2/foo/../bar/manifests/latest",
-        "/v2/./foo/manifests/latest",
-        "/v2/-foo/manifests/latest",
-        "/v2/foo-/manifests/latest",
-        "/v2/foo.-bar/manifests/latest",
-        "/v2/foo___bar/manifests/latest",
-        "/v2/foo bar/manifests/latest",
-        "/v2/foo%2fbar/manifests/latest",
-        "/v2/foo:5000/bar/manifests/latest",
-        "/v2/_catalog/manifests/latest",
-        "/v2/FOO/blobs/" DIGEST,
-        "/v2/a..b/blobs/uploads/",
-        "/v2/a..b/blobs/uploads",
-        "/v2/a..b/blobs/uploads/" UUID,
-        "/v2/UP/tags/list",
-        "/v2/a_/referrers/" DIGEST,
-        "/v2//manifests/latest",
+        "/v2/Foo/manifests/latest",       "/v2/foo//bar/manifests/latest",
+        "/v2//foo/manifests/latest",      "/v2/foo//manifests/latest",
+        "/v2/../manifests/latest",        "/v2/foo/../bar/manifests/latest",
+        "/v2/./foo/manifests/latest",     "/v2/-foo/manifests/latest",
+        "/v2/foo-/manifests/latest",      "/v2/foo.-bar/manifests/latest",
+        "/v2/foo___bar/manifests/latest", "/v2/foo bar/manifests/latest",
+        "/v2/foo%2fbar/manifests/latest", "/v2/foo:5000/bar/manifests/latest",
+        "/v2/_catalog/manifests/latest",  "/v2/FOO/blobs/" DIGEST,
+        "/v2/a..b/blobs/uploads/",        "/v2/a..b/blobs/uploads",
+        "/v2/a..b/blobs/uploads/" UUID,   "/v2/UP/tags/list",
+        "/v2/a_/referrers/" DIGEST,       "/v2//manifests/latest",
     };
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
         expect_kind(paths[i], FP_ROUTE_NAME_INVALID);
@@ -312,9 +309,8 @@ static void test_roundtrip(void **state)
 {
     (void)state;
     const char *paths[] = {
-        "/v2/foo/manifests/latest",      "/v2/a/b/c/manifests/" DIGEST,
-        "/v2/x/blobs/" DIGEST,           "/v2/x.y/blobs/uploads/" UUID,
-        "/v2/a-b/c_d/referrers/" DIGEST, "/v2/blobs/blobs/blobs",
+        "/v2/foo/manifests/latest",    "/v2/a/b/c/manifests/" DIGEST,   "/v2/x/blobs/" DIGEST,
+        "/v2/x.y/blobs/uploads/" UUID, "/v2/a-b/c_d/referrers/" DIGEST, "/v2/blobs/blobs/blobs",
     };
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
         fp_route r;
