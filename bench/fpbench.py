@@ -15,6 +15,8 @@ Subcommands (each prints one JSON object on stdout, progress on stderr):
   startup URL LOG -- ARGV...      exec -> first 200 on URL, in seconds
   mem PID                         VmRSS/VmHWM in KiB
   cpu PID                         utime+stime of PID and its descendants
+  monitor ROOTPID FILE            log CPU used by processes outside ROOTPID's tree
+  foreign FILE T0 T1              mean of that between two times
   report RESULTS.tsv META.tsv     the Markdown results table
 """
 import hashlib
@@ -290,6 +292,73 @@ def mem_kib(pid):
     except OSError:
         pass
     return r
+
+
+def proc_times():
+    """{pid: (ppid, utime+stime+cutime+cstime in ticks)} for user processes."""
+    r = {}
+    for e in os.listdir("/proc"):
+        if not e.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % e) as f:
+                st = f.read()
+        except OSError:
+            continue
+        fl = st[st.rindex(")") + 2:].split()
+        ppid = int(fl[1])
+        if ppid == 2 or int(e) == 2:  # kernel threads
+            continue
+        r[int(e)] = (ppid, int(fl[11]) + int(fl[12]) + int(fl[13]) + int(fl[14]))
+    return r
+
+
+def outside(snap, root):
+    """pids in snap that do not descend from root."""
+    res = []
+    for pid in snap:
+        p, hops = pid, 0
+        while p in snap and p != root and hops < 64:
+            p, hops = snap[p][0], hops + 1
+        if p != root:
+            res.append(pid)
+    return res
+
+
+def cmd_monitor(root, outpath, interval="0.5"):
+    """Until root exits: every interval, the CPU (% of the whole machine) used
+    by processes outside root's tree, i.e. by anything but this benchmark."""
+    root, interval = int(root), float(interval)
+    ncpu = os.cpu_count() or 1
+    prev = proc_times()
+    t_prev = time.time()
+    with open(outpath, "a", buffering=1) as f:
+        while os.path.exists("/proc/%d" % root):
+            time.sleep(interval)
+            cur = proc_times()
+            now = time.time()
+            ticks = 0
+            for pid in outside(cur, root):
+                before = prev.get(pid)
+                ticks += cur[pid][1] - (before[1] if before and before[0] == cur[pid][0] else 0)
+            pct = 100.0 * ticks / CLK_TCK / (now - t_prev) / ncpu
+            f.write("%.3f %.1f\n" % (now, max(0.0, min(100.0, pct))))
+            prev, t_prev = cur, now
+
+
+def cmd_foreign(path, t0, t1):
+    """Mean of the monitor's samples between t0 and t1."""
+    t0, t1 = float(t0), float(t1)
+    vals = []
+    try:
+        with open(path) as f:
+            for ln in f:
+                t, v = ln.split()
+                if t0 < float(t) <= t1 + 0.5:
+                    vals.append(float(v))
+    except OSError:
+        pass
+    print("%.0f" % (sum(vals) / len(vals)) if vals else "0")
 
 
 # ---------------------------------------------------------------- subcommands
@@ -598,6 +667,10 @@ def main(argv):
         out(mem_kib(int(args[0])))
     elif cmd == "cpu":
         out({"cpu_s": cpu_seconds(int(args[0]))})
+    elif cmd == "monitor":
+        cmd_monitor(*args)
+    elif cmd == "foreign":
+        cmd_foreign(*args)
     elif cmd == "report":
         cmd_report(*args)
     else:

@@ -6,15 +6,6 @@
 #include "core/range.h"
 #include "registry/request.h"
 
-static ssize_t no_body(void *cls, uint64_t pos, char *buf, size_t max)
-{
-    (void)cls;
-    (void)pos;
-    (void)buf;
-    (void)max;
-    return MHD_CONTENT_READER_END_OF_STREAM;
-}
-
 static void blob_headers(struct MHD_Response *resp, const char *digest)
 {
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
@@ -30,15 +21,11 @@ static void head_blob(fp_req *r)
     uint64_t size;
     fp_error err;
     int rc = fp_store_blob_stat(r->reg->store, r->route.name, r->route.ref, &size, &err);
-    if (rc == FP_STORE_NOT_FOUND) {
-        fp_respond_error(r, 404, "BLOB_UNKNOWN", "blob unknown to registry");
+    if (rc != 0) {
+        fp_respond_store_error(r, rc, &err, "BLOB_UNKNOWN", "blob unknown to registry");
         return;
     }
-    if (rc < 0) {
-        fp_respond_internal(r, &err);
-        return;
-    }
-    struct MHD_Response *resp = MHD_create_response_from_callback(size, 4096, no_body, NULL, NULL);
+    struct MHD_Response *resp = fp_response_sized(size);
     if (resp) blob_headers(resp, r->route.ref);
     fp_respond(r, 200, resp);
 }
@@ -49,12 +36,8 @@ static void get_blob(fp_req *r)
     uint64_t size;
     fp_error err;
     int rc = fp_store_blob_open(r->reg->store, r->route.name, r->route.ref, &fd, &size, &err);
-    if (rc == FP_STORE_NOT_FOUND) {
-        fp_respond_error(r, 404, "BLOB_UNKNOWN", "blob unknown to registry");
-        return;
-    }
-    if (rc < 0) {
-        fp_respond_internal(r, &err);
+    if (rc != 0) {
+        fp_respond_store_error(r, rc, &err, "BLOB_UNKNOWN", "blob unknown to registry");
         return;
     }
     uint64_t start = 0, end = size ? size - 1 : 0;
@@ -98,10 +81,8 @@ static void delete_blob(fp_req *r)
     }
     fp_error err;
     int rc = fp_store_blob_delete(r->reg->store, r->route.name, r->route.ref, &err);
-    if (rc == FP_STORE_NOT_FOUND)
-        fp_respond_error(r, 404, "BLOB_UNKNOWN", "blob unknown to registry");
-    else if (rc < 0)
-        fp_respond_internal(r, &err);
+    if (rc != 0)
+        fp_respond_store_error(r, rc, &err, "BLOB_UNKNOWN", "blob unknown to registry");
     else
         fp_respond_empty(r, 202, "Docker-Content-Digest", r->route.ref, NULL);
 }

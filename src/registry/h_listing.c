@@ -12,10 +12,7 @@
 
 void fp_handle_base(fp_req *r)
 {
-    if (r->method != M_GET && r->method != M_HEAD) {
-        fp_respond_error(r, 405, "UNSUPPORTED", "method not allowed");
-        return;
-    }
+    if (!fp_req_read_only(r)) return;
     fp_respond_bytes(r, 200, "application/json", "{}", 2);
 }
 
@@ -77,10 +74,7 @@ static void respond_page(fp_req *r, struct page *p, const char *link_path)
 
 void fp_handle_catalog(fp_req *r)
 {
-    if (r->method != M_GET && r->method != M_HEAD) {
-        fp_respond_error(r, 405, "UNSUPPORTED", "method not allowed");
-        return;
-    }
+    if (!fp_req_read_only(r)) return;
     struct page p = {.json = FP_BUF_INIT};
     const char *last;
     if (!page_args(r, &p, &last)) return;
@@ -96,10 +90,7 @@ void fp_handle_catalog(fp_req *r)
 
 void fp_handle_tags(fp_req *r)
 {
-    if (r->method != M_GET && r->method != M_HEAD) {
-        fp_respond_error(r, 405, "UNSUPPORTED", "method not allowed");
-        return;
-    }
+    if (!fp_req_read_only(r)) return;
     struct page p = {.json = FP_BUF_INIT};
     const char *last;
     if (!page_args(r, &p, &last)) return;
@@ -147,10 +138,7 @@ static int add_referrer(void *ctx, const fp_referrer *ref)
 
 void fp_handle_referrers(fp_req *r)
 {
-    if (r->method != M_GET && r->method != M_HEAD) {
-        fp_respond_error(r, 405, "UNSUPPORTED", "method not allowed");
-        return;
-    }
+    if (!fp_req_read_only(r)) return;
     if (!fp_req_digest_ok(r, r->route.ref)) return;
     struct referrers rs = {.json = FP_BUF_INIT, .filter = fp_req_arg(r, "artifactType")};
     if (rs.filter && !rs.filter[0]) rs.filter = NULL;

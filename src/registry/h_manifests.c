@@ -31,15 +31,6 @@ static bool check_ref(fp_req *r)
     return true;
 }
 
-static ssize_t no_body(void *cls, uint64_t pos, char *buf, size_t max)
-{
-    (void)cls;
-    (void)pos;
-    (void)buf;
-    (void)max;
-    return MHD_CONTENT_READER_END_OF_STREAM;
-}
-
 static void get_manifest(fp_req *r)
 {
     bool head = r->method == M_HEAD;
@@ -48,12 +39,8 @@ static void get_manifest(fp_req *r)
     fp_error err;
     int rc = fp_store_manifest_get(r->reg->store, r->route.name, r->route.ref, by_digest, !head,
                                    &row, &err);
-    if (rc == FP_STORE_NOT_FOUND) {
-        fp_respond_error(r, 404, "MANIFEST_UNKNOWN", "manifest unknown to registry");
-        return;
-    }
-    if (rc < 0) {
-        fp_respond_internal(r, &err);
+    if (rc != 0) {
+        fp_respond_store_error(r, rc, &err, "MANIFEST_UNKNOWN", "manifest unknown to registry");
         return;
     }
     char etag[FP_DIGEST_MAX + 2];
@@ -67,7 +54,7 @@ static void get_manifest(fp_req *r)
     struct MHD_Response *resp;
     if (head) {
         /* Content-Length from the size, no body and no copy */
-        resp = MHD_create_response_from_callback(row.size, 4096, no_body, NULL, NULL);
+        resp = fp_response_sized(row.size);
     } else {
         resp = MHD_create_response_from_buffer(row.size, row.body, MHD_RESPMEM_MUST_FREE);
         if (!resp) free(row.body);
@@ -90,10 +77,8 @@ static void delete_manifest(fp_req *r)
     fp_error err;
     int rc = fp_store_manifest_delete(r->reg->store, r->route.name, r->route.ref,
                                       ref_is_digest(r->route.ref), &err);
-    if (rc == FP_STORE_NOT_FOUND)
-        fp_respond_error(r, 404, "MANIFEST_UNKNOWN", "manifest unknown to registry");
-    else if (rc < 0)
-        fp_respond_internal(r, &err);
+    if (rc != 0)
+        fp_respond_store_error(r, rc, &err, "MANIFEST_UNKNOWN", "manifest unknown to registry");
     else
         fp_respond_empty(r, 202, NULL);
 }

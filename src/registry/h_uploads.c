@@ -243,10 +243,9 @@ void fp_handle_upload(fp_req *r)
     case M_GET: {
         uint64_t offset;
         int rc = fp_upload_status(r->reg->store, r->route.name, r->route.ref, &offset, &err);
-        if (rc == FP_STORE_NOT_FOUND)
-            fp_respond_error(r, 404, "BLOB_UPLOAD_UNKNOWN", "blob upload unknown to registry");
-        else if (rc < 0)
-            fp_respond_internal(r, &err);
+        if (rc != 0)
+            fp_respond_store_error(r, rc, &err, "BLOB_UPLOAD_UNKNOWN",
+                                   "blob upload unknown to registry");
         else
             respond_session(r, 204, r->route.ref, offset);
         return;

@@ -93,6 +93,15 @@ void fp_respond_owned(fp_req *r, unsigned status, const char *content_type, void
 /* No body; headers as name/value pairs, NULL-terminated. */
 void fp_respond_empty(fp_req *r, unsigned status, ...);
 
+/* A response without a body whose Content-Length is size (for HEAD). */
+struct MHD_Response *fp_response_sized(uint64_t size);
+/* A store result that is not success: 404 with code/message when
+ * FP_STORE_NOT_FOUND, else 500 (logged). */
+void fp_respond_store_error(fp_req *r, int rc, const fp_error *err, const char *code,
+                            const char *message);
+/* True for GET and HEAD; otherwise answers 405 and returns false. */
+bool fp_req_read_only(fp_req *r);
+
 /* Record an error now, answer it when the body is done. Returns -1. */
 int fp_req_fail(fp_req *r, unsigned status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -44,12 +44,10 @@ const char *fp_req_arg(fp_req *r, const char *name)
  * first. A huge or unbounded one gets the answer at once and the close. */
 static bool hold_response(fp_req *r)
 {
-    if (fp_req_header(r, MHD_HTTP_HEADER_TRANSFER_ENCODING))
-        return false;
+    if (fp_req_header(r, MHD_HTTP_HEADER_TRANSFER_ENCODING)) return false;
     const char *cl = fp_req_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
     uint64_t len = 0;
-    if (!cl)
-        return true;
+    if (!cl) return true;
     return fp_parse_u64(cl, &len) == 0 && len <= DRAIN_MAX;
 }
 
@@ -155,6 +153,38 @@ void fp_respond_empty(fp_req *r, unsigned status, ...)
     }
     va_end(ap);
     fp_respond(r, status, resp);
+}
+
+static ssize_t no_body(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)cls;
+    (void)pos;
+    (void)buf;
+    (void)max;
+    return MHD_CONTENT_READER_END_OF_STREAM;
+}
+
+struct MHD_Response *fp_response_sized(uint64_t size)
+{
+    /* libmicrohttpd never calls the reader for HEAD: Content-Length without
+     * reading or copying anything */
+    return MHD_create_response_from_callback(size, 4096, no_body, NULL, NULL);
+}
+
+void fp_respond_store_error(fp_req *r, int rc, const fp_error *err, const char *code,
+                            const char *message)
+{
+    if (rc == FP_STORE_NOT_FOUND)
+        fp_respond_error(r, 404, code, "%s", message);
+    else
+        fp_respond_internal(r, err);
+}
+
+bool fp_req_read_only(fp_req *r)
+{
+    if (r->method == M_GET || r->method == M_HEAD) return true;
+    fp_respond_error(r, 405, "UNSUPPORTED", "method not allowed");
+    return false;
 }
 
 int fp_req_fail(fp_req *r, unsigned status, const char *code, const char *fmt, ...)
