@@ -584,7 +584,7 @@ def cmd_report(results, meta):
         if isinstance(v, str):
             return v, None
         errs = R.get((key + "_errors", server))
-        s = fmt(v)
+        s = "%.2f" % v if key.startswith("rss_") else fmt(v)
         if isinstance(errs, float) and errs > 0:
             s += " ⚠%d err" % errs
         return s, v
@@ -636,7 +636,7 @@ def cmd_report(results, meta):
             target = "≤ %g %s" % (tv, unit)
             if fv is not None:
                 met = "✅" if fv <= tv else "❌"
-        if fs == "pending":
+        if fs == "pending" and kind:
             met = "pending"
         errs = R.get((key + "_errors", "fogport"))
         if isinstance(errs, float) and errs > 0 and met == "✅":

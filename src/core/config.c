@@ -43,6 +43,15 @@ static const struct key keys[] = {
     STR("tls", "key", tls_key),
     STR("auth", "htpasswd", htpasswd),
     STR("auth", "realm", realm),
+    STR("auth", "policy", policy),
+    STR("auth", "token_realm", token_realm),
+    STR("auth", "token_service", token_service),
+    STR("auth", "token_issuer", token_issuer),
+    STR("auth", "token_keys", token_keys),
+    STR("auth", "token_key", token_key),
+    STR("auth", "token_audiences", token_audiences),
+    NUM("auth", "token_ttl", K_DURATION, token_ttl_s),
+    NUM("auth", "login_failures", K_UINT, login_failures),
     NUM("limits", "max_manifest_size", K_SIZE, max_manifest_bytes),
     NUM("limits", "max_blob_size", K_SIZE, max_blob_bytes),
     NUM("limits", "max_page", K_UINT, max_page),
@@ -64,6 +73,10 @@ void fp_config_defaults(fp_config *cfg)
     cfg->gc_grace_s = 3600;
     cfg->upload_expiry_s = 86400;
     snprintf(cfg->realm, sizeof cfg->realm, "fogport");
+    snprintf(cfg->token_service, sizeof cfg->token_service, "fogport");
+    snprintf(cfg->token_issuer, sizeof cfg->token_issuer, "fogport");
+    cfg->token_ttl_s = 300;
+    cfg->login_failures = 5;
     cfg->max_manifest_bytes = 4 * 1024 * 1024;
     cfg->max_page = 1000;
     snprintf(cfg->log_level, sizeof cfg->log_level, "info");

@@ -30,6 +30,15 @@ typedef struct fp_config {
     /* [auth] */
     char htpasswd[FP_PATH_MAX];
     char realm[128];
+    char policy[FP_PATH_MAX];     /* access policy file; none: authenticated may do all */
+    char token_realm[512];        /* set: require Bearer tokens from this token service */
+    char token_service[128];      /* this registry's name: the audience its tokens carry */
+    char token_issuer[128];       /* the issuer tokens must come from */
+    char token_keys[FP_PATH_MAX]; /* PEM public keys tokens may be signed with */
+    char token_key[FP_PATH_MAX];  /* PEM private key: this node issues tokens (/auth/token) */
+    char token_audiences[1024];   /* services the issuer signs for (comma list; default: own) */
+    unsigned token_ttl_s;
+    unsigned login_failures; /* failed logins per address per minute before 429 */
     /* [limits] */
     uint64_t max_manifest_bytes;
     uint64_t max_blob_bytes; /* 0: unlimited */

@@ -72,6 +72,26 @@ static void respond_page(fp_req *r, struct page *p, const char *link_path)
     fp_respond(r, 200, resp);
 }
 
+/* The catalog shows only repositories the caller may pull: rows are read
+ * in batches and filtered until the page is full (or the store is done). */
+struct catalog_scan {
+    fp_req *r;
+    struct page *page;
+    char cursor[FP_NAME_MAX + 1];
+    unsigned seen;
+    int stop;
+};
+
+static int catalog_row(void *ctx, const char *name)
+{
+    struct catalog_scan *cs = ctx;
+    cs->seen++;
+    snprintf(cs->cursor, sizeof cs->cursor, "%s", name);
+    if (!fp_req_may(cs->r, name, FP_ACT_PULL)) return 0;
+    cs->stop = add_name(cs->page, name);
+    return cs->stop;
+}
+
 void fp_handle_catalog(fp_req *r)
 {
     if (!fp_req_read_only(r)) return;
@@ -79,11 +99,18 @@ void fp_handle_catalog(fp_req *r)
     const char *last;
     if (!page_args(r, &p, &last)) return;
     fp_buf_puts(&p.json, "{\"repositories\":[");
-    fp_error err;
-    if (fp_store_catalog(r->reg->store, last, p.limit ? p.limit + 1 : 0, add_name, &p, &err) < 0) {
-        fp_buf_free(&p.json);
-        fp_respond_internal(r, &err);
-        return;
+    struct catalog_scan cs = {.r = r, .page = &p};
+    snprintf(cs.cursor, sizeof cs.cursor, "%s", last ? last : "");
+    enum { BATCH = 256 };
+    while (p.limit && !cs.stop) {
+        fp_error err;
+        cs.seen = 0;
+        if (fp_store_catalog(r->reg->store, cs.cursor, BATCH, catalog_row, &cs, &err) < 0) {
+            fp_buf_free(&p.json);
+            fp_respond_internal(r, &err);
+            return;
+        }
+        if (cs.seen < BATCH) break;
     }
     respond_page(r, &p, "/v2/_catalog");
 }

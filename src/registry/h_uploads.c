@@ -195,9 +195,15 @@ void fp_handle_upload_start(fp_req *r)
             fp_respond_error(r, 400, "NAME_INVALID", "invalid repository name in from");
             return;
         }
-        /* Without `from`, any stored copy is mounted (the spec lets a
-         * registry do this; it saves clients re-uploading shared layers). */
-        int rc = fp_store_blob_mount(r->reg->store, r->route.name, mount, from, &err);
+        /* Mounting reads from the source: the caller must be allowed to
+         * pull it. Without `from`, any stored copy is mounted (the spec
+         * lets a registry do this; it saves re-uploading shared layers) -
+         * but only where no authorization is configured, since it would
+         * reveal content of repositories the caller may not see. */
+        bool allowed =
+            from ? fp_req_may(r, from, FP_ACT_PULL) : r->reg->authz->mode == FP_AUTH_NONE;
+        int rc = allowed ? fp_store_blob_mount(r->reg->store, r->route.name, mount, from, &err)
+                         : FP_STORE_NOT_FOUND;
         if (rc == 0) {
             respond_created(r, mount);
             return;

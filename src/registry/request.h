@@ -12,7 +12,8 @@
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/error.h"
-#include "registry/auth.h"
+#include "auth/access.h"
+#include "registry/authz.h"
 #include "registry/route.h"
 #include "store/store.h"
 
@@ -20,7 +21,7 @@ struct fp_registry {
     struct MHD_Daemon *daemon;
     const fp_config *cfg;
     fp_store *store;
-    fp_auth *auth; /* NULL: no authentication configured */
+    struct fp_authz *authz;
     unsigned port;
 };
 
@@ -54,7 +55,11 @@ struct fp_req {
     bool routing;
     struct MHD_Response *pending;
     unsigned pending_status;
-    char user[64]; /* authenticated principal, "" if anonymous */
+    char user[64];        /* authenticated principal, "" if anonymous */
+    char remote[48];      /* client address */
+    fp_grant *grant;      /* verified token (Bearer mode) */
+    char challenge[700];  /* WWW-Authenticate for a 401 */
+    unsigned retry_after; /* Retry-After for a 429 */
 
     fp_body_fn on_body;
     fp_end_fn on_end;
@@ -116,6 +121,7 @@ void fp_handle_manifest(fp_req *r);
 void fp_handle_blob(fp_req *r);
 void fp_handle_upload_start(fp_req *r);
 void fp_handle_upload(fp_req *r);
+void fp_handle_token(fp_req *r);
 
 /* Validate a digest from a request; on failure responds DIGEST_INVALID. */
 bool fp_req_digest_ok(fp_req *r, const char *digest);

@@ -59,10 +59,12 @@ void fp_respond(fp_req *r, unsigned status, struct MHD_Response *resp)
         return;
     }
     MHD_add_response_header(resp, "Docker-Distribution-API-Version", "registry/2.0");
-    if (status == 401) {
-        char v[200];
-        snprintf(v, sizeof v, "Basic realm=\"%s\"", r->reg->cfg->realm);
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, v);
+    if (status == 401 && r->challenge[0])
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, r->challenge);
+    if (status == 429 && r->retry_after) {
+        char ra[16];
+        snprintf(ra, sizeof ra, "%u", r->retry_after);
+        MHD_add_response_header(resp, "Retry-After", ra);
     }
     r->status = status;
     r->responded = true;
@@ -217,23 +219,18 @@ static enum fp_method parse_method(const char *m)
     return M_OTHER;
 }
 
-static bool authorized(fp_req *r)
-{
-    if (!r->reg->auth) return true;
-    return fp_auth_check(r->reg->auth, fp_req_header(r, MHD_HTTP_HEADER_AUTHORIZATION), r->user);
-}
-
 static void dispatch(fp_req *r)
 {
+    if (r->reg->authz->signing && strcmp(r->path, "/auth/token") == 0) {
+        fp_handle_token(r);
+        return;
+    }
     fp_route_parse(r->path, &r->route);
     if (r->route.kind == FP_ROUTE_NONE) {
         fp_respond_bytes(r, 404, "text/plain; charset=utf-8", "404 page not found\n", 19);
         return;
     }
-    if (!authorized(r)) {
-        fp_respond_error(r, 401, "UNAUTHORIZED", "authentication required");
-        return;
-    }
+    if (r->route.kind != FP_ROUTE_NAME_INVALID && !fp_authorize(r)) return;
     switch (r->route.kind) {
     case FP_ROUTE_NAME_INVALID:
         fp_respond_error(r, 400, "NAME_INVALID", "invalid repository name");
@@ -267,6 +264,19 @@ static void dispatch(fp_req *r)
     }
 }
 
+static void client_address(struct MHD_Connection *conn, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "-");
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (!ci || !ci->client_addr) return;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)outlen);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)outlen);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -284,6 +294,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->path = url;
         r->id = atomic_fetch_add(&next_request_id, 1);
         clock_gettime(CLOCK_MONOTONIC, &r->start);
+        client_address(conn, r->remote, sizeof r->remote);
         r->routing = true;
         dispatch(r);
         r->routing = false;
@@ -336,26 +347,16 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         clock_gettime(CLOCK_MONOTONIC, &now);
         double ms = (double)(now.tv_sec - r->start.tv_sec) * 1e3 +
                     (double)(now.tv_nsec - r->start.tv_nsec) / 1e6;
-        char addr[INET6_ADDRSTRLEN] = "-";
-        const union MHD_ConnectionInfo *ci =
-            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-        if (ci && ci->client_addr) {
-            const struct sockaddr *sa = ci->client_addr;
-            if (sa->sa_family == AF_INET)
-                inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, addr, sizeof addr);
-            else if (sa->sa_family == AF_INET6)
-                inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, addr,
-                          sizeof addr);
-        }
         char qpath[600];
         fp_log(FP_LOG_INFO,
                "event=request id=%llu remote=%s user=%s method=%s path=%s status=%u in=%llu "
                "out=%llu ms=%.2f%s",
-               (unsigned long long)r->id, addr, r->user[0] ? r->user : "-", r->method_name,
+               (unsigned long long)r->id, r->remote, r->user[0] ? r->user : "-", r->method_name,
                fp_log_quote(r->path, qpath, sizeof qpath), r->status,
                (unsigned long long)r->bytes_in, (unsigned long long)r->bytes_out, ms,
                toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=true");
     }
+    fp_grant_unref(r->grant);
     fp_buf_free(&r->body);
     free(r);
 }
@@ -404,7 +405,7 @@ int fp_registry_start(fp_registry **out, const fp_config *cfg, fp_store *store, 
     if (!reg) return fp_error_set(err, ENOMEM, "registry");
     reg->cfg = cfg;
     reg->store = store;
-    if (cfg->htpasswd[0] && fp_auth_open(&reg->auth, cfg->htpasswd, err) < 0) {
+    if (fp_authz_open(&reg->authz, cfg, err) < 0) {
         free(reg);
         return -1;
     }
@@ -476,6 +477,6 @@ void fp_registry_stop(fp_registry *r)
 {
     if (!r) return;
     if (r->daemon) MHD_stop_daemon(r->daemon);
-    fp_auth_free(r->auth);
+    fp_authz_free(r->authz);
     free(r);
 }

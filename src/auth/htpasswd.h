@@ -4,8 +4,8 @@
  * salted SHA-256 of the header, never the password itself. The file is
  * re-read when it changes. The token service (cloud-issued JWTs) builds on
  * this in the identity layer. */
-#ifndef FP_REGISTRY_AUTH_H
-#define FP_REGISTRY_AUTH_H
+#ifndef FP_AUTH_HTPASSWD_H
+#define FP_AUTH_HTPASSWD_H
 
 #include <stdbool.h>
 
@@ -18,5 +18,7 @@ void fp_auth_free(fp_auth *a);
 /* Verify an Authorization header value ("Basic base64(user:pass)").
  * On success copies the user name into user (64 bytes). */
 bool fp_auth_check(fp_auth *a, const char *authorization, char user[64]);
+/* Verify a user name and password. */
+bool fp_auth_verify(fp_auth *a, const char *name, const char *password, char user[64]);
 
 #endif

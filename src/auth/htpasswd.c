@@ -1,4 +1,4 @@
-#include "registry/auth.h"
+#include "auth/htpasswd.h"
 
 #include <crypt.h>
 #include <errno.h>
@@ -17,6 +17,8 @@
 
 #define CACHE_SLOTS 64
 #define CACHE_TTL   300
+/* a valid bcrypt hash of nothing anyone knows, for timing-equal refusals */
+#define DUMMY_HASH "$2b$10$abcdefghijklmnopqrstuu5Vwh1gQ7lU4d8M3o7wqlSnSG8D0dMO"
 
 struct entry {
     char user[64];
@@ -135,17 +137,26 @@ bool fp_auth_check(fp_auth *a, const char *authorization, char user[64])
         dl--;
     decoded[dl] = '\0';
     char *colon = memchr(decoded, ':', (size_t)dl);
-    if (!colon || colon == (char *)decoded || (size_t)(colon - (char *)decoded) >= 64) return false;
-    *colon = '\0';
-    const char *name = (const char *)decoded;
-    const char *pass = colon + 1;
+    bool ok = false;
+    if (colon && colon != (char *)decoded) {
+        *colon = '\0';
+        ok = fp_auth_verify(a, (const char *)decoded, colon + 1, user);
+    }
+    OPENSSL_cleanse(decoded, sizeof decoded);
+    return ok;
+}
 
+bool fp_auth_verify(fp_auth *a, const char *name, const char *pass, char user[64])
+{
+    if (!name[0] || strlen(name) >= 64 || strlen(pass) > 1024) return false;
+    /* cache key: salted hash of name and password, never the password */
     unsigned char key[32];
     unsigned kl = 0;
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     EVP_DigestInit_ex(md, EVP_sha256(), NULL);
     EVP_DigestUpdate(md, a->salt, sizeof a->salt);
-    EVP_DigestUpdate(md, b64, bl);
+    EVP_DigestUpdate(md, name, strlen(name) + 1);
+    EVP_DigestUpdate(md, pass, strlen(pass));
     EVP_DigestFinal_ex(md, key, &kl);
     EVP_MD_CTX_free(md);
 
@@ -156,7 +167,6 @@ bool fp_auth_check(fp_auth *a, const char *authorization, char user[64])
     if (a->cache[slot].expires > now && CRYPTO_memcmp(a->cache[slot].key, key, 32) == 0) {
         snprintf(user, 64, "%s", a->cache[slot].user);
         pthread_mutex_unlock(&a->lock);
-        OPENSSL_cleanse(decoded, sizeof decoded);
         return true;
     }
     char hash[128] = "";
@@ -166,22 +176,14 @@ bool fp_auth_check(fp_auth *a, const char *authorization, char user[64])
     pthread_mutex_unlock(&a->lock);
 
     bool ok = false;
-    if (hash[0]) {
-        struct crypt_data *cd = calloc(1, sizeof *cd);
-        if (cd) {
-            const char *out = crypt_r(pass, hash, cd);
-            ok = out && out[0] != '*' && strlen(out) == strlen(hash) &&
-                 CRYPTO_memcmp(out, hash, strlen(hash)) == 0;
-            OPENSSL_cleanse(cd, sizeof *cd);
-            free(cd);
-        }
-    } else {
-        /* Unknown user: spend the same time as a real check. */
-        struct crypt_data *cd = calloc(1, sizeof *cd);
-        if (cd) {
-            crypt_r(pass, "$2b$10$abcdefghijklmnopqrstuu5Vwh1gQ7lU4d8M3o7wqlSnSG8D0dMO", cd);
-            free(cd);
-        }
+    struct crypt_data *cd = calloc(1, sizeof *cd);
+    if (cd) {
+        /* an unknown user costs the same time as a known one */
+        const char *out = crypt_r(pass, hash[0] ? hash : DUMMY_HASH, cd);
+        ok = hash[0] && out && out[0] != '*' && strlen(out) == strlen(hash) &&
+             CRYPTO_memcmp(out, hash, strlen(hash)) == 0;
+        OPENSSL_cleanse(cd, sizeof *cd);
+        free(cd);
     }
     if (ok) {
         snprintf(user, 64, "%s", name);
@@ -191,6 +193,5 @@ bool fp_auth_check(fp_auth *a, const char *authorization, char user[64])
         a->cache[slot].expires = now + CACHE_TTL;
         pthread_mutex_unlock(&a->lock);
     }
-    OPENSSL_cleanse(decoded, sizeof decoded);
     return ok;
 }

@@ -1,0 +1,252 @@
+#include "registry/authz.h"
+
+#include <errno.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "registry/request.h"
+
+#define CLOCK_SKEW_S 60
+
+int fp_authz_open(fp_authz **out, const fp_config *cfg, fp_error *err)
+{
+    fp_authz *a = calloc(1, sizeof *a);
+    if (!a) return fp_error_set(err, ENOMEM, "authz");
+    a->cfg = cfg;
+    pthread_mutex_init(&a->cache_lock, NULL);
+    a->mode = cfg->token_realm[0] ? FP_AUTH_TOKEN : cfg->htpasswd[0] ? FP_AUTH_BASIC : FP_AUTH_NONE;
+    if (cfg->htpasswd[0] && fp_auth_open(&a->htpasswd, cfg->htpasswd, err) < 0) goto fail;
+    if (cfg->policy[0] ? fp_policy_load(cfg->policy, &a->policy, err) < 0
+                       : !(a->policy = fp_policy_default()))
+        goto fail;
+    a->logins = fp_ratelimit_new(cfg->login_failures, 60);
+    a->keys = fp_keyring_new();
+    if (!a->logins || !a->keys) {
+        fp_error_set(err, ENOMEM, "authz");
+        goto fail;
+    }
+    if (cfg->token_keys[0] && fp_keyring_load(a->keys, cfg->token_keys, err) < 0) goto fail;
+    if (cfg->token_key[0]) {
+        if (fp_key_load(cfg->token_key, &a->signing, err) < 0) goto fail;
+        /* a token service trusts its own tokens */
+        fp_key *pub = NULL;
+        if (fp_key_load(cfg->token_key, &pub, err) < 0 || fp_keyring_add(a->keys, pub) < 0)
+            goto fail;
+        if (!a->htpasswd) fp_warn("event=token_service_without_users hint=\"set [auth] htpasswd\"");
+    }
+    if (a->mode == FP_AUTH_TOKEN && fp_keyring_size(a->keys) == 0) {
+        fp_error_set(err, 0, "[auth] token_realm needs token_keys (or token_key)");
+        goto fail;
+    }
+    *out = a;
+    return 0;
+fail:
+    fp_authz_free(a);
+    return -1;
+}
+
+void fp_authz_free(fp_authz *a)
+{
+    if (!a) return;
+    for (int i = 0; i < FP_TOKEN_CACHE; i++)
+        fp_grant_unref(a->cache[i].grant);
+    fp_auth_free(a->htpasswd);
+    fp_policy_free(a->policy);
+    fp_keyring_free(a->keys);
+    fp_key_free(a->signing);
+    fp_ratelimit_free(a->logins);
+    pthread_mutex_destroy(&a->cache_lock);
+    free(a);
+}
+
+/* What a request needs: an action on a repository, the catalog, or (for
+ * /v2/) only to be authenticated. */
+static unsigned required_action(fp_req *r)
+{
+    switch (r->route.kind) {
+    case FP_ROUTE_CATALOG:
+        return FP_ACT_CATALOG;
+    case FP_ROUTE_UPLOAD_START:
+    case FP_ROUTE_UPLOAD:
+        return FP_ACT_PUSH;
+    case FP_ROUTE_MANIFEST:
+    case FP_ROUTE_BLOB:
+        if (r->method == M_DELETE) return FP_ACT_DELETE;
+        return (r->method == M_PUT) ? FP_ACT_PUSH : FP_ACT_PULL;
+    case FP_ROUTE_TAGS:
+    case FP_ROUTE_REFERRERS:
+        return FP_ACT_PULL;
+    default:
+        return 0;
+    }
+}
+
+static void scope_text(fp_req *r, unsigned action, char *out, size_t outlen)
+{
+    if (action == FP_ACT_CATALOG)
+        snprintf(out, outlen, "registry:catalog:*");
+    else if (action)
+        snprintf(out, outlen, "repository:%s:%s", r->route.name,
+                 action == FP_ACT_PUSH     ? "pull,push"
+                 : action == FP_ACT_DELETE ? "delete"
+                                           : "pull");
+    else
+        out[0] = '\0';
+}
+
+static bool challenge(fp_req *r, unsigned action, const char *error)
+{
+    const fp_config *cfg = r->reg->authz->cfg;
+    if (r->reg->authz->mode == FP_AUTH_BASIC) {
+        snprintf(r->challenge, sizeof r->challenge, "Basic realm=\"%s\"", cfg->realm);
+    } else {
+        char scope[FP_NAME_MAX + 40];
+        scope_text(r, action, scope, sizeof scope);
+        int n = snprintf(r->challenge, sizeof r->challenge, "Bearer realm=\"%s\",service=\"%s\"",
+                         cfg->token_realm, cfg->token_service);
+        if (scope[0] && n > 0 && (size_t)n < sizeof r->challenge)
+            n +=
+                snprintf(r->challenge + n, sizeof r->challenge - (size_t)n, ",scope=\"%s\"", scope);
+        if (error && n > 0 && (size_t)n < sizeof r->challenge)
+            snprintf(r->challenge + n, sizeof r->challenge - (size_t)n, ",error=\"%s\"", error);
+    }
+    fp_respond_error(r, 401, "UNAUTHORIZED", "authentication required");
+    return false;
+}
+
+static bool denied(fp_req *r)
+{
+    fp_respond_error(r, 403, "DENIED", "requested access to the resource is denied");
+    return false;
+}
+
+int fp_authz_basic(fp_req *r)
+{
+    fp_authz *a = r->reg->authz;
+    const char *h = fp_req_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!h || strncasecmp(h, "Basic ", 6) != 0) return 0;
+    unsigned wait = fp_ratelimit_blocked(a->logins, r->remote);
+    if (wait) {
+        r->retry_after = wait;
+        fp_respond_error(r, 429, "TOOMANYREQUESTS", "too many failed logins; retry in %u s", wait);
+        return -1;
+    }
+    if (a->htpasswd && fp_auth_check(a->htpasswd, h, r->user)) return 1;
+    fp_ratelimit_failure(a->logins, r->remote);
+    fp_warn("event=login_failed remote=%s path=%s", r->remote, r->path);
+    r->user[0] = '\0';
+    return -1;
+}
+
+static fp_principal principal_of(fp_req *r)
+{
+    return (fp_principal){.kind = r->user[0] ? "user" : "anonymous", .name = r->user, .role = ""};
+}
+
+/* Look the token up in the cache, or verify it and remember the grant. */
+static fp_grant *grant_for(fp_authz *a, const char *token, char *why, size_t whylen)
+{
+    unsigned char key[32];
+    unsigned kl = 0;
+    size_t tl = strlen(token);
+    EVP_Digest(token, tl, key, &kl, EVP_sha256(), NULL);
+    unsigned slot = (key[0] | (unsigned)key[1] << 8) % FP_TOKEN_CACHE;
+    time_t now = time(NULL);
+    pthread_mutex_lock(&a->cache_lock);
+    fp_grant *g = a->cache[slot].grant;
+    if (g && memcmp(a->cache[slot].key, key, 32) == 0 && g->expires + CLOCK_SKEW_S >= now) {
+        fp_grant_ref(g);
+        pthread_mutex_unlock(&a->cache_lock);
+        return g;
+    }
+    pthread_mutex_unlock(&a->cache_lock);
+
+    json_t *claims = NULL;
+    if (fp_jwt_verify(token, tl, a->keys, &claims, why, whylen) < 0) return NULL;
+    g = NULL;
+    int rc = fp_grant_from_claims(claims, a->cfg->token_issuer, a->cfg->token_service, now,
+                                  CLOCK_SKEW_S, &g, why, whylen);
+    json_decref(claims);
+    if (rc < 0) return NULL;
+    pthread_mutex_lock(&a->cache_lock);
+    fp_grant *old = a->cache[slot].grant;
+    memcpy(a->cache[slot].key, key, 32);
+    a->cache[slot].grant = fp_grant_ref(g);
+    pthread_mutex_unlock(&a->cache_lock);
+    fp_grant_unref(old);
+    return g;
+}
+
+static bool authorize_token(fp_req *r, unsigned need)
+{
+    const char *h = fp_req_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0) return challenge(r, need, NULL);
+    const char *token = h + 7;
+    while (*token == ' ')
+        token++;
+    char why[128];
+    r->grant = grant_for(r->reg->authz, token, why, sizeof why);
+    if (!r->grant) {
+        fp_warn("event=token_rejected remote=%s reason=\"%s\"", r->remote, why);
+        return challenge(r, need, "invalid_token");
+    }
+    snprintf(r->user, sizeof r->user, "%s", r->grant->subject);
+    if (!need) return true;
+    if (need == FP_ACT_CATALOG)
+        return r->grant->catalog ? true : challenge(r, need, "insufficient_scope");
+    bool mentioned = false;
+    unsigned have = fp_grant_actions(r->grant, r->route.name, &mentioned);
+    if (have & need) return true;
+    /* The token service saw this repository and refused: final. Not
+     * mentioned: the client should fetch a token for it. */
+    return mentioned ? denied(r) : challenge(r, need, "insufficient_scope");
+}
+
+bool fp_authorize(fp_req *r)
+{
+    fp_authz *a = r->reg->authz;
+    if (a->mode == FP_AUTH_NONE) return true;
+    unsigned need = required_action(r);
+    if (a->mode == FP_AUTH_TOKEN) return authorize_token(r, need);
+
+    int basic = fp_authz_basic(r);
+    if (basic < 0) {
+        if (!r->responded) challenge(r, need, NULL);
+        return false;
+    }
+    fp_principal p = principal_of(r);
+    bool anon = basic == 0;
+    bool ok;
+    if (!need)
+        ok = !anon || fp_policy_may_list(a->policy, &p);
+    else if (need == FP_ACT_CATALOG)
+        ok = fp_policy_may_list(a->policy, &p);
+    else
+        ok = (fp_policy_actions(a->policy, &p, r->route.name) & need) != 0;
+    if (ok) return true;
+    return anon ? challenge(r, need, NULL) : denied(r);
+}
+
+bool fp_req_may(fp_req *r, const char *repo, unsigned action)
+{
+    fp_authz *a = r->reg->authz;
+    switch (a->mode) {
+    case FP_AUTH_NONE:
+        return true;
+    case FP_AUTH_TOKEN:
+        if (!r->grant) return false;
+        if (action == FP_ACT_PULL && r->route.kind == FP_ROUTE_CATALOG)
+            return fp_grant_lists(r->grant, repo);
+        return (fp_grant_actions(r->grant, repo, NULL) & action) != 0;
+    case FP_AUTH_BASIC: {
+        fp_principal p = principal_of(r);
+        return (fp_policy_actions(a->policy, &p, repo) & action) != 0;
+    }
+    }
+    return false;
+}
