@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "core/buf.h"
 #include "core/cleanup.h"
 #include "core/fs.h"
 #include "core/log.h"
@@ -194,4 +195,73 @@ bool fp_auth_verify(fp_auth *a, const char *name, const char *pass, char user[64
         pthread_mutex_unlock(&a->lock);
     }
     return ok;
+}
+
+bool fp_htpasswd_user_valid(const char *user)
+{
+    size_t n = strlen(user);
+    if (n == 0 || n > 63) return false;
+    for (const char *p = user; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '-' || *p == '_' || *p == '.' || *p == '@'))
+            return false;
+    return true;
+}
+
+/* The file without user's line (and whether it was there). */
+static int without_user(const char *path, const char *user, fp_buf *out, bool *found, fp_error *err)
+{
+    *found = false;
+    cleanup_free char *text = NULL;
+    if (fp_read_file(path, 16 << 20, &text, NULL, err) < 0) {
+        if (err->errnum != ENOENT) return -1;
+        return 0; /* a new file */
+    }
+    size_t ul = strlen(user);
+    for (char *line = text; line && *line;) {
+        char *nl = strchr(line, '\n');
+        size_t ll = nl ? (size_t)(nl - line) : strlen(line);
+        if (ll > ul && !strncmp(line, user, ul) && line[ul] == ':')
+            *found = true;
+        else if (ll)
+            fp_buf_append(out, line, ll), fp_buf_puts(out, "\n");
+        line = nl ? nl + 1 : NULL;
+    }
+    return 0;
+}
+
+int fp_htpasswd_set(const char *path, const char *user, const char *password, bool must_exist,
+                    fp_error *err)
+{
+    if (!fp_htpasswd_user_valid(user))
+        return fp_error_set(err, EINVAL, "invalid user name '%s'", user);
+    if (strlen(password) < 8)
+        return fp_error_set(err, EINVAL, "password must have at least 8 characters");
+    cleanup_buf fp_buf text = FP_BUF_INIT;
+    bool found;
+    if (without_user(path, user, &text, &found, err) < 0) return -1;
+    if (must_exist && !found) return fp_error_set(err, ENOENT, "no user '%s' in %s", user, path);
+    char salt[64];
+    struct crypt_data *cd = calloc(1, sizeof *cd);
+    if (!cd) return fp_error_set(err, ENOMEM, "hash password");
+    const char *hash = NULL;
+    if (crypt_gensalt_rn("$2b$", 10, NULL, 0, salt, sizeof salt))
+        hash = crypt_r(password, salt, cd);
+    if (!hash || hash[0] == '*') {
+        free(cd);
+        return fp_error_set(err, EINVAL, "bcrypt is not available");
+    }
+    fp_buf_printf(&text, "%s:%s\n", user, hash);
+    OPENSSL_cleanse(cd, sizeof *cd);
+    free(cd);
+    return fp_write_file_atomic(path, text.data, text.len, 0600, err);
+}
+
+int fp_htpasswd_delete(const char *path, const char *user, fp_error *err)
+{
+    cleanup_buf fp_buf text = FP_BUF_INIT;
+    bool found;
+    if (without_user(path, user, &text, &found, err) < 0) return -1;
+    if (!found) return 1;
+    return fp_write_file_atomic(path, text.data ? text.data : "", text.len, 0600, err);
 }

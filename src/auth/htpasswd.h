@@ -11,6 +11,8 @@
 
 #include "core/error.h"
 
+#include <stdbool.h>
+
 typedef struct fp_auth fp_auth;
 
 int fp_auth_open(fp_auth **out, const char *htpasswd_path, fp_error *err);
@@ -20,5 +22,13 @@ void fp_auth_free(fp_auth *a);
 bool fp_auth_check(fp_auth *a, const char *authorization, char user[64]);
 /* Verify a user name and password. */
 bool fp_auth_verify(fp_auth *a, const char *name, const char *password, char user[64]);
+
+/* Editing the file (fogport user ...): atomic rewrite, mode 0600, bcrypt
+ * ($2b$, cost 10). set adds or replaces; must_exist refuses a new user. */
+int fp_htpasswd_set(const char *path, const char *user, const char *password, bool must_exist,
+                    fp_error *err);
+/* Returns 1 if the user was not there. */
+int fp_htpasswd_delete(const char *path, const char *user, fp_error *err);
+bool fp_htpasswd_user_valid(const char *user);
 
 #endif

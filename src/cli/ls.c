@@ -31,7 +31,7 @@ static int get_pages(const char *base, const char *first, const fp_http_opts *o,
     fp_buf_printf(&url, "%s%s", base, first);
     for (int pages = 0; pages < 100000; pages++) {
         fp_http_response resp;
-        if (fp_http_get(url.data, o, &resp, err) < 0) return -1;
+        if (fp_http_registry_get(url.data, o, &resp, err) < 0) return -1;
         if (resp.status != 200) {
             fp_error_set(err, 0, "GET %s: HTTP %ld: %.200s", url.data, resp.status,
                          resp.body.data ? resp.body.data : "");

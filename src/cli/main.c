@@ -14,6 +14,8 @@ static const struct command {
     {"ls", fp_cmd_ls, "list a registry's services and their tags"},
     {"gc", fp_cmd_gc, "remove unreferenced blobs and untagged manifests (online)"},
     {"fsck", fp_cmd_fsck, "verify every stored blob and manifest against its digest"},
+    {"user", fp_cmd_user, "add, change, remove and list the users who may log in"},
+    {"key", fp_cmd_key, "generate a token-signing key pair"},
 };
 
 static void usage(FILE *f)

@@ -23,9 +23,16 @@ typedef struct fp_http_response {
     fp_buf body;
     char link_next[2048]; /* target of a Link: <...>; rel="next" header, or "" */
     char content_type[256];
+    char www_authenticate[1024];
 } fp_http_response;
 
 int fp_http_get(const char *url, const fp_http_opts *opts, fp_http_response *resp, fp_error *err);
+/* GET as a registry client: on a 401 with a Bearer challenge, fetch a token
+ * from the challenge's realm (with opts->userpwd as Basic credentials) for
+ * its service and scope, and retry once with it. Basic credentials are sent
+ * only to the token service, never to the registry. */
+int fp_http_registry_get(const char *url, const fp_http_opts *opts, fp_http_response *resp,
+                         fp_error *err);
 void fp_http_response_free(fp_http_response *resp);
 
 #endif

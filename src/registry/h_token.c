@@ -143,6 +143,7 @@ static void issue(fp_req *r, struct token_request *tr)
                   token.data, token.data, cfg->token_ttl_s, issued);
     fp_info("event=token_issued remote=%s sub=%s service=%s scopes=%zu", r->remote,
             tr->authenticated ? tr->user : "-", tr->service, tr->nscopes);
+    r->bytes_out = body.len;
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(body.len, body.data, MHD_RESPMEM_MUST_COPY);
     if (resp) {
