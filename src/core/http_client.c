@@ -90,7 +90,13 @@ int fp_http_registry_get(const char *url, const fp_http_opts *opts, fp_http_resp
     const char *userpwd = plain.userpwd;
     plain.userpwd = NULL; /* credentials go to the token service only */
     if (http_get(url, &plain, NULL, resp, err) < 0) return -1;
-    if (resp->status != 401 || strncasecmp(resp->www_authenticate, "Bearer ", 7) != 0) return 0;
+    if (resp->status != 401) return 0;
+    if (strncasecmp(resp->www_authenticate, "Basic", 5) == 0 && userpwd) {
+        /* a Basic registry: the same URL again, now with the credentials */
+        fp_http_response_free(resp);
+        return http_get(url, opts, NULL, resp, err);
+    }
+    if (strncasecmp(resp->www_authenticate, "Bearer ", 7) != 0) return 0;
     char realm[512], service[256] = "", scope[512] = "";
     if (!challenge_param(resp->www_authenticate, "realm", realm, sizeof realm)) return 0;
     challenge_param(resp->www_authenticate, "service", service, sizeof service);
