@@ -16,6 +16,8 @@ static const struct command {
     {"fsck", fp_cmd_fsck, "verify every stored blob and manifest against its digest"},
     {"user", fp_cmd_user, "add, change, remove and list the users who may log in"},
     {"key", fp_cmd_key, "generate a token-signing key pair"},
+    {"ca", fp_cmd_ca, "create the deployment's CA and token signing key"},
+    {"cert", fp_cmd_cert, "issue a node certificate from the deployment CA"},
 };
 
 static void usage(FILE *f)

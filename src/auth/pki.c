@@ -1,0 +1,166 @@
+#include "auth/pki.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "auth/jwt.h"
+#include "core/buf.h"
+#include "core/cleanup.h"
+#include "core/fs.h"
+
+static int add_ext(X509 *cert, X509 *issuer, int nid, const char *value)
+{
+    X509V3_CTX ctx;
+    X509V3_set_ctx_nodb(&ctx);
+    X509V3_set_ctx(&ctx, issuer, cert, NULL, NULL, 0);
+    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
+    if (!ext) return -1;
+    int ok = X509_add_ext(cert, ext, -1);
+    X509_EXTENSION_free(ext);
+    return ok == 1 ? 0 : -1;
+}
+
+/* A certificate for key, named cn, valid for days, not yet signed. */
+static X509 *new_cert(EVP_PKEY *key, const char *cn, unsigned days)
+{
+    X509 *cert = X509_new();
+    if (!cert) return NULL;
+    unsigned char serial[16];
+    RAND_bytes(serial, sizeof serial);
+    serial[0] &= 0x7f; /* positive */
+    BIGNUM *bn = BN_bin2bn(serial, sizeof serial, NULL);
+    ASN1_INTEGER *sn = bn ? BN_to_ASN1_INTEGER(bn, NULL) : NULL;
+    X509_NAME *name = X509_NAME_new();
+    bool ok = sn && name && X509_set_version(cert, 2) == 1 &&
+              X509_set_serialNumber(cert, sn) == 1 &&
+              X509_gmtime_adj(X509_getm_notBefore(cert), -3600) &&
+              X509_gmtime_adj(X509_getm_notAfter(cert), (long)days * 86400) &&
+              X509_set_pubkey(cert, key) == 1 &&
+              X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, (const unsigned char *)"fogport",
+                                         -1, -1, 0) == 1 &&
+              X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1,
+                                         -1, 0) == 1 &&
+              X509_set_subject_name(cert, name) == 1;
+    ASN1_INTEGER_free(sn);
+    BN_free(bn);
+    X509_NAME_free(name);
+    if (!ok) {
+        X509_free(cert);
+        return NULL;
+    }
+    return cert;
+}
+
+static int write_certs(const char *path, X509 *a, X509 *b, fp_error *err)
+{
+    FILE *f = fopen(path, "we");
+    if (!f) return fp_error_set(err, errno, "create %s", path);
+    int ok = PEM_write_X509(f, a) == 1 && (!b || PEM_write_X509(f, b) == 1);
+    ok = fclose(f) == 0 && ok;
+    return ok ? 0 : fp_error_set(err, EIO, "write %s", path);
+}
+
+static bool exists(const char *path)
+{
+    return access(path, F_OK) == 0;
+}
+
+int fp_ca_init(const char *dir, const char *name, fp_error *err)
+{
+    char p_key[4096], p_crt[4096], p_tok[4096], p_pub[4096];
+    snprintf(p_key, sizeof p_key, "%s/ca.key", dir);
+    snprintf(p_crt, sizeof p_crt, "%s/ca.crt", dir);
+    snprintf(p_tok, sizeof p_tok, "%s/token.key", dir);
+    snprintf(p_pub, sizeof p_pub, "%s/token.pub", dir);
+    if (exists(p_key) || exists(p_crt))
+        return fp_error_set(err, EEXIST, "%s already holds a CA; not overwriting it", dir);
+    if (fp_mkdir_p(dir, 0700, err) < 0) return -1;
+    fp_key *ca = NULL, *tok = NULL;
+    if (fp_key_generate(&ca, err) < 0) return -1;
+    EVP_PKEY *pkey = fp_key_evp(ca);
+    X509 *cert = new_cert(pkey, name, 3650);
+    int rc = -1;
+    if (!cert || X509_set_issuer_name(cert, X509_get_subject_name(cert)) != 1 ||
+        add_ext(cert, cert, NID_basic_constraints, "critical,CA:TRUE,pathlen:1") < 0 ||
+        add_ext(cert, cert, NID_key_usage, "critical,keyCertSign,cRLSign,digitalSignature") < 0 ||
+        add_ext(cert, cert, NID_subject_key_identifier, "hash") < 0 ||
+        X509_sign(cert, pkey, EVP_sha256()) <= 0) {
+        fp_error_set(err, 0, "create CA certificate");
+        goto out;
+    }
+    if (fp_key_save_private(ca, p_key, err) < 0 || write_certs(p_crt, cert, NULL, err) < 0 ||
+        fp_key_generate(&tok, err) < 0 || fp_key_save_private(tok, p_tok, err) < 0 ||
+        fp_key_save_public(tok, p_pub, err) < 0)
+        goto out;
+    rc = 0;
+out:
+    X509_free(cert);
+    fp_key_free(ca);
+    fp_key_free(tok);
+    return rc;
+}
+
+static X509 *load_cert(const char *path, fp_error *err)
+{
+    cleanup_fclose FILE *f = fopen(path, "re");
+    if (!f) {
+        fp_error_set(err, errno, "open %s", path);
+        return NULL;
+    }
+    X509 *c = PEM_read_X509(f, NULL, NULL, NULL);
+    if (!c) fp_error_set(err, 0, "%s: no certificate", path);
+    return c;
+}
+
+int fp_cert_issue(const char *ca_dir, const char *cn, const char *const *dns, size_t ndns,
+                  const char *const *ips, size_t nips, unsigned days, const char *prefix,
+                  fp_error *err)
+{
+    char p_key[4096], p_crt[4096], o_key[4096], o_crt[4096];
+    snprintf(p_key, sizeof p_key, "%s/ca.key", ca_dir);
+    snprintf(p_crt, sizeof p_crt, "%s/ca.crt", ca_dir);
+    snprintf(o_key, sizeof o_key, "%s.key", prefix);
+    snprintf(o_crt, sizeof o_crt, "%s.crt", prefix);
+    cleanup_buf fp_buf san = FP_BUF_INIT;
+    for (size_t i = 0; i < ndns; i++)
+        fp_buf_printf(&san, "%sDNS:%s", san.len ? "," : "", dns[i]);
+    for (size_t i = 0; i < nips; i++)
+        fp_buf_printf(&san, "%sIP:%s", san.len ? "," : "", ips[i]);
+    if (!san.len)
+        return fp_error_set(err, EINVAL, "a certificate needs at least one --dns or --ip");
+    fp_key *ca = NULL, *leaf = NULL;
+    X509 *ca_cert = NULL, *cert = NULL;
+    int rc = -1;
+    if (fp_key_load(p_key, &ca, err) < 0 || !(ca_cert = load_cert(p_crt, err)) ||
+        fp_key_generate(&leaf, err) < 0)
+        goto out;
+    cert = new_cert(fp_key_evp(leaf), cn, days ? days : 365);
+    if (!cert || X509_set_issuer_name(cert, X509_get_subject_name(ca_cert)) != 1 ||
+        add_ext(cert, ca_cert, NID_basic_constraints, "critical,CA:FALSE") < 0 ||
+        add_ext(cert, ca_cert, NID_key_usage, "critical,digitalSignature,keyAgreement") < 0 ||
+        add_ext(cert, ca_cert, NID_ext_key_usage, "serverAuth,clientAuth") < 0 ||
+        add_ext(cert, ca_cert, NID_subject_alt_name, san.data) < 0 ||
+        add_ext(cert, ca_cert, NID_authority_key_identifier, "keyid") < 0 ||
+        X509_sign(cert, fp_key_evp(ca), EVP_sha256()) <= 0) {
+        fp_error_set(err, 0, "issue certificate for %s (names: %s)", cn, san.data);
+        goto out;
+    }
+    if (fp_key_save_private(leaf, o_key, err) < 0 || write_certs(o_crt, cert, ca_cert, err) < 0)
+        goto out;
+    rc = 0;
+out:
+    X509_free(cert);
+    X509_free(ca_cert);
+    fp_key_free(ca);
+    fp_key_free(leaf);
+    return rc;
+}
