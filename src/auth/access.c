@@ -283,9 +283,11 @@ int fp_grant_from_claims(const json_t *claims, const char *issuer, const char *a
     if (!iss || strcmp(iss, issuer) != 0) return fail(why, whylen, "token issuer not trusted");
     if (!audience_ok(json_object_get(claims, "aud"), audience))
         return fail(why, whylen, "token is for another service");
-    if (!json_is_integer(exp) || (time_t)json_integer_value(exp) + (time_t)skew < now)
+    /* compare against now -/+ skew: adding to a claim could overflow */
+    if (!json_is_integer(exp) || json_integer_value(exp) < (json_int_t)now - (json_int_t)skew)
         return fail(why, whylen, "token expired");
-    if (nbf && (!json_is_integer(nbf) || (time_t)json_integer_value(nbf) > now + (time_t)skew))
+    if (nbf &&
+        (!json_is_integer(nbf) || json_integer_value(nbf) > (json_int_t)now + (json_int_t)skew))
         return fail(why, whylen, "token not yet valid");
     json_t *access = json_object_get(claims, "access");
     if (access && !json_is_array(access)) return fail(why, whylen, "malformed access claim");

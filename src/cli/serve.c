@@ -85,7 +85,10 @@ int fp_cmd_serve(int argc, char **argv)
     }
     fp_info("event=serving listen=%s port=%u data=%s tls=%s auth=%s version=%s", cfg.listen,
             fp_registry_port(reg), cfg.data_dir, cfg.tls_cert[0] ? "on" : "off",
-            cfg.htpasswd[0] ? "htpasswd" : "none", FP_VERSION);
+            cfg.token_realm[0] ? "token"
+            : cfg.htpasswd[0]  ? "basic"
+                               : "none",
+            FP_VERSION);
 
     int sig = 0;
     for (;;) {

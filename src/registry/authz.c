@@ -159,7 +159,7 @@ static fp_grant *grant_for(fp_authz *a, const char *token, char *why, size_t why
     time_t now = time(NULL);
     pthread_mutex_lock(&a->cache_lock);
     fp_grant *g = a->cache[slot].grant;
-    if (g && memcmp(a->cache[slot].key, key, 32) == 0 && g->expires + CLOCK_SKEW_S >= now) {
+    if (g && memcmp(a->cache[slot].key, key, 32) == 0 && g->expires >= now - CLOCK_SKEW_S) {
         fp_grant_ref(g);
         pthread_mutex_unlock(&a->cache_lock);
         return g;
