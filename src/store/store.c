@@ -135,6 +135,7 @@ int fp_store_open(fp_store **out, const char *root, const struct fp_store_option
     memcpy(s->root, root, rl);
     snprintf(s->db_path, sizeof s->db_path, "%s/meta.db", s->root);
     pthread_mutex_init(&s->lock, NULL);
+    fp_hash_init(s);
     if (pthread_key_create(&s->conn_key, fp_db_thread_exit) != 0) {
         free(s);
         return fp_error_set(err, EAGAIN, "thread key");
@@ -183,6 +184,7 @@ void fp_store_close(fp_store *s)
 {
     if (!s) return;
     fp_upload_table_close_all(s);
+    fp_hash_stop(s);
     pthread_mutex_lock(&s->lock);
     fp_db *c = s->conns;
     s->conns = NULL;

@@ -11,6 +11,29 @@
 
 #define UPLOAD_BUCKETS 256
 
+/* An upload session (uploads.c). The request holding it (busy) owns every
+ * field except those the hasher thread shares, which hash_lock guards:
+ * offset (written by the owner under the lock), hashed, queued, hashing,
+ * hash_failed, hnext. */
+struct fp_upload {
+    struct fp_store *store;
+    char id[37];
+    char repo[256];
+    int fd;
+    fp_hasher hasher;
+    bool hash_valid; /* hasher covers [0, hashed) and catches up to offset */
+    uint64_t offset;
+    uint64_t mark; /* offset at acquire: rollback point */
+    bool busy;
+    bool ephemeral;
+    time_t touched;
+    struct fp_upload *next;
+    /* background hashing (hasher.c) */
+    uint64_t hashed;
+    bool queued, hashing, hash_failed;
+    struct fp_upload *hnext;
+};
+
 struct fp_store {
     char root[FP_PATH_MAX];
     char db_path[FP_PATH_MAX + 16];
@@ -21,7 +44,24 @@ struct fp_store {
     fp_db *conns;
     struct fp_upload *uploads[UPLOAD_BUCKETS];
     unsigned open_uploads;
+    /* the hasher thread (hasher.c), started on first use */
+    pthread_mutex_t hash_lock;
+    pthread_cond_t hash_work, hash_done;
+    struct fp_upload *hash_head, *hash_tail;
+    bool hash_started, hash_stop;
+    pthread_t hash_thread;
 };
+
+/* Background hashing of uploads (hasher.c): the bytes a request writes are
+ * hashed by one thread per store, reading them back from the page cache,
+ * so receiving and hashing run on two cores. */
+void fp_hash_init(struct fp_store *s);
+/* Publish u's new offset and queue the new bytes for hashing. */
+void fp_hash_submit(struct fp_upload *u, uint64_t new_offset);
+/* Wait until the hasher is done with u (hashed == offset, or failed: then
+ * hash_valid is cleared and the hash is rebuilt on demand). */
+void fp_hash_sync(struct fp_upload *u);
+void fp_hash_stop(struct fp_store *s);
 
 void fp_store_remember_conn(struct fp_store *s, fp_db *c);
 void fp_store_forget_conn(struct fp_store *s, fp_db *c);

@@ -18,21 +18,6 @@
 
 #define MAX_OPEN_UPLOADS 4096
 
-struct fp_upload {
-    struct fp_store *store;
-    char id[37];
-    char repo[256];
-    int fd;
-    fp_hasher hasher;
-    bool hash_valid; /* hasher covers exactly [0, offset) */
-    uint64_t offset;
-    uint64_t mark; /* offset at acquire: rollback point */
-    bool busy;
-    bool ephemeral;
-    time_t touched;
-    struct fp_upload *next;
-};
-
 static unsigned bucket(const char *id)
 {
     unsigned h = 5381;
@@ -43,6 +28,7 @@ static unsigned bucket(const char *id)
 
 static void upload_free(struct fp_upload *u)
 {
+    fp_hash_sync(u); /* the hasher thread may still be reading it */
     if (u->fd >= 0) close(u->fd);
     fp_hasher_free(&u->hasher);
     free(u);
@@ -216,6 +202,7 @@ static int ensure_hash(struct fp_upload *u, fp_error *err)
     int64_t n = fp_hasher_update_fd(&u->hasher, u->fd, u->offset);
     if (n < 0 || (uint64_t)n != u->offset)
         return fp_error_set(err, n < 0 ? errno : EIO, "rehash upload %s", u->id);
+    u->hashed = u->offset;
     u->hash_valid = true;
     return 0;
 }
@@ -229,9 +216,10 @@ int fp_upload_write(fp_upload *u, const void *data, size_t len, fp_error *err)
         fp_upload_rollback(u);
         return fp_error_set(err, e, "write upload");
     }
-    fp_hasher_update(&u->hasher, data, len);
     uint64_t before = u->offset;
-    u->offset += len;
+    /* publishes the new offset; the store's hasher thread hashes the bytes
+     * from the page cache on the other core while we receive the next ones */
+    fp_hash_submit(u, before + len);
     /* Start writeback of each completed 8 MiB window now, so the fsync at
      * the end of the upload has little left to do. */
     if ((before >> 23) != (u->offset >> 23)) {
@@ -244,6 +232,7 @@ int fp_upload_write(fp_upload *u, const void *data, size_t len, fp_error *err)
 void fp_upload_rollback(fp_upload *u)
 {
     if (u->offset == u->mark) return;
+    fp_hash_sync(u);
     if (ftruncate(u->fd, (off_t)u->mark) < 0)
         fp_warn("event=upload_rollback_failed upload=%s errno=%d", u->id, errno);
     u->offset = u->mark;
@@ -289,6 +278,7 @@ int fp_upload_finish(fp_upload *u, const char *digest, char computed[FP_DIGEST_M
     if (fp_digest_parse(digest, strlen(digest), &alg) != FP_DIGEST_OK)
         return fp_error_set(err, EINVAL, "invalid digest");
     if (alg == FP_SHA256) {
+        fp_hash_sync(u);
         if (ensure_hash(u, err) < 0 || fp_hasher_peek(&u->hasher, computed) < 0)
             return fp_error_set(err, EIO, "hash upload");
     } else {

@@ -797,6 +797,45 @@ static void test_upload_rollback(void **state)
     assert_blob_content(f->s, REPO, digest, "abcXYZ!", 7);
 }
 
+/* The running hash is computed by the store's hasher thread while the
+ * request keeps writing. Roll back while megabytes are still queued for
+ * hashing, across several requests, and the digest must still be exactly
+ * that of the bytes in the file. */
+static void test_upload_async_hash_rollback(void **state)
+{
+    struct fx *f = *state;
+    fp_error err = {0};
+    char id[37], computed[FP_DIGEST_MAX], digest[FP_DIGEST_MAX];
+    fp_upload *u;
+    enum { PIECE = 64 * 1024, PIECES = 96 }; /* 6 MiB a request */
+    char *piece = malloc(PIECE);
+    char *expect = malloc((size_t)PIECE * PIECES * 2);
+    assert_non_null(piece);
+    assert_non_null(expect);
+    OK(fp_upload_create(f->s, REPO, id, &err));
+    size_t kept = 0;
+    for (int round = 0; round < 4; round++) {
+        OK(fp_upload_acquire(f->s, REPO, id, &u, &err));
+        for (int i = 0; i < PIECES; i++) {
+            memset(piece, 'a' + (round * 7 + i) % 26, PIECE);
+            OK(fp_upload_write(u, piece, PIECE, &err));
+            if (round % 2 == 0) memcpy(expect + kept + (size_t)i * PIECE, piece, PIECE);
+        }
+        if (round % 2 == 1)
+            fp_upload_rollback(u); /* odd rounds fail: their bytes vanish */
+        else
+            kept += (size_t)PIECE * PIECES;
+        assert_int_equal(fp_upload_offset(u), kept);
+        fp_upload_release(u);
+    }
+    OK(fp_upload_acquire(f->s, REPO, id, &u, &err));
+    assert_int_equal(fp_digest_bytes(FP_SHA256, expect, kept, digest), 0);
+    OK(fp_upload_finish(u, digest, computed, &err));
+    assert_string_equal(computed, digest);
+    free(piece);
+    free(expect);
+}
+
 static void test_upload_busy_and_other_repo(void **state)
 {
     struct fx *f = *state;
@@ -2168,6 +2207,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_open_close),
         T(test_upload_roundtrip),
+        T(test_upload_async_hash_rollback),
         T(test_upload_empty_and_large),
         T(test_upload_wrong_digest),
         T(test_upload_rollback),
