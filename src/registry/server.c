@@ -421,7 +421,7 @@ int fp_registry_start(fp_registry **out, const fp_config *cfg, fp_store *store, 
         threads = n > 0 ? (unsigned)n : 1;
     }
     unsigned flags =
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO | MHD_USE_ERROR_LOG;
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
     if (ss.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
     cleanup_free char *cert = NULL;
     cleanup_free char *key = NULL;
