@@ -330,6 +330,9 @@ int fp_grant_from_claims(const json_t *claims, const char *issuer, const char *a
             g->catalog = true;
         }
     }
+    const char *kind =
+        json_string_value(json_object_get(json_object_get(claims, "fogport"), "kind"));
+    g->node = kind && !strcmp(kind, "node");
     json_t *pats = json_object_get(json_object_get(claims, "fogport"), "pull");
     if (g->catalog && json_is_array(pats)) {
         g->patterns = calloc(json_array_size(pats) + 1, sizeof *g->patterns);

@@ -68,6 +68,7 @@ json_t *fp_policy_pull_patterns(const fp_policy *pol, const fp_principal *p);
 typedef struct fp_grant {
     int refs;
     char subject[128];
+    bool node; /* the subject is a node (may be revoked) */
     time_t expires;
     size_t nscopes;
     fp_scope *scopes;

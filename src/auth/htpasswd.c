@@ -122,7 +122,7 @@ static void reload_if_changed(fp_auth *a)
         fp_warn("event=htpasswd_reload_failed error=\"%s\"", err.msg);
 }
 
-bool fp_auth_check(fp_auth *a, const char *authorization, char user[64])
+bool fp_basic_decode(const char *authorization, char name[64], char *pass, size_t passlen)
 {
     if (!authorization || strncasecmp(authorization, "Basic ", 6) != 0) return false;
     const char *b64 = authorization + 6;
@@ -138,12 +138,23 @@ bool fp_auth_check(fp_auth *a, const char *authorization, char user[64])
         dl--;
     decoded[dl] = '\0';
     char *colon = memchr(decoded, ':', (size_t)dl);
-    bool ok = false;
-    if (colon && colon != (char *)decoded) {
+    bool ok = colon && colon != (char *)decoded && (size_t)(colon - (char *)decoded) < 64 &&
+              strlen(colon + 1) < passlen;
+    if (ok) {
         *colon = '\0';
-        ok = fp_auth_verify(a, (const char *)decoded, colon + 1, user);
+        snprintf(name, 64, "%s", (const char *)decoded);
+        snprintf(pass, passlen, "%s", colon + 1);
     }
     OPENSSL_cleanse(decoded, sizeof decoded);
+    return ok;
+}
+
+bool fp_auth_check(fp_auth *a, const char *authorization, char user[64])
+{
+    char name[64], pass[800];
+    bool ok = fp_basic_decode(authorization, name, pass, sizeof pass) &&
+              fp_auth_verify(a, name, pass, user);
+    OPENSSL_cleanse(pass, sizeof pass);
     return ok;
 }
 

@@ -8,10 +8,12 @@
 #define FP_AUTH_HTPASSWD_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "core/error.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 
 typedef struct fp_auth fp_auth;
 
@@ -20,6 +22,8 @@ void fp_auth_free(fp_auth *a);
 /* Verify an Authorization header value ("Basic base64(user:pass)").
  * On success copies the user name into user (64 bytes). */
 bool fp_auth_check(fp_auth *a, const char *authorization, char user[64]);
+/* Split an Authorization: Basic header into name and password. */
+bool fp_basic_decode(const char *authorization, char name[64], char *pass, size_t passlen);
 /* Verify a user name and password. */
 bool fp_auth_verify(fp_auth *a, const char *name, const char *password, char user[64]);
 

@@ -355,3 +355,16 @@ int fp_jwt_verify(const char *token, size_t len, const fp_keyring *keys, json_t 
     *claims = c;
     return 0;
 }
+
+int fp_key_public_pem(const fp_key *k, fp_buf *pem)
+{
+    BIO *bio = BIO_new(BIO_s_mem());
+    int rc = -1;
+    if (bio && PEM_write_bio_PUBKEY(bio, k->pkey) == 1) {
+        char *data;
+        long len = BIO_get_mem_data(bio, &data);
+        rc = fp_buf_append(pem, data, (size_t)len);
+    }
+    BIO_free(bio);
+    return rc;
+}

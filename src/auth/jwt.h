@@ -29,6 +29,8 @@ int fp_key_load(const char *path, fp_key **out, fp_error *err);
 int fp_key_save_private(const fp_key *k, const char *path, fp_error *err);
 int fp_key_save_public(const fp_key *k, const char *path, fp_error *err);
 const char *fp_key_id(const fp_key *k);
+/* The public half as PEM, appended to pem. */
+int fp_key_public_pem(const fp_key *k, fp_buf *pem);
 void fp_key_free(fp_key *k);
 /* The OpenSSL EVP_PKEY inside (for certificates). */
 void *fp_key_evp(const fp_key *k);

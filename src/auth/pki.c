@@ -1,5 +1,6 @@
 #include "auth/pki.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <openssl/evp.h>
@@ -162,5 +163,136 @@ out:
     X509_free(ca_cert);
     fp_key_free(ca);
     fp_key_free(leaf);
+    return rc;
+}
+
+int fp_pem_read(const char *path, fp_buf *pem, fp_error *err)
+{
+    cleanup_free char *text = NULL;
+    size_t len;
+    if (fp_read_file(path, 1 << 20, &text, &len, err) < 0) return -1;
+    return fp_buf_append(pem, text, len);
+}
+
+static int san_text(fp_buf *san, const char *const *dns, size_t ndns, const char *const *ips,
+                    size_t nips)
+{
+    for (size_t i = 0; i < ndns; i++)
+        fp_buf_printf(san, "%sDNS:%s", san->len ? "," : "", dns[i]);
+    for (size_t i = 0; i < nips; i++)
+        fp_buf_printf(san, "%sIP:%s", san->len ? "," : "", ips[i]);
+    return san->len ? 0 : -1;
+}
+
+int fp_csr_create(void *evp_key, const char *cn, const char *const *dns, size_t ndns,
+                  const char *const *ips, size_t nips, fp_buf *pem, fp_error *err)
+{
+    cleanup_buf fp_buf san = FP_BUF_INIT;
+    if (san_text(&san, dns, ndns, ips, nips) < 0)
+        return fp_error_set(err, EINVAL, "a certificate request needs a DNS name or IP address");
+    X509_REQ *req = X509_REQ_new();
+    X509_NAME *name = X509_NAME_new();
+    STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
+    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, san.data);
+    BIO *bio = BIO_new(BIO_s_mem());
+    bool ok = req && name && exts && ext && bio &&
+              X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1,
+                                         -1, 0) == 1 &&
+              X509_REQ_set_subject_name(req, name) == 1 && X509_REQ_set_pubkey(req, evp_key) == 1 &&
+              sk_X509_EXTENSION_push(exts, ext) > 0;
+    if (ok) {
+        ext = NULL; /* owned by exts now */
+        ok = X509_REQ_add_extensions(req, exts) == 1 &&
+             X509_REQ_sign(req, evp_key, EVP_sha256()) > 0 && PEM_write_bio_X509_REQ(bio, req) == 1;
+    }
+    if (ok) {
+        char *data;
+        long len = BIO_get_mem_data(bio, &data);
+        ok = fp_buf_append(pem, data, (size_t)len) == 0;
+    }
+    X509_EXTENSION_free(ext);
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    X509_NAME_free(name);
+    X509_REQ_free(req);
+    BIO_free(bio);
+    return ok ? 0 : fp_error_set(err, 0, "create certificate request");
+}
+
+int fp_csr_sign(const char *ca_dir, const char *csr_pem, const char *cn, unsigned days, fp_buf *pem,
+                fp_error *err)
+{
+    char p_key[4096], p_crt[4096];
+    snprintf(p_key, sizeof p_key, "%s/ca.key", ca_dir);
+    snprintf(p_crt, sizeof p_crt, "%s/ca.crt", ca_dir);
+    BIO *in = BIO_new_mem_buf(csr_pem, -1);
+    X509_REQ *req = in ? PEM_read_bio_X509_REQ(in, NULL, NULL, NULL) : NULL;
+    BIO_free(in);
+    if (!req) return fp_error_set(err, EINVAL, "not a PEM certificate request");
+    EVP_PKEY *pub = X509_REQ_get0_pubkey(req);
+    if (!pub || X509_REQ_verify(req, pub) != 1) {
+        X509_REQ_free(req);
+        return fp_error_set(err, EINVAL, "certificate request signature does not verify");
+    }
+    /* keep only DNS and IP names from the request */
+    cleanup_buf fp_buf san = FP_BUF_INIT;
+    STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(req);
+    for (int i = 0; exts && i < sk_X509_EXTENSION_num(exts); i++) {
+        X509_EXTENSION *e = sk_X509_EXTENSION_value(exts, i);
+        if (OBJ_obj2nid(X509_EXTENSION_get_object(e)) != NID_subject_alt_name) continue;
+        GENERAL_NAMES *gens = X509V3_EXT_d2i(e);
+        for (int k = 0; gens && k < sk_GENERAL_NAME_num(gens); k++) {
+            GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, k);
+            if (g->type == GEN_DNS) {
+                const unsigned char *d = ASN1_STRING_get0_data(g->d.dNSName);
+                int l = ASN1_STRING_length(g->d.dNSName);
+                bool clean = l > 0 && l < 254;
+                for (int c = 0; clean && c < l; c++)
+                    clean = (d[c] >= 'a' && d[c] <= 'z') || (d[c] >= 'A' && d[c] <= 'Z') ||
+                            (d[c] >= '0' && d[c] <= '9') || d[c] == '.' || d[c] == '-';
+                if (clean)
+                    fp_buf_printf(&san, "%sDNS:%.*s", san.len ? "," : "", l, (const char *)d);
+            } else if (g->type == GEN_IPADD) {
+                const unsigned char *ip = ASN1_STRING_get0_data(g->d.iPAddress);
+                int l = ASN1_STRING_length(g->d.iPAddress);
+                char txt[INET6_ADDRSTRLEN];
+                if ((l == 4 || l == 16) &&
+                    inet_ntop(l == 4 ? AF_INET : AF_INET6, ip, txt, sizeof txt))
+                    fp_buf_printf(&san, "%sIP:%s", san.len ? "," : "", txt);
+            }
+        }
+        GENERAL_NAMES_free(gens);
+    }
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    if (!san.len) {
+        X509_REQ_free(req);
+        return fp_error_set(err, EINVAL, "certificate request names no DNS name or IP address");
+    }
+    fp_key *ca = NULL;
+    X509 *ca_cert = NULL, *cert = NULL;
+    int rc = -1;
+    if (fp_key_load(p_key, &ca, err) < 0 || !(ca_cert = load_cert(p_crt, err))) goto out;
+    cert = new_cert(pub, cn, days ? days : 365);
+    BIO *out = BIO_new(BIO_s_mem());
+    if (!cert || !out || X509_set_issuer_name(cert, X509_get_subject_name(ca_cert)) != 1 ||
+        add_ext(cert, ca_cert, NID_basic_constraints, "critical,CA:FALSE") < 0 ||
+        add_ext(cert, ca_cert, NID_key_usage, "critical,digitalSignature,keyAgreement") < 0 ||
+        add_ext(cert, ca_cert, NID_ext_key_usage, "serverAuth,clientAuth") < 0 ||
+        add_ext(cert, ca_cert, NID_subject_alt_name, san.data) < 0 ||
+        add_ext(cert, ca_cert, NID_authority_key_identifier, "keyid") < 0 ||
+        X509_sign(cert, fp_key_evp(ca), EVP_sha256()) <= 0 || PEM_write_bio_X509(out, cert) != 1 ||
+        PEM_write_bio_X509(out, ca_cert) != 1) {
+        BIO_free(out);
+        fp_error_set(err, 0, "sign certificate for %s", cn);
+        goto out;
+    }
+    char *data;
+    long len = BIO_get_mem_data(out, &data);
+    rc = fp_buf_append(pem, data, (size_t)len);
+    BIO_free(out);
+out:
+    X509_free(cert);
+    X509_free(ca_cert);
+    fp_key_free(ca);
+    X509_REQ_free(req);
     return rc;
 }

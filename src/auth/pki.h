@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 
+#include "core/buf.h"
 #include "core/error.h"
 
 /* Create DIR/ca.key (0600), DIR/ca.crt (self-signed, 10 years), and the
@@ -19,5 +20,17 @@ int fp_ca_init(const char *dir, const char *name, fp_error *err);
 int fp_cert_issue(const char *ca_dir, const char *cn, const char *const *dns, size_t ndns,
                   const char *const *ips, size_t nips, unsigned days, const char *prefix,
                   fp_error *err);
+
+/* A certificate signing request for key, CN cn, with the given DNS names
+ * and IP addresses (PEM into pem). */
+int fp_csr_create(void *evp_key, const char *cn, const char *const *dns, size_t ndns,
+                  const char *const *ips, size_t nips, fp_buf *pem, fp_error *err);
+/* Sign a CSR (PEM) with the CA in ca_dir: CN forced to cn, the request's DNS
+ * and IP subjectAltNames kept, server and client use; PEM chain (leaf then
+ * CA) into pem. */
+int fp_csr_sign(const char *ca_dir, const char *csr_pem, const char *cn, unsigned days, fp_buf *pem,
+                fp_error *err);
+/* The whole of a PEM file (the CA certificate, a public key) into pem. */
+int fp_pem_read(const char *path, fp_buf *pem, fp_error *err);
 
 #endif

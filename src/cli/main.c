@@ -18,6 +18,7 @@ static const struct command {
     {"key", fp_cmd_key, "generate a token-signing key pair"},
     {"ca", fp_cmd_ca, "create the deployment's CA and token signing key"},
     {"cert", fp_cmd_cert, "issue a node certificate from the deployment CA"},
+    {"node", fp_cmd_node, "join tokens, list and revoke nodes (on the cloud)"},
 };
 
 static void usage(FILE *f)

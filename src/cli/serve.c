@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "auth/join.h"
 #include "cli/cli.h"
 #include "core/log.h"
 #include "registry/registry.h"
@@ -60,6 +61,9 @@ int fp_cmd_serve(int argc, char **argv)
         (level && fp_config_set(&cfg, "log", "level", level, &err) < 0))
         return fp_cli_fail(&err);
     fp_log_set_level((enum fp_log_level)fp_log_level_parse(cfg.log_level));
+    /* the cloud's CA directory also holds its token key */
+    if (!strcmp(cfg.node_role, "cloud") && cfg.node_ca[0] && !cfg.token_key[0])
+        snprintf(cfg.token_key, sizeof cfg.token_key, "%s/token.key", cfg.node_ca);
     if (cfg.log_file[0] && fp_log_set_file(cfg.log_file) < 0) {
         fp_error_set(&err, 0, "cannot open log file %s", cfg.log_file);
         return fp_cli_fail(&err);
@@ -75,6 +79,9 @@ int fp_cmd_serve(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* a fog or edge joins the cloud on its first start */
+    if (fp_node_prepare(&cfg, &err) < 0) return fp_cli_fail(&err);
+
     fp_store *store;
     struct fp_store_options so = {.upload_expiry_s = cfg.upload_expiry_s, .exclusive = true};
     if (fp_store_open(&store, cfg.data_dir, &so, &err) < 0) return fp_cli_fail(&err);
@@ -83,8 +90,9 @@ int fp_cmd_serve(int argc, char **argv)
         fp_store_close(store);
         return fp_cli_fail(&err);
     }
-    fp_info("event=serving listen=%s port=%u data=%s tls=%s auth=%s version=%s", cfg.listen,
-            fp_registry_port(reg), cfg.data_dir, cfg.tls_cert[0] ? "on" : "off",
+    fp_info("event=serving node=%s role=%s listen=%s port=%u data=%s tls=%s auth=%s version=%s",
+            cfg.node_id[0] ? cfg.node_id : "-", cfg.node_role[0] ? cfg.node_role : "registry",
+            cfg.listen, fp_registry_port(reg), cfg.data_dir, cfg.tls_cert[0] ? "on" : "off",
             cfg.token_realm[0] ? "token"
             : cfg.htpasswd[0]  ? "basic"
                                : "none",

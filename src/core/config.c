@@ -30,6 +30,12 @@ struct key {
     }
 
 static const struct key keys[] = {
+    STR("node", "id", node_id),
+    STR("node", "role", node_role),
+    STR("node", "cloud", node_cloud),
+    STR("node", "join_token", node_join_token),
+    STR("node", "ca", node_ca),
+    STR("node", "cacert", node_cacert),
     STR("server", "listen", listen),
     NUM("server", "threads", K_UINT, threads),
     NUM("server", "timeout", K_DURATION, timeout_s),

@@ -59,8 +59,20 @@ static size_t on_header(char *data, size_t size, size_t n, void *cls)
     return len;
 }
 
+static int http_do(const char *url, const fp_http_opts *opts, const char *bearer, const char *json,
+                   fp_http_response *resp, fp_error *err);
+
 static int http_get(const char *url, const fp_http_opts *opts, const char *bearer,
-                    fp_http_response *resp, fp_error *err);
+                    fp_http_response *resp, fp_error *err)
+{
+    return http_do(url, opts, bearer, NULL, resp, err);
+}
+
+int fp_http_post_json(const char *url, const fp_http_opts *opts, const char *json,
+                      fp_http_response *resp, fp_error *err)
+{
+    return http_do(url, opts, NULL, json, resp, err);
+}
 
 int fp_http_get(const char *url, const fp_http_opts *opts, fp_http_response *resp, fp_error *err)
 {
@@ -136,8 +148,8 @@ int fp_http_registry_get(const char *url, const fp_http_opts *opts, fp_http_resp
     return rc;
 }
 
-static int http_get(const char *url, const fp_http_opts *opts, const char *bearer,
-                    fp_http_response *resp, fp_error *err)
+static int http_do(const char *url, const fp_http_opts *opts, const char *bearer, const char *json,
+                   fp_http_response *resp, fp_error *err)
 {
     static const fp_http_opts defaults = {0};
     if (!opts) opts = &defaults;
@@ -160,10 +172,15 @@ static int http_get(const char *url, const fp_http_opts *opts, const char *beare
         curl_easy_setopt(c, CURLOPT_USERPWD, opts->userpwd);
     }
     struct curl_slist *headers = NULL;
+    if (json) {
+        headers = curl_slist_append(headers, "Content-Type: application/json");
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, json);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+    }
     if (bearer) {
         fp_buf h = FP_BUF_INIT;
         fp_buf_printf(&h, "Authorization: Bearer %s", bearer);
-        headers = curl_slist_append(NULL, h.data);
+        headers = curl_slist_append(headers, h.data);
         fp_buf_free(&h);
         curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
     }

@@ -27,6 +27,9 @@ typedef struct fp_http_response {
 } fp_http_response;
 
 int fp_http_get(const char *url, const fp_http_opts *opts, fp_http_response *resp, fp_error *err);
+/* POST a JSON body (Content-Type: application/json). */
+int fp_http_post_json(const char *url, const fp_http_opts *opts, const char *json,
+                      fp_http_response *resp, fp_error *err);
 /* GET as a registry client: on a 401 with a Bearer challenge, fetch a token
  * from the challenge's realm (with opts->userpwd as Basic credentials) for
  * its service and scope, and retry once with it. Basic credentials are sent

@@ -1,6 +1,7 @@
 #include "registry/authz.h"
 
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,9 @@ int fp_authz_open(fp_authz **out, const fp_config *cfg, fp_error *err)
         goto fail;
     }
     if (cfg->token_keys[0] && fp_keyring_load(a->keys, cfg->token_keys, err) < 0) goto fail;
+    /* the cloud keeps the directory of joined nodes */
+    if (!strcmp(cfg->node_role, "cloud") && fp_nodes_open(&a->nodes, cfg->data_dir, err) < 0)
+        goto fail;
     if (cfg->token_key[0]) {
         if (fp_key_load(cfg->token_key, &a->signing, err) < 0) goto fail;
         /* a token service trusts its own tokens */
@@ -60,6 +64,7 @@ void fp_authz_free(fp_authz *a)
     fp_keyring_free(a->keys);
     fp_key_free(a->signing);
     fp_ratelimit_free(a->logins);
+    fp_nodes_close(a->nodes);
     pthread_mutex_destroy(&a->cache_lock);
     free(a);
 }
@@ -136,16 +141,37 @@ int fp_authz_basic(fp_req *r)
         fp_respond_error(r, 429, "TOOMANYREQUESTS", "too many failed logins; retry in %u s", wait);
         return -1;
     }
-    if (a->htpasswd && fp_auth_check(a->htpasswd, h, r->user)) return 1;
+    char name[64], pass[800];
+    bool ok = fp_basic_decode(h, name, pass, sizeof pass) && fp_authz_login(r, name, pass);
+    OPENSSL_cleanse(pass, sizeof pass);
+    if (ok) return 1;
     fp_ratelimit_failure(a->logins, r->remote);
     fp_warn("event=login_failed remote=%s path=%s", r->remote, r->path);
     r->user[0] = '\0';
     return -1;
 }
 
+bool fp_authz_login(fp_req *r, const char *name, const char *password)
+{
+    fp_authz *a = r->reg->authz;
+    if (a->nodes && fp_node_id_valid(name) && fp_nodes_verify(a->nodes, name, password, r->role)) {
+        snprintf(r->user, sizeof r->user, "%s", name);
+        snprintf(r->kind, sizeof r->kind, "node");
+        return true;
+    }
+    if (a->htpasswd && fp_auth_verify(a->htpasswd, name, password, r->user)) {
+        snprintf(r->kind, sizeof r->kind, "user");
+        r->role[0] = '\0';
+        return true;
+    }
+    r->user[0] = '\0';
+    return false;
+}
+
 static fp_principal principal_of(fp_req *r)
 {
-    return (fp_principal){.kind = r->user[0] ? "user" : "anonymous", .name = r->user, .role = ""};
+    return (fp_principal){
+        .kind = r->user[0] ? r->kind : "anonymous", .name = r->user, .role = r->role};
 }
 
 /* Look the token up in the cache, or verify it and remember the grant. */
@@ -196,6 +222,10 @@ static bool authorize_token(fp_req *r, unsigned need)
         return challenge(r, need, "invalid_token");
     }
     snprintf(r->user, sizeof r->user, "%s", r->grant->subject);
+    if (r->reg->authz->nodes && r->grant->node && fp_nodes_revoked(r->reg->authz->nodes, r->user)) {
+        fp_warn("event=token_rejected remote=%s reason=\"node %s is revoked\"", r->remote, r->user);
+        return challenge(r, need, "invalid_token");
+    }
     if (!need) return true;
     if (need == FP_ACT_CATALOG)
         return r->grant->catalog ? true : challenge(r, need, "insufficient_scope");

@@ -13,6 +13,7 @@
 #include "auth/access.h"
 #include "auth/htpasswd.h"
 #include "auth/jwt.h"
+#include "auth/nodes.h"
 #include "auth/ratelimit.h"
 #include "core/config.h"
 
@@ -30,6 +31,7 @@ typedef struct fp_authz {
     fp_keyring *keys;  /* token verification keys */
     fp_key *signing;   /* token issuing key; NULL if not a token service */
     fp_ratelimit *logins;
+    fp_nodes *nodes; /* the cloud's joined nodes; NULL elsewhere */
     pthread_mutex_t cache_lock;
     struct {
         unsigned char key[32];
@@ -49,5 +51,8 @@ bool fp_req_may(struct fp_req *r, const char *repo, unsigned action);
 /* Check Basic credentials (rate limited). Fills r->user. Returns 1 when
  * valid, 0 when absent, -1 when wrong (refusal already answered). */
 int fp_authz_basic(struct fp_req *r);
+/* Verify a name and password: a joined node's credential (cloud) or an
+ * htpasswd user. Fills r->user, r->kind, r->role. Not rate limited here. */
+bool fp_authz_login(struct fp_req *r, const char *name, const char *password);
 
 #endif

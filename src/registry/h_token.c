@@ -21,9 +21,14 @@
 
 #define MAX_SCOPES 16
 
-static bool audience_allowed(const fp_config *cfg, const char *service)
+static bool audience_allowed(fp_authz *a, const char *service)
 {
+    const fp_config *cfg = a->cfg;
     if (!strcmp(service, cfg->token_service)) return true;
+    /* every joined node's registry is a service the cloud signs for */
+    if (a->nodes && fp_node_id_valid(service) && !fp_nodes_revoked(a->nodes, service) &&
+        fp_nodes_known(a->nodes, service))
+        return true;
     const char *p = cfg->token_audiences;
     size_t sl = strlen(service);
     while (*p) {
@@ -47,6 +52,8 @@ static void oauth_error(fp_req *r, unsigned status, const char *error, const cha
 struct token_request {
     char service[128];
     char user[64];
+    char kind[8];
+    char role[16];
     bool authenticated;
     size_t nscopes;
     fp_scope scopes[MAX_SCOPES];
@@ -90,12 +97,12 @@ static void issue(fp_req *r, struct token_request *tr)
         oauth_error(r, 400, "invalid_scope", "a requested scope is malformed");
         return;
     }
-    if (!tr->service[0] || !audience_allowed(cfg, tr->service)) {
+    if (!tr->service[0] || !audience_allowed(a, tr->service)) {
         oauth_error(r, 400, "invalid_request", "unknown service");
         return;
     }
     fp_principal p = {
-        .kind = tr->authenticated ? "user" : "anonymous", .name = tr->user, .role = ""};
+        .kind = tr->authenticated ? tr->kind : "anonymous", .name = tr->user, .role = tr->role};
     time_t now = time(NULL);
     json_t *access = json_array();
     bool catalog = false;
@@ -120,9 +127,9 @@ static void issue(fp_req *r, struct token_request *tr)
                                "sub", tr->authenticated ? tr->user : "", "aud", tr->service, "exp",
                                (json_int_t)(now + cfg->token_ttl_s), "nbf", (json_int_t)(now - 10),
                                "iat", (json_int_t)now, "jti", jti, "access", access);
-    if (catalog)
-        json_object_set_new(claims, "fogport",
-                            json_pack("{s:o}", "pull", fp_policy_pull_patterns(a->policy, &p)));
+    json_t *ext = json_pack("{s:s}", "kind", p.kind);
+    if (catalog) json_object_set_new(ext, "pull", fp_policy_pull_patterns(a->policy, &p));
+    json_object_set_new(claims, "fogport", ext);
     cleanup_buf fp_buf token = FP_BUF_INIT;
     fp_error err;
     int rc = claims ? fp_jwt_sign(a->signing, claims, &token, &err)
@@ -168,6 +175,8 @@ static void token_get(fp_req *r)
     }
     tr.authenticated = basic == 1;
     snprintf(tr.user, sizeof tr.user, "%s", r->user);
+    snprintf(tr.kind, sizeof tr.kind, "%s", r->kind);
+    snprintf(tr.role, sizeof tr.role, "%s", r->role);
     const char *service = fp_req_arg(r, "service");
     snprintf(tr.service, sizeof tr.service, "%s", service ? service : "");
     MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, collect_scope, &tr);
@@ -240,7 +249,7 @@ static void token_post_end(fp_req *r)
         fp_respond_error(r, 429, "TOOMANYREQUESTS", "too many failed logins; retry in %u s", wait);
         return;
     }
-    bool ok = a->htpasswd && user[0] && fp_auth_verify(a->htpasswd, user, password ?: "", r->user);
+    bool ok = user[0] && fp_authz_login(r, user, password ? password : "");
     if (password) OPENSSL_cleanse(password, strlen(password));
     if (!ok) {
         fp_ratelimit_failure(a->logins, r->remote);
@@ -250,6 +259,8 @@ static void token_post_end(fp_req *r)
     }
     tr.authenticated = true;
     snprintf(tr.user, sizeof tr.user, "%s", r->user);
+    snprintf(tr.kind, sizeof tr.kind, "%s", r->kind);
+    snprintf(tr.role, sizeof tr.role, "%s", r->role);
     issue(r, &tr);
 }
 

@@ -56,6 +56,8 @@ struct fp_req {
     struct MHD_Response *pending;
     unsigned pending_status;
     char user[64];        /* authenticated principal, "" if anonymous */
+    char kind[8];         /* "user" or "node" when authenticated */
+    char role[16];        /* a node\'s role */
     char remote[48];      /* client address */
     fp_grant *grant;      /* verified token (Bearer mode) */
     char challenge[700];  /* WWW-Authenticate for a 401 */
@@ -122,6 +124,7 @@ void fp_handle_blob(fp_req *r);
 void fp_handle_upload_start(fp_req *r);
 void fp_handle_upload(fp_req *r);
 void fp_handle_token(fp_req *r);
+void fp_handle_join(fp_req *r);
 
 /* Validate a digest from a request; on failure responds DIGEST_INVALID. */
 bool fp_req_digest_ok(fp_req *r, const char *digest);

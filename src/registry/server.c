@@ -225,6 +225,10 @@ static void dispatch(fp_req *r)
         fp_handle_token(r);
         return;
     }
+    if (r->reg->authz->nodes && strcmp(r->path, "/api/v1/join") == 0) {
+        fp_handle_join(r);
+        return;
+    }
     fp_route_parse(r->path, &r->route);
     if (r->route.kind == FP_ROUTE_NONE) {
         fp_respond_bytes(r, 404, "text/plain; charset=utf-8", "404 page not found\n", 19);
@@ -420,8 +424,7 @@ int fp_registry_start(fp_registry **out, const fp_config *cfg, fp_store *store, 
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         threads = n > 0 ? (unsigned)n : 1;
     }
-    unsigned flags =
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
     if (ss.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
     cleanup_free char *cert = NULL;
     cleanup_free char *key = NULL;

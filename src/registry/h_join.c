@@ -1,0 +1,120 @@
+/* POST /api/v1/join on the cloud: a fog or edge spends its one-time join
+ * token and receives its node credential, the deployment CA certificate,
+ * the token service's public key and, for the certificate request it sends,
+ * a TLS certificate for its names. Request and answer are JSON:
+ *   {"token": "fpj_...", "id": "fog-1", "csr": "-----BEGIN CERTIFICATE REQUEST..."}
+ *   {"id", "role", "secret", "ca", "token_keys", "certificate"}
+ * Failed attempts count against the address like failed logins. */
+#include <errno.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <openssl/crypto.h>
+#include <string.h>
+
+#include "auth/pki.h"
+#include "core/cleanup.h"
+#include "core/log.h"
+#include "registry/request.h"
+
+static int join_body(fp_req *r, const char *data, size_t len)
+{
+    if (r->body.len + len > 64 * 1024)
+        return fp_req_fail(r, 413, "UNSUPPORTED", "join request too large");
+    return fp_buf_append(&r->body, data, len);
+}
+
+static void refuse(fp_req *r, unsigned status, const char *msg)
+{
+    fp_ratelimit_failure(r->reg->authz->logins, r->remote);
+    fp_warn("event=join_refused remote=%s reason=\"%s\"", r->remote, msg);
+    fp_respond_error(r, status, status == 409 ? "DENIED" : "UNAUTHORIZED", "%s", msg);
+}
+
+static void join_end(fp_req *r)
+{
+    fp_authz *a = r->reg->authz;
+    const fp_config *cfg = a->cfg;
+    unsigned wait = fp_ratelimit_blocked(a->logins, r->remote);
+    if (wait) {
+        r->retry_after = wait;
+        fp_respond_error(r, 429, "TOOMANYREQUESTS", "too many failed attempts; retry in %u s",
+                         wait);
+        return;
+    }
+    json_t *req = json_loadb(r->body.data ? r->body.data : "", r->body.len, 0, NULL);
+    const char *token = json_string_value(json_object_get(req, "token"));
+    const char *idv = json_string_value(json_object_get(req, "id"));
+    char id[FP_NODE_ID_MAX + 1] = "";
+    if (idv && strlen(idv) < sizeof id) snprintf(id, sizeof id, "%s", idv);
+    const char *csr = json_string_value(json_object_get(req, "csr"));
+    if (!token || !fp_node_id_valid(id)) {
+        json_decref(req);
+        fp_respond_error(r, 400, "UNSUPPORTED",
+                         "expected {\"token\", \"id\" ([a-z0-9-]), \"csr\"}");
+        return;
+    }
+    cleanup_buf fp_buf cert = FP_BUF_INIT, ca = FP_BUF_INIT, keys = FP_BUF_INIT;
+    fp_error err;
+    /* sign first: a bad request must not spend the token */
+    if (csr && cfg->node_ca[0] && fp_csr_sign(cfg->node_ca, csr, id, 365, &cert, &err) < 0) {
+        json_decref(req);
+        fp_respond_error(r, 400, "UNSUPPORTED", "%s", err.msg);
+        return;
+    }
+    if (cfg->node_ca[0]) {
+        char path[FP_PATH_MAX + 16];
+        snprintf(path, sizeof path, "%s/ca.crt", cfg->node_ca);
+        fp_pem_read(path, &ca, &err);
+    }
+    if (cfg->token_keys[0])
+        fp_pem_read(cfg->token_keys, &keys, &err);
+    else if (a->signing)
+        fp_key_public_pem(a->signing, &keys);
+    char role[16], secret[64];
+    int rc = fp_nodes_join(a->nodes, token, id, role, secret, &err);
+    json_decref(req); /* token pointed into it */
+    if (rc == 1) {
+        refuse(r, 401, "join token unknown, used or expired");
+        return;
+    }
+    if (rc == 2) {
+        refuse(r, 409, "a node with this id has already joined");
+        return;
+    }
+    if (rc < 0) {
+        fp_respond_internal(r, &err);
+        return;
+    }
+    json_t *out = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "id", id, "role", role, "secret",
+                            secret, "ca", ca.data ? ca.data : "", "token_keys",
+                            keys.data ? keys.data : "", "certificate", cert.data ? cert.data : "");
+    OPENSSL_cleanse(secret, sizeof secret);
+    char *text = json_dumps(out, JSON_COMPACT);
+    json_decref(out);
+    fp_info("event=node_joined remote=%s node=%s role=%s", r->remote, id, role);
+    if (!text) {
+        fp_error_set(&err, ENOMEM, "join answer");
+        fp_respond_internal(r, &err);
+        return;
+    }
+    size_t len = strlen(text);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    if (resp) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    } else {
+        free(text);
+    }
+    r->bytes_out = len;
+    fp_respond(r, 200, resp);
+}
+
+void fp_handle_join(fp_req *r)
+{
+    if (r->method != M_POST) {
+        fp_respond_error(r, 405, "UNSUPPORTED", "method not allowed");
+        return;
+    }
+    r->on_body = join_body;
+    r->on_end = join_end;
+}
