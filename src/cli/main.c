@@ -19,6 +19,7 @@ static const struct command {
     {"ca", fp_cmd_ca, "create the deployment's CA and token signing key"},
     {"cert", fp_cmd_cert, "issue a node certificate from the deployment CA"},
     {"node", fp_cmd_node, "join tokens, list and revoke nodes (on the cloud)"},
+    {"sandbox", fp_cmd_sandbox, "start or stop a whole deployment on this machine"},
 };
 
 static void usage(FILE *f)

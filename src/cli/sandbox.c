@@ -1,0 +1,343 @@
+/* fogport sandbox up|down: a whole deployment on this machine, as kind or
+ * k3d are for Kubernetes. A cloud, N fogs and M edges run as separate
+ * `fogport serve` processes on loopback ports, each with its own data
+ * directory; the sandbox makes the deployment CA, an admin user and an
+ * access policy, gives each fog and edge a one-time join token, waits until
+ * every node answers, and describes it all in DIR/topology.json (and an
+ * admin client context in DIR/client.json). `down` stops what `up` started. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "auth/htpasswd.h"
+#include "auth/jwt.h"
+#include "auth/nodes.h"
+#include "auth/pki.h"
+#include "cli/cli.h"
+#include "core/buf.h"
+#include "core/cleanup.h"
+#include "core/fs.h"
+#include "core/http_client.h"
+
+static const char default_policy[] =
+    "# fogport sandbox access policy: WHO REPOSITORIES ACTIONS\n"
+    "user:admin   *          pull,push,delete,catalog\n"
+    "role:fog     {self}/*   pull,push   # a fog registers its own services\n"
+    "role:fog     *          pull\n"
+    "role:edge    *          pull\n";
+
+static void help(void)
+{
+    printf("usage: fogport sandbox up --dir DIR [--fogs N] [--edges M]\n"
+           "       fogport sandbox down --dir DIR\n\n"
+           "Start a whole deployment on this machine: a cloud, N fogs (default 3) and M\n"
+           "edges (default 1), each a separate `fogport serve` on a loopback port with its\n"
+           "own data directory and certificate, joined to the cloud. Returns once every\n"
+           "node answers; DIR/topology.json describes it, DIR/client.json holds the\n"
+           "admin's context (FOGPORT_CONFIG=DIR/client.json). `down` stops it all.\n");
+}
+
+static unsigned free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof sa;
+    unsigned port = 0;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+        getsockname(fd, (struct sockaddr *)&sa, &sl) == 0)
+        port = ntohs(sa.sin_port);
+    if (fd >= 0) close(fd);
+    return port;
+}
+
+/* Start `fogport serve --config conf` detached, logging to log. */
+static pid_t spawn_node(const char *conf, const char *log)
+{
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) return -1;
+    self[n] = '\0';
+    pid_t pid = fork();
+    if (pid != 0) return pid;
+    setsid();
+    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        dup2(fd, STDOUT_FILENO);
+        dup2(fd, STDERR_FILENO);
+    }
+    if (null >= 0) dup2(null, STDIN_FILENO);
+    execl(self, "fogport", "serve", "--config", conf, (char *)NULL);
+    _exit(127);
+}
+
+/* Wait until url answers at all (any HTTP status), up to timeout_s. */
+static bool wait_ready(const char *url, const char *cacert, pid_t pid, unsigned timeout_s)
+{
+    fp_http_opts o = {.cacert = cacert, .timeout_s = 2};
+    for (unsigned i = 0; i < timeout_s * 20; i++) {
+        fp_http_response resp;
+        fp_error err;
+        if (fp_http_get(url, &o, &resp, &err) == 0) {
+            fp_http_response_free(&resp);
+            return true;
+        }
+        if (waitpid(pid, NULL, WNOHANG) == pid) return false; /* it died */
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return false;
+}
+
+struct node_spec {
+    char id[32];
+    const char *role;
+    const char *parent;
+    unsigned port;
+    pid_t pid;
+};
+
+static int write_text(const char *path, const char *text, mode_t mode, fp_error *err)
+{
+    return fp_write_file_atomic(path, text, strlen(text), mode, err);
+}
+
+static int up(const char *dir, unsigned fogs, unsigned edges)
+{
+    fp_error err;
+    char path[4096], ca[4096], cacert[4096];
+    snprintf(path, sizeof path, "%s/topology.json", dir);
+    if (access(path, F_OK) == 0) {
+        fprintf(stderr, "fogport: %s exists: a sandbox runs there (sandbox down first)\n", path);
+        return 1;
+    }
+    if (fp_mkdir_p(dir, 0700, &err) < 0) return fp_cli_fail(&err);
+    snprintf(ca, sizeof ca, "%s/ca", dir);
+    snprintf(cacert, sizeof cacert, "%s/ca/ca.crt", dir);
+    if (access(cacert, F_OK) != 0 && fp_ca_init(ca, "fogport sandbox CA", &err) < 0)
+        return fp_cli_fail(&err);
+    /* the admin: a random password, kept only in topology.json (0600) */
+    unsigned char raw[18];
+    fp_random_bytes(raw, sizeof raw);
+    cleanup_buf fp_buf pw = FP_BUF_INIT;
+    fp_b64url_encode(raw, sizeof raw, &pw);
+    char htpasswd[4096], policy[4096];
+    snprintf(htpasswd, sizeof htpasswd, "%s/htpasswd", dir);
+    snprintf(policy, sizeof policy, "%s/policy", dir);
+    if (fp_htpasswd_set(htpasswd, "admin", pw.data, false, &err) < 0 ||
+        (access(policy, F_OK) != 0 && write_text(policy, default_policy, 0644, &err) < 0))
+        return fp_cli_fail(&err);
+
+    size_t n = 1 + fogs + edges;
+    struct node_spec *nodes = calloc(n, sizeof *nodes);
+    if (!nodes) return 1;
+    snprintf(nodes[0].id, sizeof nodes[0].id, "cloud");
+    nodes[0].role = "cloud";
+    for (unsigned i = 0; i < fogs; i++) {
+        snprintf(nodes[1 + i].id, sizeof nodes[1 + i].id, "fog-%u", i + 1);
+        nodes[1 + i].role = "fog";
+        nodes[1 + i].parent = "cloud";
+    }
+    for (unsigned i = 0; i < edges; i++) {
+        struct node_spec *e = &nodes[1 + fogs + i];
+        snprintf(e->id, sizeof e->id, "edge-%u", i + 1);
+        e->role = "edge";
+        e->parent = fogs ? nodes[1 + i % fogs].id : "cloud";
+    }
+    char cloud_url[64];
+    int rc = 0;
+    json_t *list = json_array();
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        struct node_spec *s = &nodes[i];
+        s->port = free_port();
+        char ndir[4096], conf[4096], log[4096], url[64];
+        snprintf(ndir, sizeof ndir, "%s/%s", dir, s->id);
+        snprintf(conf, sizeof conf, "%s/fogport.conf", ndir);
+        snprintf(log, sizeof log, "%s/serve.log", ndir);
+        snprintf(url, sizeof url, "https://127.0.0.1:%u", s->port);
+        if (fp_mkdir_p(ndir, 0700, &err) < 0) {
+            rc = fp_cli_fail(&err);
+            break;
+        }
+        cleanup_buf fp_buf c = FP_BUF_INIT;
+        if (i == 0) {
+            snprintf(cloud_url, sizeof cloud_url, "%s", url);
+            char crt[4096];
+            snprintf(crt, sizeof crt, "%s/tls", ndir);
+            const char *ips[] = {"127.0.0.1"}, *dns[] = {"localhost", "cloud"};
+            if (fp_cert_issue(ca, "cloud", dns, 2, ips, 1, 365, crt, &err) < 0) {
+                rc = fp_cli_fail(&err);
+                break;
+            }
+            fp_buf_printf(&c,
+                          "[node]\nid = cloud\nrole = cloud\nca = %s\n[server]\nlisten = "
+                          "127.0.0.1:%u\n[storage]\ndata = %s/data\n[tls]\ncert = %s.crt\nkey = "
+                          "%s.key\n[auth]\nhtpasswd = %s\npolicy = %s\ntoken_realm = "
+                          "%s/auth/token\n[log]\naccess = true\n",
+                          ca, s->port, ndir, crt, crt, htpasswd, policy, url);
+        } else {
+            fp_nodes *db;
+            char token[64], cdata[4096];
+            snprintf(cdata, sizeof cdata, "%s/cloud/data", dir);
+            if (fp_nodes_open(&db, cdata, &err) < 0 ||
+                fp_nodes_token_create(db, s->role, s->id, 600, token, &err) < 0) {
+                rc = fp_cli_fail(&err);
+                break;
+            }
+            fp_nodes_close(db);
+            fp_buf_printf(&c,
+                          "[node]\nid = %s\nrole = %s\ncloud = %s\njoin_token = %s\ncacert = "
+                          "%s\n[server]\nlisten = 127.0.0.1:%u\n[storage]\ndata = %s/data\n",
+                          s->id, s->role, cloud_url, token, cacert, s->port, ndir);
+        }
+        if (write_text(conf, c.data, 0600, &err) < 0) {
+            rc = fp_cli_fail(&err);
+            break;
+        }
+        s->pid = spawn_node(conf, log);
+        char v2[96];
+        snprintf(v2, sizeof v2, "%s/v2/", url);
+        if (s->pid < 0 || !wait_ready(v2, cacert, s->pid, 20)) {
+            fprintf(stderr, "fogport: node %s did not start; see %s\n", s->id, log);
+            rc = 1;
+        }
+        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:s}", "id", s->id, "role", s->role,
+                              "registry", url, "api", url, "pid", (json_int_t)s->pid, "data", ndir,
+                              "config", conf);
+        if (s->parent) json_object_set_new(o, "parent", json_string(s->parent));
+        json_array_append_new(list, o);
+        printf("%-8s %-6s %s (pid %d)\n", s->id, s->role, url, (int)s->pid);
+    }
+    json_t *top = json_pack("{s:s, s:{s:s, s:s}, s:o}", "ca", cacert, "admin", "user", "admin",
+                            "password", pw.data, "nodes", list);
+    char *text = json_dumps(top, JSON_INDENT(2));
+    json_decref(top);
+    if (write_text(path, text, 0600, &err) < 0 && rc == 0) rc = fp_cli_fail(&err);
+    free(text);
+    json_t *client = json_pack("{s:s, s:s, s:s, s:s}", "cloud", cloud_url, "ca", cacert, "user",
+                               "admin", "password", pw.data);
+    text = json_dumps(client, JSON_INDENT(2));
+    json_decref(client);
+    snprintf(path, sizeof path, "%s/client.json", dir);
+    write_text(path, text, 0600, &err);
+    free(text);
+    free(nodes);
+    if (rc == 0) printf("sandbox up: %s/topology.json\n", dir);
+    return rc;
+}
+
+/* Is pid a fogport serve process (not a reused pid)? */
+static bool is_fogport(pid_t pid)
+{
+    char path[64], cmd[512] = "";
+    snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+    FILE *f = fopen(path, "re");
+    if (!f) return false;
+    size_t n = fread(cmd, 1, sizeof cmd - 1, f);
+    fclose(f);
+    for (size_t i = 0; i < n; i++)
+        if (!cmd[i]) cmd[i] = ' ';
+    return strstr(cmd, "fogport") && strstr(cmd, " serve ");
+}
+
+static int down(const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/topology.json", dir);
+    json_error_t jerr;
+    json_t *top = json_load_file(path, 0, &jerr);
+    if (!top) {
+        fprintf(stderr, "fogport: no sandbox in %s (%s)\n", dir, jerr.text);
+        return 1;
+    }
+    size_t i;
+    json_t *node;
+    pid_t pids[256];
+    size_t np = 0;
+    json_array_foreach(json_object_get(top, "nodes"), i, node)
+    {
+        pid_t pid = (pid_t)json_integer_value(json_object_get(node, "pid"));
+        if (pid > 1 && np < 256 && is_fogport(pid)) {
+            kill(pid, SIGTERM);
+            pids[np++] = pid;
+        }
+    }
+    json_decref(top);
+    /* give them 10 s to finish their requests, then make sure */
+    for (int t = 0; t < 200; t++) {
+        bool alive = false;
+        for (size_t k = 0; k < np; k++) {
+            waitpid(pids[k], NULL, WNOHANG);
+            if (pids[k] && kill(pids[k], 0) == 0 && is_fogport(pids[k]))
+                alive = true;
+            else
+                pids[k] = 0;
+        }
+        if (!alive) break;
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    for (size_t k = 0; k < np; k++)
+        if (pids[k] && is_fogport(pids[k])) kill(pids[k], SIGKILL);
+    unlink(path);
+    printf("sandbox down: %zu nodes stopped\n", np);
+    return 0;
+}
+
+int fp_cmd_sandbox(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"dir", required_argument, NULL, 'd'},
+        {"fogs", required_argument, NULL, 'f'},
+        {"edges", required_argument, NULL, 'e'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *dir = NULL;
+    unsigned fogs = 3, edges = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "d:f:e:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            dir = optarg;
+            break;
+        case 'f':
+            fogs = (unsigned)strtoul(optarg, NULL, 10);
+            break;
+        case 'e':
+            edges = (unsigned)strtoul(optarg, NULL, 10);
+            break;
+        case 'h':
+            help();
+            return 0;
+        default:
+            return fp_cli_usage_error("sandbox", "unknown option");
+        }
+    }
+    if (optind >= argc || !dir)
+        return fp_cli_usage_error("sandbox", "usage: sandbox up|down --dir DIR");
+    if (fogs > 64 || edges > 64)
+        return fp_cli_usage_error("sandbox", "at most 64 fogs and 64 edges");
+    char abs[4096];
+    if (dir[0] != '/') {
+        char cwd[2048];
+        if (!getcwd(cwd, sizeof cwd)) return 1;
+        snprintf(abs, sizeof abs, "%s/%s", cwd, dir);
+        dir = abs;
+    }
+    if (!strcmp(argv[optind], "up")) return up(dir, fogs, edges);
+    if (!strcmp(argv[optind], "down")) return down(dir);
+    return fp_cli_usage_error("sandbox", "usage: sandbox up|down --dir DIR");
+}
