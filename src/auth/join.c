@@ -106,9 +106,9 @@ static int join(const fp_config *cfg, const char *dir, fp_error *err)
                       : fp_error_set(err, ENOMEM, "credential");
     if (credtext) OPENSSL_cleanse(credtext, strlen(credtext));
     free(credtext);
-    json_decref(ans);
-    if (rc == 0)
+    if (rc == 0) /* before the answer (which role points into) goes */
         fp_info("event=node_joined node=%s role=%s cloud=%s", cfg->node_id, role, cfg->node_cloud);
+    json_decref(ans);
     return rc;
 }
 

@@ -1,0 +1,101 @@
+"""`fogport sandbox up/down` and the README's main job (scripts/demo): a whole
+deployment (cloud, fogs, edge) as separate processes, joined, over TLS with
+token authentication, and stopped without leftovers."""
+import json
+import os
+import signal
+import subprocess
+
+import requests
+
+from conftest import FOGPORT, ROOT
+
+PAPER = ('{"name": "iot_service", "tags": ["1.0"]}\n'
+         '{"name": "monitoring_service", "tags": ["1.0"]}\n'
+         '{"name": "web_service", "tags": ["latest"]}\n')
+
+
+def fp(*args, check=True, **kw):
+    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0")
+    return subprocess.run([FOGPORT, *args], capture_output=True, text=True, check=check, env=env,
+                          **kw)
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:  # a zombie is not running
+        return f.read().split(")")[1].split()[0] != "Z"
+
+
+def test_sandbox_up_and_down(tmp_path):
+    d = tmp_path / "sb"
+    fp("sandbox", "up", "--dir", str(d), "--fogs", "2", "--edges", "1")
+    topo = json.loads((d / "topology.json").read_text())
+    try:
+        assert (d / "topology.json").stat().st_mode & 0o777 == 0o600  # holds the password
+        ids = [(n["id"], n["role"], n.get("parent")) for n in topo["nodes"]]
+        assert ids == [("cloud", "cloud", None), ("fog-1", "fog", "cloud"),
+                       ("fog-2", "fog", "cloud"), ("edge-1", "edge", "fog-1")]
+        ca = topo["ca"]
+        admin = (topo["admin"]["user"], topo["admin"]["password"])
+        for n in topo["nodes"]:
+            assert alive(n["pid"])
+            r = requests.get(n["registry"] + "/v2/", verify=ca, timeout=5)
+            # every node demands tokens from the cloud, addressed to itself
+            assert r.status_code == 401
+            ch = r.headers["WWW-Authenticate"]
+            assert ch.startswith(f'Bearer realm="{topo["nodes"][0]["registry"]}/auth/token"')
+            assert f'service="{n["id"] if n["role"] != "cloud" else "fogport"}"' in ch
+            if n["role"] != "cloud":
+                assert (os.path.join(n["data"], "data", "node", "credential.json"))
+        listed = fp("node", "list", "--data", os.path.join(topo["nodes"][0]["data"], "data"))
+        assert [l.split()[0] for l in listed.stdout.splitlines()] == ["edge-1", "fog-1", "fog-2"]
+        # the admin pushes to a fog with a token from the cloud
+        blob = os.urandom(1000)
+        import hashlib
+        digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+        fog = topo["nodes"][1]["registry"]
+        tok = requests.get(f'{topo["nodes"][0]["registry"]}/auth/token',
+                           params={"service": "fog-1", "scope": "repository:t:pull,push"},
+                           auth=admin, verify=ca).json()["token"]
+        r = requests.post(f"{fog}/v2/t/blobs/uploads/?digest={digest}", data=blob, verify=ca,
+                          headers={"Authorization": f"Bearer {tok}",
+                                   "Content-Type": "application/octet-stream"})
+        assert r.status_code == 201
+        client = json.loads((d / "client.json").read_text())
+        assert client["cloud"] == topo["nodes"][0]["registry"] and client["ca"] == ca
+        # a second `up` on a running sandbox is refused
+        again = fp("sandbox", "up", "--dir", str(d), check=False)
+        assert again.returncode != 0 and "sandbox down first" in again.stderr
+    finally:
+        out = fp("sandbox", "down", "--dir", str(d))
+    assert "3 nodes stopped" in out.stdout or "4 nodes stopped" in out.stdout
+    for n in topo["nodes"]:
+        assert not alive(n["pid"]), f"{n['id']} still running"
+    assert not (d / "topology.json").exists()
+    # up again on the same directory: the fogs keep their identities
+    fp("sandbox", "up", "--dir", str(d), "--fogs", "1", "--edges", "0")
+    fp("sandbox", "down", "--dir", str(d))
+
+
+def test_demo_main_job(tmp_path):
+    """The README's first command, non-interactive: the paper's services are
+    registered at the cloud, listed in the paper's format, and held by every
+    fog."""
+    d = tmp_path / "demo"
+    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0")
+    r = subprocess.run([os.path.join(ROOT, "scripts", "demo"), "--no-wait", "--dir", str(d)],
+                       capture_output=True, text=True, timeout=300, env=env)
+    try:
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+        assert PAPER in r.stdout
+        for fog in ("fog-1", "fog-2", "fog-3"):
+            line = [l for l in r.stdout.splitlines() if l.strip().startswith(fog + ":")]
+            assert line and all(s in line[0] for s in ("iot_service", "monitoring_service",
+                                                       "web_service")), r.stdout[-2000:]
+    finally:
+        subprocess.run([os.path.join(ROOT, "build", "fogport"), "sandbox", "down", "--dir",
+                        str(d / "sandbox")], capture_output=True)
