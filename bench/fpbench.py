@@ -11,6 +11,7 @@ Subcommands (each prints one JSON object on stdout, progress on stderr):
   push URL REPO FILE              untimed monolithic upload (set-up)
   upload URL REPO MODE CHUNK PID FILE...  timed uploads, MODE mono|chunked
   setup-small URL REPO NTAGS      push config+layer+manifest and NTAGS tags
+  token URL USER PASSWORD SCOPE   fetch a token (GET /auth/token, Basic credentials)
   download URL PATH SIZE SECS PID timed downloads + server CPU per GiB
   startup URL LOG -- ARGV...      exec -> first 200 on URL, in seconds
   mem PID                         VmRSS/VmHWM in KiB
@@ -18,7 +19,12 @@ Subcommands (each prints one JSON object on stdout, progress on stderr):
   monitor ROOTPID FILE            log CPU used by processes outside ROOTPID's tree
   foreign FILE T0 T1              mean of that between two times
   report RESULTS.tsv META.tsv     the Markdown results table
+
+With BENCH_AUTHORIZATION set (e.g. "Bearer TOKEN"), every request of this
+client carries it as its Authorization header (set-up pushes to a registry
+in token mode).
 """
+import base64
 import hashlib
 import json
 import os
@@ -36,6 +42,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
+AUTHORIZATION = os.environ.get("BENCH_AUTHORIZATION", "")
 
 
 def log(*a):
@@ -82,6 +89,8 @@ class Conn:
         if self.sock is None:
             self._connect()
         h = {"Host": self.hosthdr, "User-Agent": "fogport-bench"}
+        if AUTHORIZATION:
+            h["Authorization"] = AUTHORIZATION
         if headers:
             h.update(headers)
         if body is not None:
@@ -449,6 +458,21 @@ def cmd_setup_small(url, repo, ntags):
          "manifest_bytes": len(manifest)})
 
 
+def cmd_token(url, user, password, scope):
+    """GET /auth/token?service=fogport&scope=SCOPE with Basic credentials;
+    checks the answer carries a token and prints it (untimed set-up; the
+    timed cold login is curl's, in bench/run)."""
+    c = Conn(url)
+    basic = base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+    target = "/auth/token?" + urllib.parse.urlencode({"service": "fogport", "scope": scope})
+    st, h, body = expect(c.request("GET", target, {"Authorization": "Basic " + basic}),
+                         (200,), "GET token")
+    tok = json.loads(body).get("token")
+    if not tok or tok.count(".") != 2:
+        raise HTTPError("token service answered without a JWT: %r" % body[:200])
+    out({"token": tok, "expires_in": json.loads(body).get("expires_in")})
+
+
 def run_wrk(args, env=None):
     """Run wrk with bench/wrk.lua; returns the WRK_RESULT fields."""
     e = dict(os.environ)
@@ -658,6 +682,8 @@ def main(argv):
         cmd_upload(args[0], args[1], args[2], args[3], args[4], args[5:])
     elif cmd == "setup-small":
         cmd_setup_small(*args)
+    elif cmd == "token":
+        cmd_token(*args)
     elif cmd == "download":
         cmd_download(*args)
     elif cmd == "startup":

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/context.h"
 #include "core/buf.h"
 #include "core/cleanup.h"
 #include "core/http_client.h"
@@ -16,8 +17,9 @@ static void help(void)
     printf("usage: fogport ls [--registry URL] [--user USER:PASSWORD] [--cacert FILE]\n"
            "                  [--insecure]\n\n"
            "List every repository (service) of a registry with its tags, one JSON object\n"
-           "per line. The registry defaults to http://127.0.0.1:5000; the password may also\n"
-           "come from FOGPORT_PASSWORD (with --user USER).\n\n"
+           "per line. The registry defaults to the client context's cloud (fogport login),\n"
+           "else http://127.0.0.1:5000; the password may also come from FOGPORT_PASSWORD\n"
+           "(with --user USER).\n\n"
            "example:\n"
            "  fogport ls --registry http://127.0.0.1:5000\n"
            "  {\"name\": \"iot_service\", \"tags\": [\"1.0\"]}\n");
@@ -79,7 +81,7 @@ int fp_cmd_ls(int argc, char **argv)
         {"cacert", required_argument, NULL, 'C'},   {"insecure", no_argument, NULL, 'k'},
         {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
-    const char *registry = "http://127.0.0.1:5000";
+    const char *registry = NULL;
     fp_http_opts o = {0};
     cleanup_free char *userpwd = NULL;
     int c;
@@ -109,6 +111,19 @@ int fp_cmd_ls(int argc, char **argv)
         default:
             return fp_cli_usage_error("ls", "unknown option");
         }
+    }
+    /* without --registry: the client context (fogport login), else the
+     * local default */
+    fp_context ctx;
+    fp_error cerr;
+    int crc = registry ? 1 : fp_context_load(&ctx, &cerr);
+    if (crc < 0) return fp_cli_fail(&cerr);
+    if (crc == 0) {
+        registry = ctx.cloud;
+        if (!o.cacert && ctx.ca[0]) o.cacert = ctx.ca;
+        if (!o.userpwd && ctx.userpwd[0]) o.userpwd = ctx.userpwd;
+    } else if (!registry) {
+        registry = "http://127.0.0.1:5000";
     }
     char base[1024];
     snprintf(base, sizeof base, "%s", registry);

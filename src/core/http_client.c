@@ -113,6 +113,7 @@ int fp_http_registry_get(const char *url, const fp_http_opts *opts, fp_http_resp
     if (!challenge_param(resp->www_authenticate, "realm", realm, sizeof realm)) return 0;
     challenge_param(resp->www_authenticate, "service", service, sizeof service);
     challenge_param(resp->www_authenticate, "scope", scope, sizeof scope);
+    fp_http_response_free(resp); /* the 401 is spent; on failure resp holds nothing */
     CURL *c = curl_easy_init();
     char *es = c ? curl_easy_escape(c, service, 0) : NULL;
     char *esc = c ? curl_easy_escape(c, scope, 0) : NULL;

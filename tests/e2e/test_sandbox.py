@@ -99,3 +99,52 @@ def test_demo_main_job(tmp_path):
     finally:
         subprocess.run([os.path.join(ROOT, "build", "fogport"), "sandbox", "down", "--dir",
                         str(d / "sandbox")], capture_output=True)
+
+
+def test_login_context(tmp_path):
+    """`fogport login` checks the credential against the cloud before saving
+    it (0600); `fogport ls` then needs no --registry/--cacert/--user, and so
+    does the sandbox's own client.json."""
+    d = tmp_path / "sb"
+    fp("sandbox", "up", "--dir", str(d), "--fogs", "1", "--edges", "0")
+    try:
+        topo = json.loads((d / "topology.json").read_text())
+        cloud, ca = topo["nodes"][0]["registry"], topo["ca"]
+        pw = topo["admin"]["password"]
+        ctx = tmp_path / "ctx.json"
+        env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1", FOGPORT_CONFIG=str(ctx))
+        bad = subprocess.run([FOGPORT, "login", cloud, "--user", "admin", "--password-stdin",
+                              "--ca", ca], input="not-the-password\n", capture_output=True,
+                             text=True, env=env)
+        assert bad.returncode == 1 and not ctx.exists()
+        assert "LeakSanitizer" not in bad.stderr
+        ok = subprocess.run([FOGPORT, "login", cloud, "--user", "admin", "--password-stdin",
+                             "--ca", ca], input=pw + "\n", capture_output=True, text=True,
+                            env=env)
+        assert ok.returncode == 0, ok.stderr
+        assert ctx.stat().st_mode & 0o777 == 0o600
+        saved = json.loads(ctx.read_text())
+        assert saved["cloud"] == cloud and saved["user"] == "admin" and saved["ca"] == ca
+        # push something as the admin, then list through the context alone
+        import hashlib
+        cfg = b'{"architecture":"amd64","os":"linux"}'
+        d_cfg = "sha256:" + hashlib.sha256(cfg).hexdigest()
+        tok = requests.get(f"{cloud}/auth/token", params={
+            "service": "fogport", "scope": "repository:ctx_service:pull,push"},
+            auth=("admin", pw), verify=ca).json()["token"]
+        h = {"Authorization": f"Bearer {tok}"}
+        assert requests.post(f"{cloud}/v2/ctx_service/blobs/uploads/?digest={d_cfg}", data=cfg,
+                             headers=h, verify=ca).status_code == 201
+        man = json.dumps({"schemaVersion": 2,
+                          "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                          "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                     "digest": d_cfg, "size": len(cfg)}, "layers": []}).encode()
+        r = requests.put(f"{cloud}/v2/ctx_service/manifests/2.0", data=man, verify=ca, headers={
+            **h, "Content-Type": "application/vnd.oci.image.manifest.v1+json"})
+        assert r.status_code == 201
+        for config in (ctx, d / "client.json"):
+            out = subprocess.run([FOGPORT, "ls"], capture_output=True, text=True,
+                                 env=dict(env, FOGPORT_CONFIG=str(config)))
+            assert out.stdout == '{"name": "ctx_service", "tags": ["2.0"]}\n', out.stderr
+    finally:
+        fp("sandbox", "down", "--dir", str(d))

@@ -1,0 +1,68 @@
+#include "cli/context.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/fs.h"
+
+static void context_path(char out[1024])
+{
+    const char *env = getenv("FOGPORT_CONFIG");
+    if (env && env[0]) {
+        snprintf(out, 1024, "%s", env);
+        return;
+    }
+    const char *home = getenv("HOME");
+    snprintf(out, 1024, "%s/.config/fogport/config.json", home && home[0] ? home : "/root");
+}
+
+int fp_context_load(fp_context *ctx, fp_error *err)
+{
+    memset(ctx, 0, sizeof *ctx);
+    context_path(ctx->path);
+    if (access(ctx->path, F_OK) != 0) return 1;
+    json_error_t jerr;
+    json_t *j = json_load_file(ctx->path, 0, &jerr);
+    if (!j) return fp_error_set(err, 0, "%s: %s", ctx->path, jerr.text);
+    const char *cloud = json_string_value(json_object_get(j, "cloud"));
+    const char *ca = json_string_value(json_object_get(j, "ca"));
+    const char *user = json_string_value(json_object_get(j, "user"));
+    const char *pw = json_string_value(json_object_get(j, "password"));
+    int rc = 0;
+    if (!cloud)
+        rc = fp_error_set(err, 0, "%s: no \"cloud\"", ctx->path);
+    else {
+        snprintf(ctx->cloud, sizeof ctx->cloud, "%s", cloud);
+        snprintf(ctx->ca, sizeof ctx->ca, "%s", ca ? ca : "");
+        if (user && pw) snprintf(ctx->userpwd, sizeof ctx->userpwd, "%s:%s", user, pw);
+    }
+    json_decref(j);
+    return rc;
+}
+
+int fp_context_save(const char *cloud, const char *ca, const char *user, const char *password,
+                    char path_out[1024], fp_error *err)
+{
+    context_path(path_out);
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s", path_out);
+    char *slash = strrchr(dir, '/');
+    if (slash && slash != dir) {
+        *slash = '\0';
+        if (fp_mkdir_p(dir, 0700, err) < 0) return -1;
+    }
+    json_t *j = json_pack("{s:s, s:s, s:s, s:s}", "cloud", cloud, "ca", ca ? ca : "", "user", user,
+                          "password", password);
+    char *text = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
+    json_decref(j);
+    if (!text) return fp_error_set(err, ENOMEM, "context");
+    int rc = fp_write_file_atomic(path_out, text, strlen(text), 0600, err);
+    OPENSSL_cleanse(text, strlen(text));
+    free(text);
+    return rc;
+}

@@ -1,0 +1,26 @@
+/* The operator's client context, like a kubeconfig: which cloud, which CA to
+ * verify it with, which credential. A JSON file, 0600:
+ *   {"cloud": URL, "ca": PATH, "user": NAME, "password": SECRET}
+ * at $FOGPORT_CONFIG or ~/.config/fogport/config.json. `fogport login`
+ * writes it, `fogport sandbox up` writes one for its admin, and operator
+ * subcommands use it when not told otherwise. */
+#ifndef FP_CLI_CONTEXT_H
+#define FP_CLI_CONTEXT_H
+
+#include <stdbool.h>
+
+#include "core/error.h"
+
+typedef struct fp_context {
+    char cloud[512];
+    char ca[1024];
+    char userpwd[600]; /* "user:password" */
+    char path[1024];   /* where it was read from */
+} fp_context;
+
+/* 0 loaded, 1 no context file, -1 error (unreadable or malformed). */
+int fp_context_load(fp_context *ctx, fp_error *err);
+int fp_context_save(const char *cloud, const char *ca, const char *user, const char *password,
+                    char path_out[1024], fp_error *err);
+
+#endif
