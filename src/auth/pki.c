@@ -110,6 +110,22 @@ out:
     return rc;
 }
 
+/* Make cert a leaf for TLS servers and clients, valid for the names in san,
+ * issued and signed by the CA. */
+static int sign_leaf(X509 *cert, X509 *ca_cert, fp_key *ca_key, const char *san)
+{
+    return X509_set_issuer_name(cert, X509_get_subject_name(ca_cert)) == 1 &&
+                   add_ext(cert, ca_cert, NID_basic_constraints, "critical,CA:FALSE") == 0 &&
+                   add_ext(cert, ca_cert, NID_key_usage,
+                           "critical,digitalSignature,keyAgreement") == 0 &&
+                   add_ext(cert, ca_cert, NID_ext_key_usage, "serverAuth,clientAuth") == 0 &&
+                   add_ext(cert, ca_cert, NID_subject_alt_name, san) == 0 &&
+                   add_ext(cert, ca_cert, NID_authority_key_identifier, "keyid") == 0 &&
+                   X509_sign(cert, fp_key_evp(ca_key), EVP_sha256()) > 0
+               ? 0
+               : -1;
+}
+
 static X509 *load_cert(const char *path, fp_error *err)
 {
     cleanup_fclose FILE *f = fopen(path, "re");
@@ -145,13 +161,7 @@ int fp_cert_issue(const char *ca_dir, const char *cn, const char *const *dns, si
         fp_key_generate(&leaf, err) < 0)
         goto out;
     cert = new_cert(fp_key_evp(leaf), cn, days ? days : 365);
-    if (!cert || X509_set_issuer_name(cert, X509_get_subject_name(ca_cert)) != 1 ||
-        add_ext(cert, ca_cert, NID_basic_constraints, "critical,CA:FALSE") < 0 ||
-        add_ext(cert, ca_cert, NID_key_usage, "critical,digitalSignature,keyAgreement") < 0 ||
-        add_ext(cert, ca_cert, NID_ext_key_usage, "serverAuth,clientAuth") < 0 ||
-        add_ext(cert, ca_cert, NID_subject_alt_name, san.data) < 0 ||
-        add_ext(cert, ca_cert, NID_authority_key_identifier, "keyid") < 0 ||
-        X509_sign(cert, fp_key_evp(ca), EVP_sha256()) <= 0) {
+    if (!cert || sign_leaf(cert, ca_cert, ca, san.data) < 0) {
         fp_error_set(err, 0, "issue certificate for %s (names: %s)", cn, san.data);
         goto out;
     }
@@ -273,14 +283,8 @@ int fp_csr_sign(const char *ca_dir, const char *csr_pem, const char *cn, unsigne
     if (fp_key_load(p_key, &ca, err) < 0 || !(ca_cert = load_cert(p_crt, err))) goto out;
     cert = new_cert(pub, cn, days ? days : 365);
     BIO *out = BIO_new(BIO_s_mem());
-    if (!cert || !out || X509_set_issuer_name(cert, X509_get_subject_name(ca_cert)) != 1 ||
-        add_ext(cert, ca_cert, NID_basic_constraints, "critical,CA:FALSE") < 0 ||
-        add_ext(cert, ca_cert, NID_key_usage, "critical,digitalSignature,keyAgreement") < 0 ||
-        add_ext(cert, ca_cert, NID_ext_key_usage, "serverAuth,clientAuth") < 0 ||
-        add_ext(cert, ca_cert, NID_subject_alt_name, san.data) < 0 ||
-        add_ext(cert, ca_cert, NID_authority_key_identifier, "keyid") < 0 ||
-        X509_sign(cert, fp_key_evp(ca), EVP_sha256()) <= 0 || PEM_write_bio_X509(out, cert) != 1 ||
-        PEM_write_bio_X509(out, ca_cert) != 1) {
+    if (!cert || !out || sign_leaf(cert, ca_cert, ca, san.data) < 0 ||
+        PEM_write_bio_X509(out, cert) != 1 || PEM_write_bio_X509(out, ca_cert) != 1) {
         BIO_free(out);
         fp_error_set(err, 0, "sign certificate for %s", cn);
         goto out;

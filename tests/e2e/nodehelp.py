@@ -227,7 +227,7 @@ def load_cert(pem):
     """The first certificate of a PEM chain."""
     if isinstance(pem, str):
         pem = pem.encode()
-    return x509.load_pem_x509_certificates(pem)[0]
+    return x509.load_pem_x509_certificate(pem)  # reads the first PEM block
 
 
 def cert_names(cert):
