@@ -614,6 +614,8 @@ def cmd_report(results, meta):
         return s, v
 
     # (label, key, unit, compare-against, target kind, target value)
+    # compare-against: a server, "=KEY" (fogport's own KEY row: the auth rows
+    # against the same fogport without auth) or None.
     # target kinds: ratio>= / ratio<= (fogport / other) or abs<= (fogport alone)
     rows = [
         ("Blob upload, monolithic POST+PUT", "up_mono", "MiB/s", "distribution", "ratio>=", 2),
@@ -634,7 +636,15 @@ def cmd_report(results, meta):
         ("RSS idle after the runs", "rss_end", "MiB", "distribution", "abs<=", 4),
         ("Peak RSS (VmHWM)", "rss_peak", "MiB", "distribution", "abs<=", 16),
         ("Start-up, exec to first 200 (median)", "startup", "ms", "distribution", None, None),
+        ("Token issue, first login (bcrypt)", "tok_cold", "ms", None, None, None),
+        ("Token issue, GET /auth/token (login cached)", "tok_rps", "req/s", None, None, None),
+        ("Token issue, p99", "tok_p99", "ms", None, None, None),
+        ("Manifest GET by tag, no auth", "amget_open_rps", "req/s", None, None, None),
+        ("Manifest GET by tag, no auth, p99", "amget_open_p99", "ms", None, None, None),
+        ("Manifest GET by tag, Bearer token", "amget_rps", "req/s", "=amget_open_rps", "ratio>=", 0.8),
+        ("Manifest GET by tag, Bearer token, p99", "amget_p99", "ms", "=amget_open_p99", None, None),
     ]
+    short = {"distribution": "Dist", "nginx": "nginx"}
     lines = []
     lines.append("| Measurement | Unit | fogport | Distribution 2.8 | nginx | fogport ratio | Target | Met |")
     lines.append("|---|---|--:|--:|--:|--:|---|:-:|")
@@ -644,16 +654,19 @@ def cmd_report(results, meta):
         fs, fv = cell(key, "fogport")
         ds, dv = cell(key, "distribution")
         ns, nv = cell(key, "nginx")
-        ov = dv if other == "distribution" else nv
+        if other and other.startswith("="):
+            ov, oname = cell(other[1:], "fogport")[1], "no auth"
+        else:
+            ov, oname = {"distribution": dv, "nginx": nv}.get(other), short.get(other)
         ratio, target, met = "—", "—", ""
         if fv is not None and ov:
-            ratio = "%.2f× %s" % (fv / ov, "Dist" if other == "distribution" else "nginx")
+            ratio = "%.2f× %s" % (fv / ov, oname)
         if kind == "ratio>=":
-            target = "≥ %g× %s" % (tv, "Dist" if other == "distribution" else "nginx")
+            target = "≥ %g× %s" % (tv, oname)
             if fv is not None and ov:
                 met = "✅" if fv / ov >= tv else "❌"
         elif kind == "ratio<=":
-            target = "≤ %g× nginx" % tv
+            target = "≤ %g× %s" % (tv, oname)
             if fv is not None and ov:
                 met = "✅" if fv / ov <= tv else "❌"
         elif kind == "abs<=":

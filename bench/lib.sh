@@ -17,11 +17,11 @@ free_port() {
     $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# wait_http URL [SECONDS]: poll until URL answers 200.
+# wait_http URL [SECONDS] [STATUS]: poll until URL answers STATUS (200).
 wait_http() {
-    local url=$1 secs=${2:-30} i=0
+    local url=$1 secs=${2:-30} want=${3:-200} i=0
     while [ "$i" -lt $((secs * 20)) ]; do
-        [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$url" 2>/dev/null)" = 200 ] && return 0
+        [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$url" 2>/dev/null)" = "$want" ] && return 0
         sleep 0.05
         i=$((i + 1))
     done
@@ -103,6 +103,33 @@ EOF
     else
         printf '%s\n' "$FOGPORT_BIN" serve --listen "127.0.0.1:$port" --data "$dir"
     fi
+}
+
+# fogport_conf DIR PORT FILE [EXTRA]: a config file for `fogport serve
+# --config` with the same settings as fogport_argv (access log on unless
+# --quiet-logs), then EXTRA (more sections, e.g. [auth]) appended.
+fogport_conf() {
+    local dir=$1 port=$2 conf=$3
+    {
+        printf '[server]\nlisten = 127.0.0.1:%s\n[storage]\ndata = %s\n' "$port" "$dir"
+        if [ "${BENCH_QUIET_LOGS:-0}" = 1 ]; then printf '[log]\nlevel = warn\naccess = false\n'; fi
+        printf '%s' "${4:-}"
+    } >"$conf"
+}
+
+# start_fogport_as NAME PORT CONF STATUS: start one more fogport (the auth
+# group's) from CONF; sets FOGPORT_<NAME>_PID and FOGPORT_<NAME>_URL. STATUS
+# is what GET /v2/ answers when it is up (401 in token mode).
+start_fogport_as() {
+    local name=$1 port=$2 conf=$3 want=$4 pid lc
+    lc=$(printf '%s' "$name" | tr 'A-Z_' 'a-z-')
+    "$FOGPORT_BIN" serve --config "$conf" >"$WORK/logs/fogport-$lc.log" 2>&1 &
+    pid=$!
+    SERVER_PIDS+=("$pid")
+    printf -v "FOGPORT_${name}_PID" '%s' "$pid"
+    printf -v "FOGPORT_${name}_URL" 'http://127.0.0.1:%s' "$port"
+    wait_http "http://127.0.0.1:$port/v2/" 30 "$want" ||
+        { tail -20 "$WORK/logs/fogport-$lc.log" >&2; die "fogport ($lc) did not start"; }
 }
 
 start_fogport() {

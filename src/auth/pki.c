@@ -138,6 +138,16 @@ static X509 *load_cert(const char *path, fp_error *err)
     return c;
 }
 
+static int san_text(fp_buf *san, const char *const *dns, size_t ndns, const char *const *ips,
+                    size_t nips)
+{
+    for (size_t i = 0; i < ndns; i++)
+        fp_buf_printf(san, "%sDNS:%s", san->len ? "," : "", dns[i]);
+    for (size_t i = 0; i < nips; i++)
+        fp_buf_printf(san, "%sIP:%s", san->len ? "," : "", ips[i]);
+    return san->len ? 0 : -1;
+}
+
 int fp_cert_issue(const char *ca_dir, const char *cn, const char *const *dns, size_t ndns,
                   const char *const *ips, size_t nips, unsigned days, const char *prefix,
                   fp_error *err)
@@ -148,11 +158,7 @@ int fp_cert_issue(const char *ca_dir, const char *cn, const char *const *dns, si
     snprintf(o_key, sizeof o_key, "%s.key", prefix);
     snprintf(o_crt, sizeof o_crt, "%s.crt", prefix);
     cleanup_buf fp_buf san = FP_BUF_INIT;
-    for (size_t i = 0; i < ndns; i++)
-        fp_buf_printf(&san, "%sDNS:%s", san.len ? "," : "", dns[i]);
-    for (size_t i = 0; i < nips; i++)
-        fp_buf_printf(&san, "%sIP:%s", san.len ? "," : "", ips[i]);
-    if (!san.len)
+    if (san_text(&san, dns, ndns, ips, nips) < 0)
         return fp_error_set(err, EINVAL, "a certificate needs at least one --dns or --ip");
     fp_key *ca = NULL, *leaf = NULL;
     X509 *ca_cert = NULL, *cert = NULL;
@@ -182,16 +188,6 @@ int fp_pem_read(const char *path, fp_buf *pem, fp_error *err)
     size_t len;
     if (fp_read_file(path, 1 << 20, &text, &len, err) < 0) return -1;
     return fp_buf_append(pem, text, len);
-}
-
-static int san_text(fp_buf *san, const char *const *dns, size_t ndns, const char *const *ips,
-                    size_t nips)
-{
-    for (size_t i = 0; i < ndns; i++)
-        fp_buf_printf(san, "%sDNS:%s", san->len ? "," : "", dns[i]);
-    for (size_t i = 0; i < nips; i++)
-        fp_buf_printf(san, "%sIP:%s", san->len ? "," : "", ips[i]);
-    return san->len ? 0 : -1;
 }
 
 int fp_csr_create(void *evp_key, const char *cn, const char *const *dns, size_t ndns,
@@ -228,8 +224,8 @@ int fp_csr_create(void *evp_key, const char *cn, const char *const *dns, size_t 
     return ok ? 0 : fp_error_set(err, 0, "create certificate request");
 }
 
-int fp_csr_sign(const char *ca_dir, const char *csr_pem, const char *cn, unsigned days, fp_buf *pem,
-                fp_error *err)
+int fp_csr_sign(const char *ca_dir, const char *csr_pem, const char *cn, const char *allowed_ip,
+                unsigned days, fp_buf *pem, fp_error *err)
 {
     char p_key[4096], p_crt[4096];
     snprintf(p_key, sizeof p_key, "%s/ca.key", ca_dir);
@@ -243,8 +239,10 @@ int fp_csr_sign(const char *ca_dir, const char *csr_pem, const char *cn, unsigne
         X509_REQ_free(req);
         return fp_error_set(err, EINVAL, "certificate request signature does not verify");
     }
-    /* keep only DNS and IP names from the request */
+    /* the node's own name always; requested names only where they are its */
     cleanup_buf fp_buf san = FP_BUF_INIT;
+    fp_buf_printf(&san, "DNS:%s", cn);
+    size_t cnl = strlen(cn);
     STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(req);
     for (int i = 0; exts && i < sk_X509_EXTENSION_num(exts); i++) {
         X509_EXTENSION *e = sk_X509_EXTENSION_value(exts, i);
@@ -259,24 +257,22 @@ int fp_csr_sign(const char *ca_dir, const char *csr_pem, const char *cn, unsigne
                 for (int c = 0; clean && c < l; c++)
                     clean = (d[c] >= 'a' && d[c] <= 'z') || (d[c] >= 'A' && d[c] <= 'Z') ||
                             (d[c] >= '0' && d[c] <= '9') || d[c] == '.' || d[c] == '-';
-                if (clean)
-                    fp_buf_printf(&san, "%sDNS:%.*s", san.len ? "," : "", l, (const char *)d);
+                bool under =
+                    (size_t)l > cnl + 1 && !strncmp((const char *)d, cn, cnl) && d[cnl] == '.';
+                if (clean && under) fp_buf_printf(&san, ",DNS:%.*s", l, (const char *)d);
             } else if (g->type == GEN_IPADD) {
                 const unsigned char *ip = ASN1_STRING_get0_data(g->d.iPAddress);
                 int l = ASN1_STRING_length(g->d.iPAddress);
                 char txt[INET6_ADDRSTRLEN];
                 if ((l == 4 || l == 16) &&
-                    inet_ntop(l == 4 ? AF_INET : AF_INET6, ip, txt, sizeof txt))
-                    fp_buf_printf(&san, "%sIP:%s", san.len ? "," : "", txt);
+                    inet_ntop(l == 4 ? AF_INET : AF_INET6, ip, txt, sizeof txt) && allowed_ip &&
+                    !strcmp(txt, allowed_ip))
+                    fp_buf_printf(&san, ",IP:%s", txt);
             }
         }
         GENERAL_NAMES_free(gens);
     }
     sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
-    if (!san.len) {
-        X509_REQ_free(req);
-        return fp_error_set(err, EINVAL, "certificate request names no DNS name or IP address");
-    }
     fp_key *ca = NULL;
     X509 *ca_cert = NULL, *cert = NULL;
     int rc = -1;

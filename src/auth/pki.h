@@ -25,11 +25,14 @@ int fp_cert_issue(const char *ca_dir, const char *cn, const char *const *dns, si
  * and IP addresses (PEM into pem). */
 int fp_csr_create(void *evp_key, const char *cn, const char *const *dns, size_t ndns,
                   const char *const *ips, size_t nips, fp_buf *pem, fp_error *err);
-/* Sign a CSR (PEM) with the CA in ca_dir: CN forced to cn, the request's DNS
- * and IP subjectAltNames kept, server and client use; PEM chain (leaf then
- * CA) into pem. */
-int fp_csr_sign(const char *ca_dir, const char *csr_pem, const char *cn, unsigned days, fp_buf *pem,
-                fp_error *err);
+/* Sign a CSR (PEM) for node `cn` with the CA in ca_dir, as a server and
+ * client certificate. The CSR proves the key; the names are the CA's
+ * decision: always DNS:cn, plus the request's DNS names under cn (cn.*), and
+ * its IP addresses only when equal to allowed_ip (the joining connection's
+ * address). Other requested names are dropped. PEM chain (leaf then CA)
+ * into pem. */
+int fp_csr_sign(const char *ca_dir, const char *csr_pem, const char *cn, const char *allowed_ip,
+                unsigned days, fp_buf *pem, fp_error *err);
 /* The whole of a PEM file (the CA certificate, a public key) into pem. */
 int fp_pem_read(const char *path, fp_buf *pem, fp_error *err);
 

@@ -30,6 +30,25 @@ static void refuse(fp_req *r, unsigned status, const char *msg)
     fp_respond_error(r, status, status == 409 ? "DENIED" : "UNAUTHORIZED", "%s", msg);
 }
 
+/* The cloud's own names: its id, its service and the audiences it signs
+ * for by configuration. A node under one of them would receive tokens valid
+ * at the cloud. */
+static bool reserved_id(const fp_config *cfg, const char *id)
+{
+    if (!strcmp(id, "cloud") || !strcmp(id, cfg->node_id) || !strcmp(id, cfg->token_service) ||
+        !strcmp(id, cfg->token_issuer))
+        return true;
+    size_t il = strlen(id);
+    for (const char *p = cfg->token_audiences; *p;) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        size_t n = strcspn(p, ", ");
+        if (n == il && !memcmp(p, id, n)) return true;
+        p += n;
+    }
+    return false;
+}
+
 static void join_end(fp_req *r)
 {
     fp_authz *a = r->reg->authz;
@@ -53,10 +72,22 @@ static void join_end(fp_req *r)
                          "expected {\"token\", \"id\" ([a-z0-9-]), \"csr\"}");
         return;
     }
+    /* a node may not take a name the cloud answers to */
+    if (reserved_id(cfg, id)) {
+        json_decref(req);
+        refuse(r, 409, "this id is reserved");
+        return;
+    }
+    if (cfg->node_ca[0] && !csr) {
+        json_decref(req);
+        fp_respond_error(r, 400, "UNSUPPORTED", "a certificate request (csr) is required");
+        return;
+    }
     cleanup_buf fp_buf cert = FP_BUF_INIT, ca = FP_BUF_INIT, keys = FP_BUF_INIT;
     fp_error err;
     /* sign first: a bad request must not spend the token */
-    if (csr && cfg->node_ca[0] && fp_csr_sign(cfg->node_ca, csr, id, 365, &cert, &err) < 0) {
+    if (csr && cfg->node_ca[0] &&
+        fp_csr_sign(cfg->node_ca, csr, id, r->remote, 365, &cert, &err) < 0) {
         json_decref(req);
         fp_respond_error(r, 400, "UNSUPPORTED", "%s", err.msg);
         return;

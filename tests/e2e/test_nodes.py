@@ -60,6 +60,13 @@ def assert_invalid_token(resp, service=None):
     assert "UNAUTHORIZED" in check_error_body(resp)
 
 
+def assert_refused(r, what):
+    """A skopeo push refused by the policy (403; "denied" when the registry
+    had a body to say it in)."""
+    err = r.stderr.lower()
+    assert r.returncode != 0 and ("denied" in err or "403" in err), (what, r.stderr)
+
+
 def assert_join(resp, status, code=None):
     assert resp.status_code == status, f"join: expected {status}, got {resp.status_code} " \
                                        f"{resp.text[:300]}"
@@ -71,6 +78,21 @@ def assert_join(resp, status, code=None):
 
 class World:
     pass
+
+
+class TlsClient(Client):
+    """ocihelp.Client over HTTPS verified with the deployment CA (per request:
+    REQUESTS_CA_BUNDLE in the environment would override Session.verify)."""
+
+    def __init__(self, base, ca, tok=None):
+        super().__init__(base)
+        self.ca = ca
+        if tok:
+            self.s.headers.update(bearer(tok))
+
+    def req(self, method, path, **kw):
+        kw.setdefault("verify", self.ca)
+        return super().req(method, path, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -175,10 +197,14 @@ def test_fog_joins_on_first_start(world):
         assert open(os.path.join(nd, n), "rb").read() == data, f"{n} changed on restart"
     assert node_list(cloud)["fog-1"] == rows["fog-1"]
     assert fog.log().count("event=node_joined") == 1, fog.log()[-2000:]
-    # secrets never reach the logs
+    # secrets never reach the logs, and the cloud stores only their hashes
     for log in (fog.log(), cloud.log()):
         assert cred["secret"] not in log
         assert world.fog1_token not in log
+    db = b"".join(open(os.path.join(cloud.data_dir, n), "rb").read()
+                  for n in os.listdir(cloud.data_dir) if n.startswith("identity.db"))
+    assert b"fog-1" in db  # the directory is there ...
+    assert cred["secret"].encode() not in db and world.fog1_token.encode() not in db
 
 
 def test_fog_without_credential_does_not_start(world, tmp_path):
@@ -228,7 +254,7 @@ def test_fog_and_edge_rights_on_the_cloud(world, images, tmp_path):  # noqa: F81
     for dest in ("iot_service:evil", "fog-2/x:1"):
         r = skopeo("copy", "--quiet", "--dest-cert-dir", certs, "--dest-creds", fog_creds,
                    images.ref("web_service:latest"), f"docker://{cloud.host}/{dest}", check=False)
-        assert r.returncode != 0 and "denied" in r.stderr.lower(), (dest, r.stderr)
+        assert_refused(r, dest)
     r = skopeo("inspect", "--cert-dir", certs, "--creds", fog_creds,
                f"docker://{cloud.host}/web_service:latest", check=False)
     assert r.returncode != 0, r.stdout
@@ -238,11 +264,9 @@ def test_fog_and_edge_rights_on_the_cloud(world, images, tmp_path):  # noqa: F81
     idx = json.loads((out / "index.json").read_text())
     assert idx["manifests"][0]["digest"] == world.digests["iot_service:1.0"]
     # nothing was pushed where it was denied
-    ops = Client(world.cloud_url)
-    ops.s.verify = world.ca
-    ops.s.headers.update(bearer(get_token(world.cloud_url, world.ca, OPS,
-                                          ["repository:iot_service:pull",
-                                           "repository:fog-2/x:pull"])))
+    ops = TlsClient(world.cloud_url, world.ca,
+                    get_token(world.cloud_url, world.ca, OPS,
+                              ["repository:iot_service:pull", "repository:fog-2/x:pull"]))
     assert ops.tags("iot_service") == ["1.0"]
     assert ops.get("/v2/fog-2/x/tags/list").status_code == 404
 
@@ -260,7 +284,7 @@ def test_fog_and_edge_rights_on_the_cloud(world, images, tmp_path):  # noqa: F81
     for dest in ("edge-1/x:1", "iot_service:evil"):
         r = skopeo("copy", "--quiet", "--dest-cert-dir", certs, "--dest-creds", edge_creds,
                    images.ref("iot_service:1.0"), f"docker://{cloud.host}/{dest}", check=False)
-        assert r.returncode != 0 and "denied" in r.stderr.lower(), (dest, r.stderr)
+        assert_refused(r, dest)
     etok = get_token(world.cloud_url, world.ca, node_creds(edge),
                      ["repository:edge-1/x:pull,push", "repository:web_service:pull,push"])
     _, claims, _ = decode_jwt(etok)
@@ -394,6 +418,21 @@ def _join_attacks(dep, cloud):
     r = join(cloud, ca, node_token(cloud, "fog"), "fog-10", csr=make_csr("cloud")[0])
     assert_join(r, 200)
     assert cert_names(load_cert(r.json()["certificate"]))[0] == "fog-10"
+    # the names are the cloud's decision: the node's id (and names under it)
+    # and the address it joined from; asking for the cloud's names or other
+    # addresses gets nothing
+    r = join(cloud, ca, node_token(cloud, "fog"), "fog-21",
+             csr=make_csr("fog-21", dns=("cloud", "localhost", "fog-21.site", "fog-210"),
+                          ips=("127.0.0.1", "10.0.0.1"))[0])
+    assert_join(r, 200)
+    cn, dns, ips = cert_names(load_cert(r.json()["certificate"]))
+    assert cn == "fog-21"
+    assert sorted(dns) == ["fog-21", "fog-21.site"], dns
+    assert ips == ["127.0.0.1"], ips
+    # with a CA, a join without a certificate request is refused, token kept
+    tok = node_token(cloud, "fog")
+    assert_join(post_join(cloud, ca, {"token": tok, "id": "fog-22"}), 400)
+    assert_join(join(cloud, ca, tok, "fog-22"), 200)
 
     # a node may pick a user's name as its id, but never gets the user's rights
     r = join(cloud, ca, node_token(cloud, "fog"), "ops")
@@ -419,6 +458,34 @@ def _join_attacks(dep, cloud):
     assert "join_refused" in log
     for t in (spent, bound, expired):
         assert t not in log
+
+
+def test_node_ids_cannot_shadow_the_cloud(world, tmp_path):
+    """A joining node picks its id (unless the token is bound). Taking the
+    cloud's own service name ([auth] token_service, default "fogport") would
+    make its registry accept, and let it replay, every token clients obtain
+    for the cloud registry (aud "fogport"): clients pushing to that "fog"
+    hand it push tokens valid at the cloud. Taking the cloud's [node] id
+    "cloud" gets it a CA-signed certificate named like the cloud. Both ids
+    are taken (409) like an already joined one."""
+    cloud = start_cloud(world.dep, tmp_path, "cloud-s", login_failures=1000)
+    ca = world.ca
+    try:
+        results = {}
+        for nid in ("fogport", "cloud"):
+            r = join(cloud, ca, node_token(cloud, "fog"), nid)
+            results[nid] = (r.status_code, r.codes() or "joined")
+            if r.status_code == 200:
+                # what the impostor gets: the cloud signs "fogport" tokens with
+                # the node as subject, and the cloud registry accepts them
+                tok = get_token(cloud.url, ca, (nid, r.json()["secret"]),
+                                [f"repository:{nid}/x:pull,push"], service="fogport")
+                results[nid] += (f"token aud={decode_jwt(tok)[1]['aud']}",)
+        assert all(s in (400, 409) for s, *_ in results.values()), \
+            f"a node joined under the cloud's names: {results}"
+        assert not {"fogport", "cloud"} & set(node_list(cloud))
+    finally:
+        stop_checked(cloud)
 
 
 def test_join_brute_force_is_throttled(world, tmp_path):
@@ -451,9 +518,7 @@ def test_revocation(world, tmp_path):
     fid, secret = node_creds(fog)
     assert fid == "fog-r"
     tok = get_token(world.cloud_url, ca, (fid, secret), ["repository:fog-r/x:pull,push"])
-    cl = Client(world.cloud_url)
-    cl.s.verify = ca
-    cl.s.headers.update(bearer(tok))
+    cl = TlsClient(world.cloud_url, ca, tok)
     _, digest = cl.push_image("fog-r/x", "1")
     assert cl.get("/v2/fog-r/x/manifests/1").status_code == 200  # verified and cached
     get_token(world.cloud_url, ca, (fid, secret), service="fog-r")
@@ -474,10 +539,8 @@ def test_revocation(world, tmp_path):
     r = token_get(world.cloud_url, "fog-r", auth=OPS, verify=ca)
     assert r.status_code == 400 and r.json()["error"] == "invalid_request", r.text
     # everyone else is unaffected
-    ops = Client(world.cloud_url)
-    ops.s.verify = ca
-    ops.s.headers.update(bearer(get_token(world.cloud_url, ca, OPS,
-                                          ["repository:fog-r/x:pull"])))
+    ops = TlsClient(world.cloud_url, ca, get_token(world.cloud_url, ca, OPS,
+                                                   ["repository:fog-r/x:pull"]))
     r = ops.get("/v2/fog-r/x/manifests/1")
     assert r.status_code == 200 and r.headers["Docker-Content-Digest"] == digest
     get_token(world.cloud_url, ca, node_creds(world.fog1), ["repository:iot_service:pull"])
