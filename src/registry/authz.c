@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,8 +58,10 @@ fail:
 void fp_authz_free(fp_authz *a)
 {
     if (!a) return;
-    for (int i = 0; i < FP_TOKEN_CACHE; i++)
+    for (int i = 0; i < FP_TOKEN_CACHE; i++) {
         fp_grant_unref(a->cache[i].grant);
+        free(a->cache[i].token);
+    }
     fp_auth_free(a->htpasswd);
     fp_policy_free(a->policy);
     fp_keyring_free(a->keys);
@@ -174,18 +177,21 @@ static fp_principal principal_of(fp_req *r)
         .kind = r->user[0] ? r->kind : "anonymous", .name = r->user, .role = r->role};
 }
 
-/* Look the token up in the cache, or verify it and remember the grant. */
+/* Look the token up in the cache, or verify it and remember the grant. The
+ * slot comes from a cheap hash; the hit is decided by comparing the whole
+ * token in constant time, so the hot path has no SHA-256 and no allocation. */
 static fp_grant *grant_for(fp_authz *a, const char *token, char *why, size_t whylen)
 {
-    unsigned char key[32];
-    unsigned kl = 0;
     size_t tl = strlen(token);
-    EVP_Digest(token, tl, key, &kl, EVP_sha256(), NULL);
-    unsigned slot = (key[0] | (unsigned)key[1] << 8) % FP_TOKEN_CACHE;
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (size_t i = 0; i < tl; i++)
+        h = (h ^ (unsigned char)token[i]) * 1099511628211ULL;
+    unsigned slot = (unsigned)(h % FP_TOKEN_CACHE);
     time_t now = time(NULL);
     pthread_mutex_lock(&a->cache_lock);
     fp_grant *g = a->cache[slot].grant;
-    if (g && memcmp(a->cache[slot].key, key, 32) == 0 && g->expires >= now - CLOCK_SKEW_S) {
+    if (g && a->cache[slot].len == tl && CRYPTO_memcmp(a->cache[slot].token, token, tl) == 0 &&
+        g->expires >= now - CLOCK_SKEW_S) {
         fp_grant_ref(g);
         pthread_mutex_unlock(&a->cache_lock);
         return g;
@@ -199,12 +205,17 @@ static fp_grant *grant_for(fp_authz *a, const char *token, char *why, size_t why
                                   CLOCK_SKEW_S, &g, why, whylen);
     json_decref(claims);
     if (rc < 0) return NULL;
+    char *copy = strdup(token);
+    if (!copy) return g; /* valid, just not remembered */
     pthread_mutex_lock(&a->cache_lock);
     fp_grant *old = a->cache[slot].grant;
-    memcpy(a->cache[slot].key, key, 32);
+    char *old_token = a->cache[slot].token;
+    a->cache[slot].token = copy;
+    a->cache[slot].len = tl;
     a->cache[slot].grant = fp_grant_ref(g);
     pthread_mutex_unlock(&a->cache_lock);
     fp_grant_unref(old);
+    free(old_token);
     return g;
 }
 

@@ -34,7 +34,8 @@ typedef struct fp_authz {
     fp_nodes *nodes; /* the cloud's joined nodes; NULL elsewhere */
     pthread_mutex_t cache_lock;
     struct {
-        unsigned char key[32];
+        char *token; /* the token itself: compared whole, in constant time */
+        size_t len;
         fp_grant *grant;
     } cache[FP_TOKEN_CACHE];
 } fp_authz;
