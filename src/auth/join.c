@@ -55,7 +55,7 @@ static int join(const fp_config *cfg, const char *dir, fp_error *err)
         dns[ndns++] = host;
 
     fp_key *key = NULL;
-    cleanup_buf fp_buf csr = FP_BUF_INIT, keypem = FP_BUF_INIT;
+    cleanup_buf fp_buf csr = FP_BUF_INIT;
     if (fp_key_generate(&key, err) < 0) return -1;
     char keypath[FP_PATH_MAX + 64];
     snprintf(keypath, sizeof keypath, "%s/tls.key", dir);
