@@ -144,3 +144,38 @@ int fp_node_prepare(fp_config *cfg, fp_error *err)
     }
     return 0;
 }
+
+int fp_node_fetch_revoked(const fp_config *cfg, json_t **ids, fp_error *err)
+{
+    char path[FP_PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/node/credential.json", cfg->data_dir);
+    json_t *cred = json_load_file(path, 0, NULL);
+    const char *id = json_string_value(json_object_get(cred, "id"));
+    const char *secret = json_string_value(json_object_get(cred, "secret"));
+    if (!id || !secret) {
+        json_decref(cred);
+        return fp_error_set(err, 0, "%s: no node credential", path);
+    }
+    cleanup_buf fp_buf userpwd = FP_BUF_INIT, url = FP_BUF_INIT;
+    fp_buf_printf(&userpwd, "%s:%s", id, secret);
+    json_decref(cred);
+    fp_buf_printf(&url, "%s/api/v1/revoked", cfg->node_cloud);
+    fp_http_opts o = {.userpwd = userpwd.data,
+                      .cacert = cfg->node_cacert[0] ? cfg->node_cacert : NULL,
+                      .timeout_s = 5};
+    fp_http_response resp;
+    int rc = fp_http_get(url.data, &o, &resp, err);
+    OPENSSL_cleanse(userpwd.data, userpwd.len);
+    if (rc < 0) return -1;
+    json_t *body = resp.status == 200 ? json_loadb(resp.body.data, resp.body.len, 0, NULL) : NULL;
+    long status = resp.status;
+    fp_http_response_free(&resp);
+    json_t *nodes = json_object_get(body, "nodes");
+    if (!json_is_array(nodes)) {
+        json_decref(body);
+        return fp_error_set(err, 0, "revocation list: HTTP %ld", status);
+    }
+    *ids = json_incref(nodes);
+    json_decref(body);
+    return 0;
+}

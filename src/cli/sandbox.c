@@ -197,10 +197,12 @@ static int up(const char *dir, unsigned fogs, unsigned edges)
                 break;
             }
             fp_nodes_close(db);
-            fp_buf_printf(&c,
-                          "[node]\nid = %s\nrole = %s\ncloud = %s\njoin_token = %s\ncacert = "
-                          "%s\n[server]\nlisten = 127.0.0.1:%u\n[storage]\ndata = %s/data\n",
-                          s->id, s->role, cloud_url, token, cacert, s->port, ndir);
+            fp_buf_printf(
+                &c,
+                "[node]\nid = %s\nrole = %s\ncloud = %s\njoin_token = %s\ncacert = "
+                "%s\nrevocation_interval = 2s\n[server]\nlisten = 127.0.0.1:%u\n[storage]\ndata = "
+                "%s/data\n",
+                s->id, s->role, cloud_url, token, cacert, s->port, ndir);
         }
         if (write_text(conf, c.data, 0600, &err) < 0) {
             rc = fp_cli_fail(&err);

@@ -98,12 +98,31 @@ int fp_cmd_serve(int argc, char **argv)
                                : "none",
             FP_VERSION);
 
+    /* One-second ticks: housekeeping every minute; a fog or edge also
+     * fetches the cloud's revocations every revocation_interval. */
+    bool follows_cloud = !strcmp(cfg.node_role, "fog") || !strcmp(cfg.node_role, "edge");
+    time_t next_maintenance = time(NULL) + 60, next_revocations = 0;
     int sig = 0;
     for (;;) {
-        struct timespec tick = {.tv_sec = 60};
+        struct timespec tick = {.tv_sec = 1};
         sig = sigtimedwait(&set, NULL, &tick);
         if (sig == SIGTERM || sig == SIGINT) break;
-        fp_store_maintain(store);
+        time_t now = time(NULL);
+        if (now >= next_maintenance) {
+            fp_store_maintain(store);
+            next_maintenance = now + 60;
+        }
+        if (follows_cloud && now >= next_revocations) {
+            json_t *ids = NULL;
+            if (fp_node_fetch_revoked(&cfg, &ids, &err) == 0) {
+                fp_registry_set_revoked(reg, ids);
+                json_decref(ids);
+            } else {
+                fp_debug("event=revocations_unavailable error=\"%s\"", err.msg);
+            }
+            next_revocations =
+                now + (cfg.node_revocation_interval_s ? cfg.node_revocation_interval_s : 10);
+        }
     }
     fp_info("event=stopping signal=%d", sig);
     fp_registry_stop(reg);

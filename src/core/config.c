@@ -36,6 +36,7 @@ static const struct key keys[] = {
     STR("node", "join_token", node_join_token),
     STR("node", "ca", node_ca),
     STR("node", "cacert", node_cacert),
+    NUM("node", "revocation_interval", K_DURATION, node_revocation_interval_s),
     STR("server", "listen", listen),
     NUM("server", "threads", K_UINT, threads),
     NUM("server", "timeout", K_DURATION, timeout_s),
@@ -72,6 +73,7 @@ void fp_config_defaults(fp_config *cfg)
     memset(cfg, 0, sizeof *cfg);
     snprintf(cfg->listen, sizeof cfg->listen, "127.0.0.1:5000");
     cfg->timeout_s = 60;
+    cfg->node_revocation_interval_s = 10;
     cfg->max_connections = 1024;
     cfg->max_connections_per_ip = 256;
     snprintf(cfg->data_dir, sizeof cfg->data_dir, "/var/lib/fogport");

@@ -14,12 +14,13 @@
 
 typedef struct fp_config {
     /* [node] */
-    char node_id[64];              /* this node's id ("cloud", "fog-1", ...) */
-    char node_role[16];            /* cloud, fog, edge; "" for a standalone registry */
-    char node_cloud[512];          /* fog/edge: the cloud's URL */
-    char node_join_token[128];     /* fog/edge: one-time token to join the cloud */
-    char node_ca[FP_PATH_MAX];     /* cloud: CA directory (signs node certificates) */
-    char node_cacert[FP_PATH_MAX]; /* fog/edge: CA certificate to verify the cloud */
+    char node_id[64];                    /* this node's id ("cloud", "fog-1", ...) */
+    char node_role[16];                  /* cloud, fog, edge; "" for a standalone registry */
+    char node_cloud[512];                /* fog/edge: the cloud's URL */
+    char node_join_token[128];           /* fog/edge: one-time token to join the cloud */
+    char node_ca[FP_PATH_MAX];           /* cloud: CA directory (signs node certificates) */
+    char node_cacert[FP_PATH_MAX];       /* fog/edge: CA certificate to verify the cloud */
+    unsigned node_revocation_interval_s; /* fog/edge: how often to fetch revoked nodes */
     /* [server] */
     char listen[256];   /* host:port, [v6]:port */
     unsigned threads;   /* 0: one per CPU */

@@ -62,6 +62,9 @@ void fp_authz_free(fp_authz *a)
         fp_grant_unref(a->cache[i].grant);
         free(a->cache[i].token);
     }
+    for (size_t i = 0; i < a->nrevoked; i++)
+        free(a->revoked[i]);
+    free(a->revoked);
     fp_auth_free(a->htpasswd);
     fp_policy_free(a->policy);
     fp_keyring_free(a->keys);
@@ -233,7 +236,7 @@ static bool authorize_token(fp_req *r, unsigned need)
         return challenge(r, need, "invalid_token");
     }
     snprintf(r->user, sizeof r->user, "%s", r->grant->subject);
-    if (r->reg->authz->nodes && r->grant->node && fp_nodes_revoked(r->reg->authz->nodes, r->user)) {
+    if (r->grant->node && fp_authz_node_revoked(r->reg->authz, r->user)) {
         fp_warn("event=token_rejected remote=%s reason=\"node %s is revoked\"", r->remote, r->user);
         return challenge(r, need, "invalid_token");
     }
@@ -290,4 +293,36 @@ bool fp_req_may(fp_req *r, const char *repo, unsigned action)
     }
     }
     return false;
+}
+
+void fp_authz_set_revoked(fp_authz *a, const json_t *ids)
+{
+    size_t n = json_array_size(ids);
+    char **list = calloc(n + 1, sizeof *list);
+    if (!list) return;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *id = json_string_value(json_array_get(ids, i));
+        if (id && fp_node_id_valid(id) && (list[k] = strdup(id))) k++;
+    }
+    pthread_mutex_lock(&a->cache_lock);
+    char **old = a->revoked;
+    size_t nold = a->nrevoked;
+    a->revoked = list;
+    a->nrevoked = k;
+    pthread_mutex_unlock(&a->cache_lock);
+    for (size_t i = 0; i < nold; i++)
+        free(old[i]);
+    free(old);
+}
+
+bool fp_authz_node_revoked(fp_authz *a, const char *id)
+{
+    if (a->nodes) return fp_nodes_revoked(a->nodes, id);
+    bool revoked = false;
+    pthread_mutex_lock(&a->cache_lock);
+    for (size_t i = 0; i < a->nrevoked && !revoked; i++)
+        revoked = !strcmp(a->revoked[i], id);
+    pthread_mutex_unlock(&a->cache_lock);
+    return revoked;
 }

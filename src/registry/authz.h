@@ -32,6 +32,9 @@ typedef struct fp_authz {
     fp_key *signing;   /* token issuing key; NULL if not a token service */
     fp_ratelimit *logins;
     fp_nodes *nodes; /* the cloud's joined nodes; NULL elsewhere */
+    /* fog/edge: nodes the cloud has revoked (fetched periodically) */
+    char **revoked;
+    size_t nrevoked;
     pthread_mutex_t cache_lock;
     struct {
         char *token; /* the token itself: compared whole, in constant time */
@@ -55,5 +58,9 @@ int fp_authz_basic(struct fp_req *r);
 /* Verify a name and password: a joined node's credential (cloud) or an
  * htpasswd user. Fills r->user, r->kind, r->role. Not rate limited here. */
 bool fp_authz_login(struct fp_req *r, const char *name, const char *password);
+/* Replace the list of revoked nodes (ids, a JSON array). */
+void fp_authz_set_revoked(fp_authz *a, const json_t *ids);
+/* Is node id revoked (at the cloud: its directory; elsewhere: the list)? */
+bool fp_authz_node_revoked(fp_authz *a, const char *id);
 
 #endif

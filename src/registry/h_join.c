@@ -149,3 +149,43 @@ void fp_handle_join(fp_req *r)
     r->on_body = join_body;
     r->on_end = join_end;
 }
+
+static int add_revoked(void *ctx, const char *id, const char *role, time_t created, bool revoked)
+{
+    (void)role;
+    (void)created;
+    if (revoked) json_array_append_new(ctx, json_string(id));
+    return 0;
+}
+
+/* GET /api/v1/revoked on the cloud: the revoked node ids, for fogs and
+ * edges to refuse those nodes' tokens too. Any joined node or user. */
+void fp_handle_revoked(fp_req *r)
+{
+    if (!fp_req_read_only(r)) return;
+    int basic = fp_authz_basic(r);
+    if (basic <= 0) {
+        if (!r->responded) {
+            snprintf(r->challenge, sizeof r->challenge, "Basic realm=\"%s\"",
+                     r->reg->authz->cfg->realm);
+            fp_respond_error(r, 401, "UNAUTHORIZED", "authentication required");
+        }
+        return;
+    }
+    json_t *ids = json_array();
+    fp_error err;
+    if (fp_nodes_list(r->reg->authz->nodes, add_revoked, ids, &err) < 0) {
+        json_decref(ids);
+        fp_respond_internal(r, &err);
+        return;
+    }
+    json_t *out = json_pack("{s:o}", "nodes", ids);
+    char *text = json_dumps(out, JSON_COMPACT);
+    json_decref(out);
+    if (!text) {
+        fp_error_set(&err, ENOMEM, "revocation list");
+        fp_respond_internal(r, &err);
+        return;
+    }
+    fp_respond_owned(r, 200, "application/json", text, strlen(text));
+}

@@ -3,6 +3,8 @@
 #ifndef FP_REGISTRY_REGISTRY_H
 #define FP_REGISTRY_REGISTRY_H
 
+#include <jansson.h>
+
 #include "core/config.h"
 #include "core/error.h"
 #include "store/store.h"
@@ -13,6 +15,9 @@ typedef struct fp_registry fp_registry;
 int fp_registry_start(fp_registry **out, const fp_config *cfg, fp_store *store, fp_error *err);
 /* The port actually bound (useful with port 0). */
 unsigned fp_registry_port(const fp_registry *r);
+/* A fog or edge: replace the list of nodes the cloud has revoked (a JSON
+ * array of ids); their tokens are refused from now on. */
+void fp_registry_set_revoked(fp_registry *r, const json_t *ids);
 /* Stop accepting, finish in-flight requests, free. */
 void fp_registry_stop(fp_registry *r);
 

@@ -229,6 +229,10 @@ static void dispatch(fp_req *r)
         fp_handle_join(r);
         return;
     }
+    if (r->reg->authz->nodes && strcmp(r->path, "/api/v1/revoked") == 0) {
+        fp_handle_revoked(r);
+        return;
+    }
     fp_route_parse(r->path, &r->route);
     if (r->route.kind == FP_ROUTE_NONE) {
         fp_respond_bytes(r, 404, "text/plain; charset=utf-8", "404 page not found\n", 19);
@@ -468,6 +472,11 @@ int fp_registry_start(fp_registry **out, const fp_config *cfg, fp_store *store, 
     reg->port = di ? di->port : 0;
     *out = reg;
     return 0;
+}
+
+void fp_registry_set_revoked(fp_registry *r, const json_t *ids)
+{
+    fp_authz_set_revoked(r->authz, ids);
 }
 
 unsigned fp_registry_port(const fp_registry *r)

@@ -148,3 +148,45 @@ def test_login_context(tmp_path):
             assert out.stdout == '{"name": "ctx_service", "tags": ["2.0"]}\n', out.stderr
     finally:
         fp("sandbox", "down", "--dir", str(d))
+
+
+def test_revocation_reaches_fogs(tmp_path):
+    """A revoked node's token, though unexpired, is refused by the other fogs
+    within their revocation interval (2 s in the sandbox), not only by the
+    cloud."""
+    import time
+    d = tmp_path / "sb"
+    fp("sandbox", "up", "--dir", str(d), "--fogs", "2", "--edges", "0")
+    try:
+        topo = json.loads((d / "topology.json").read_text())
+        ca, cloud = topo["ca"], topo["nodes"][0]
+        fog1, fog2 = topo["nodes"][1], topo["nodes"][2]
+        cred = json.loads(open(os.path.join(fog1["data"], "data", "node",
+                                            "credential.json")).read())
+        tok = requests.get(f'{cloud["registry"]}/auth/token', params={
+            "service": "fog-2", "scope": "repository:iot_service:pull"},
+            auth=(cred["id"], cred["secret"]), verify=ca).json()["token"]
+        h = {"Authorization": f"Bearer {tok}"}
+        assert requests.get(f'{fog2["registry"]}/v2/', headers=h, verify=ca).status_code == 200
+        # the revocation list is not public
+        assert requests.get(f'{cloud["registry"]}/api/v1/revoked',
+                            verify=ca).status_code == 401
+        fp("node", "revoke", "fog-1", "--data", os.path.join(cloud["data"], "data"))
+        listed = requests.get(f'{cloud["registry"]}/api/v1/revoked', verify=ca,
+                              auth=(topo["admin"]["user"], topo["admin"]["password"])).json()
+        assert listed == {"nodes": ["fog-1"]}
+        deadline = time.time() + 8
+        status = 200
+        while time.time() < deadline and status == 200:
+            time.sleep(0.25)
+            status = requests.get(f'{fog2["registry"]}/v2/', headers=h, verify=ca).status_code
+        assert status == 401, "fog-2 still honours the revoked fog-1's token"
+        # other nodes are unaffected
+        cred2 = json.loads(open(os.path.join(fog2["data"], "data", "node",
+                                             "credential.json")).read())
+        tok2 = requests.get(f'{cloud["registry"]}/auth/token', params={"service": "fog-2"},
+                            auth=(cred2["id"], cred2["secret"]), verify=ca).json()["token"]
+        assert requests.get(f'{fog2["registry"]}/v2/', verify=ca,
+                            headers={"Authorization": f"Bearer {tok2}"}).status_code == 200
+    finally:
+        fp("sandbox", "down", "--dir", str(d))
