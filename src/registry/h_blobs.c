@@ -84,7 +84,7 @@ static void delete_blob(fp_req *r)
     if (rc != 0)
         fp_respond_store_error(r, rc, &err, "BLOB_UNKNOWN", "blob unknown to registry");
     else
-        fp_respond_empty(r, 202, "Docker-Content-Digest", r->route.ref, NULL);
+        fp_respond_empty(r, 202, "Docker-Content-Digest", r->route.ref, (char *)NULL);
 }
 
 void fp_handle_blob(fp_req *r)

@@ -48,7 +48,7 @@ static void get_manifest(fp_req *r)
     const char *inm = fp_req_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH);
     if (inm && strcmp(inm, etag) == 0) {
         free(row.body);
-        fp_respond_empty(r, 304, "Docker-Content-Digest", row.digest, "ETag", etag, NULL);
+        fp_respond_empty(r, 304, "Docker-Content-Digest", row.digest, "ETag", etag, (char *)NULL);
         return;
     }
     struct MHD_Response *resp;
@@ -80,7 +80,7 @@ static void delete_manifest(fp_req *r)
     if (rc != 0)
         fp_respond_store_error(r, rc, &err, "MANIFEST_UNKNOWN", "manifest unknown to registry");
     else
-        fp_respond_empty(r, 202, NULL);
+        fp_respond_empty(r, 202, (char *)NULL);
 }
 
 static int manifest_body(fp_req *r, const char *data, size_t len)

@@ -27,14 +27,15 @@ static void respond_session(fp_req *r, unsigned status, const char *id, uint64_t
     char loc[FP_NAME_MAX + 80], range[48];
     session_location(r, id, loc, sizeof loc);
     range_value(offset, range);
-    fp_respond_empty(r, status, "Location", loc, "Range", range, "Docker-Upload-UUID", id, NULL);
+    fp_respond_empty(r, status, "Location", loc, "Range", range, "Docker-Upload-UUID", id,
+                     (char *)NULL);
 }
 
 static void respond_created(fp_req *r, const char *digest)
 {
     char loc[FP_NAME_MAX + FP_DIGEST_MAX + 32];
     snprintf(loc, sizeof loc, "/v2/%s/blobs/%s", r->route.name, digest);
-    fp_respond_empty(r, 201, "Location", loc, "Docker-Content-Digest", digest, NULL);
+    fp_respond_empty(r, 201, "Location", loc, "Docker-Content-Digest", digest, (char *)NULL);
 }
 
 static int upload_body(fp_req *r, const char *data, size_t len)
@@ -265,7 +266,7 @@ void fp_handle_upload(fp_req *r)
         else if (rc < 0)
             fp_respond_internal(r, &err);
         else
-            fp_respond_empty(r, 204, NULL);
+            fp_respond_empty(r, 204, (char *)NULL);
         return;
     }
     case M_PATCH:

@@ -98,7 +98,7 @@ void fp_respond_bytes(fp_req *r, unsigned status, const char *content_type, cons
 /* A body the response takes ownership of (free()d later). */
 void fp_respond_owned(fp_req *r, unsigned status, const char *content_type, void *data, size_t len);
 /* No body; headers as name/value pairs, NULL-terminated. */
-void fp_respond_empty(fp_req *r, unsigned status, ...);
+void fp_respond_empty(fp_req *r, unsigned status, ...) __attribute__((sentinel));
 
 /* A response without a body whose Content-Length is size (for HEAD). */
 struct MHD_Response *fp_response_sized(uint64_t size);
