@@ -3,6 +3,7 @@ is closed after [server] timeout (and a half-sent chunk is rolled back), one
 address cannot hold more than max_connections_per_ip, and manifest and blob
 size limits answer 413 before the body is read."""
 import hashlib
+import select
 import socket
 import time
 
@@ -37,21 +38,27 @@ def closed_by_server(s, within):
 
 def test_stalled_connections_time_out_and_per_ip_cap(make_registry, tmp_path):
     r = make_registry(config=None, extra_args=["--config", str(conf(tmp_path, ""))])
-    # half a request line, never finished, from the per-IP maximum of sockets
-    socks = [stalled_socket(r.port, b"GET /v2/ HTTP/1.1\r\nHost: x\r\n") for _ in range(6)]
+    # 9 connections from one address, each with half a request line, never
+    # finished. The cap is 6; which ones the server keeps depends on the order
+    # it accepts them in, so count instead of naming them.
+    opened = time.time()
+    socks = [stalled_socket(r.port, b"GET /v2/ HTTP/1.1\r\nHost: x\r\n") for _ in range(9)]
     try:
-        # one more connection from the same address is turned away
-        refused = False
-        try:
-            resp = requests.get(r.url + "/v2/", timeout=3)
-            refused = resp.status_code != 200
-        except requests.RequestException:
-            refused = True
-        assert refused, "a 7th connection from one address was served"
-        # the server drops the stalled ones after its 2 s timeout ...
-        t0 = time.time()
-        assert all(closed_by_server(s, 8) for s in socks)
-        assert time.time() - t0 < 8
+        refused = set()
+        deadline = time.time() + 1.0  # well before the 2 s timeout
+        while time.time() < deadline:
+            ready, _, _ = select.select([s for s in socks if s not in refused], [], [], 0.1)
+            for s in ready:
+                if closed_by_server(s, 0.1):
+                    refused.add(s)
+        kept = [s for s in socks if s not in refused]
+        # never more than the cap; and not far fewer (the fixture's own
+        # readiness probe may still count for a moment)
+        assert 5 <= len(kept) <= 6, f"{len(kept)} of 9 kept open; the cap is 6"
+        # the kept ones were still open after 1 s (above); the server drops
+        # them after its 2 s timeout ...
+        assert all(closed_by_server(s, 8) for s in kept)
+        assert time.time() - opened < 8
         # ... and serves again
         assert requests.get(r.url + "/v2/", timeout=3).status_code == 200
     finally:
