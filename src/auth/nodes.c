@@ -195,6 +195,29 @@ out:
     return result;
 }
 
+bool fp_nodes_token_usable(fp_nodes *n, const char *token, const char *id)
+{
+    char hash[65];
+    secret_hash(token, hash);
+    bool usable = false;
+    pthread_mutex_lock(&n->lock);
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(n->db,
+                           "SELECT node_id FROM join_tokens WHERE hash = ?1 AND used = 0 AND "
+                           "expires >= ?2",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, (long long)time(NULL));
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            const char *fixed = (const char *)sqlite3_column_text(st, 0);
+            usable = !fixed || !strcmp(fixed, id);
+        }
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&n->lock);
+    return usable;
+}
+
 int fp_nodes_verify(fp_nodes *n, const char *id, const char *secret, char role[16])
 {
     char want[65];

@@ -33,6 +33,9 @@ int fp_nodes_token_create(fp_nodes *n, const char *role, const char *id, unsigne
 int fp_nodes_join(fp_nodes *n, const char *token, const char *id, char role[16], char secret[64],
                   fp_error *err);
 
+/* Would fp_nodes_join accept token for id? (Nothing is spent.) */
+bool fp_nodes_token_usable(fp_nodes *n, const char *token, const char *id);
+
 /* Check a node's credential: 1 valid (role filled), 0 not. */
 int fp_nodes_verify(fp_nodes *n, const char *id, const char *secret, char role[16]);
 bool fp_nodes_revoked(fp_nodes *n, const char *id);

@@ -83,9 +83,15 @@ static void join_end(fp_req *r)
         fp_respond_error(r, 400, "UNSUPPORTED", "a certificate request (csr) is required");
         return;
     }
+    /* the CA signs nothing for a request without a usable token */
+    if (!fp_nodes_token_usable(a->nodes, token, id)) {
+        json_decref(req);
+        refuse(r, 401, "join token unknown, used or expired");
+        return;
+    }
     cleanup_buf fp_buf cert = FP_BUF_INIT, ca = FP_BUF_INIT, keys = FP_BUF_INIT;
     fp_error err;
-    /* sign first: a bad request must not spend the token */
+    /* sign before spending: a bad certificate request must not spend the token */
     if (csr && cfg->node_ca[0] &&
         fp_csr_sign(cfg->node_ca, csr, id, r->remote, 365, &cert, &err) < 0) {
         json_decref(req);
