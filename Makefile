@@ -62,7 +62,7 @@ check: unit e2e
 
 # libFuzzer targets: clang, ASan+UBSan, linked with the library sources.
 FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -Isrc -g -O1 -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS)
-build/fuzz/%: fuzz/%.c $(LIB_SRC) $(HDRS)
+build/fuzz/%: fuzz/%.c fuzz/fuzz.h $(LIB_SRC) $(HDRS)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRC) $(PKG_LIBS)
 fuzz: $(FUZZ_BIN)
@@ -77,9 +77,9 @@ build/clang/fogport: $(CLANG_OBJ)
 clang: build/clang/fogport
 
 format:
-	clang-format -i $(wildcard src/*/*.c src/*/*.h tests/unit/*.c fuzz/*.c)
+	clang-format -i $(wildcard src/*/*.c src/*/*.h tests/unit/*.c fuzz/*.c fuzz/*.h)
 format-check:
-	clang-format --dry-run --Werror $(wildcard src/*/*.c src/*/*.h tests/unit/*.c fuzz/*.c)
+	clang-format --dry-run --Werror $(wildcard src/*/*.c src/*/*.h tests/unit/*.c fuzz/*.c fuzz/*.h)
 
 bench: build/fogport
 	bench/run

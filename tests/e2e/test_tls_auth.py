@@ -9,20 +9,7 @@ import pytest
 import requests
 
 from conftest import FOGPORT, free_port, wait_http
-
-
-def make_cert(d):
-    """A throwaway CA and a server certificate for 127.0.0.1 signed by it."""
-    run = lambda *a: subprocess.run(a, check=True, capture_output=True, cwd=d)
-    run("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-        "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=fogport test CA")
-    run("openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-        "-keyout", "tls.key", "-out", "tls.csr", "-subj", "/CN=127.0.0.1")
-    with open(os.path.join(d, "ext.cnf"), "w") as f:
-        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    run("openssl", "x509", "-req", "-in", "tls.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-        "-CAcreateserial", "-out", "tls.crt", "-days", "2", "-extfile", "ext.cnf")
-    return os.path.join(d, "ca.crt"), os.path.join(d, "tls.crt"), os.path.join(d, "tls.key")
+from tokenhelp import make_cert
 
 
 def bcrypt_hash(password):
