@@ -210,11 +210,17 @@ static int ensure_hash(struct fp_upload *u, fp_error *err)
 int fp_upload_write(fp_upload *u, const void *data, size_t len, fp_error *err)
 {
     if (ensure_hash(u, err) < 0) return -1;
-    if (pwrite(u->fd, data, len, (off_t)u->offset) != (ssize_t)len) {
-        /* pwrite of a regular file is short only on error (ENOSPC, EIO) */
-        int e = errno ? errno : EIO;
-        fp_upload_rollback(u);
-        return fp_error_set(err, e, "write upload");
+    /* a regular file may take a piece only partly (at the disk-full
+     * boundary): write on until done or a real error (ENOSPC, EIO) */
+    for (size_t done = 0; done < len;) {
+        ssize_t n = pwrite(u->fd, (const char *)data + done, len - done, (off_t)(u->offset + done));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            int e = n == 0 ? ENOSPC : errno;
+            fp_upload_rollback(u);
+            return fp_error_set(err, e, "write upload");
+        }
+        done += (size_t)n;
     }
     uint64_t before = u->offset;
     /* publishes the new offset; the store's hasher thread hashes the bytes
