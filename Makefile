@@ -8,7 +8,7 @@
 CC      ?= cc
 # Debian's python3 (with python3-pytest); a pyenv python earlier on PATH lacks it
 PYTHON  ?= /usr/bin/python3
-PKGS    := libmicrohttpd jansson sqlite3 libcrypto libcurl
+PKGS    := libmicrohttpd jansson sqlite3 libcrypto libcurl gnutls
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lcrypt -lpthread
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \

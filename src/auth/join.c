@@ -160,9 +160,16 @@ int fp_node_fetch_revoked(const fp_config *cfg, json_t **ids, fp_error *err)
     fp_buf_printf(&userpwd, "%s:%s", id, secret);
     json_decref(cred);
     fp_buf_printf(&url, "%s/api/v1/revoked", cfg->node_cloud);
+    /* present the node's certificate too: a cloud may require mutual TLS */
+    char crt[FP_PATH_MAX + 64], key[FP_PATH_MAX + 64];
+    snprintf(crt, sizeof crt, "%s/node/tls.crt", cfg->data_dir);
+    snprintf(key, sizeof key, "%s/node/tls.key", cfg->data_dir);
+    bool has_cert = access(crt, R_OK) == 0 && access(key, R_OK) == 0;
     fp_http_opts o = {.userpwd = userpwd.data,
                       .cacert = cfg->node_cacert[0] ? cfg->node_cacert : NULL,
-                      .timeout_s = 5};
+                      .timeout_s = 5,
+                      .client_cert = has_cert ? crt : NULL,
+                      .client_key = has_cert ? key : NULL};
     fp_http_response resp;
     int rc = fp_http_get(url.data, &o, &resp, err);
     OPENSSL_cleanse(userpwd.data, userpwd.len);

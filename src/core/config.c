@@ -48,6 +48,8 @@ static const struct key keys[] = {
     NUM("storage", "upload_expiry", K_DURATION, upload_expiry_s),
     STR("tls", "cert", tls_cert),
     STR("tls", "key", tls_key),
+    STR("tls", "client_ca", tls_client_ca),
+    NUM("tls", "require_client_cert", K_BOOL, tls_require_client_cert),
     STR("auth", "htpasswd", htpasswd),
     STR("auth", "realm", realm),
     STR("auth", "policy", policy),

@@ -35,6 +35,8 @@ typedef struct fp_config {
     /* [tls] */
     char tls_cert[FP_PATH_MAX];
     char tls_key[FP_PATH_MAX];
+    char tls_client_ca[FP_PATH_MAX]; /* request client certificates chaining to this CA */
+    bool tls_require_client_cert;    /* and refuse requests without a valid one */
     /* [auth] */
     char htpasswd[FP_PATH_MAX];
     char realm[128];

@@ -186,6 +186,11 @@ static int http_do(const char *url, const fp_http_opts *opts, const char *bearer
         curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
     }
     if (opts->cacert) curl_easy_setopt(c, CURLOPT_CAINFO, opts->cacert);
+    if (opts->client_cert) {
+        curl_easy_setopt(c, CURLOPT_SSLCERT, opts->client_cert);
+        curl_easy_setopt(c, CURLOPT_SSLKEY,
+                         opts->client_key ? opts->client_key : opts->client_cert);
+    }
     if (opts->insecure) {
         curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
         curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);

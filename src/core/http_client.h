@@ -11,11 +11,13 @@
 #include "core/error.h"
 
 typedef struct fp_http_opts {
-    const char *userpwd; /* "user:password" for Basic auth, or NULL */
-    const char *cacert;  /* CA bundle to verify TLS with, or NULL for the system's */
-    int insecure;        /* skip TLS verification (tests only) */
-    long timeout_s;      /* 0: 30 s */
-    size_t max_body;     /* 0: 64 MiB */
+    const char *userpwd;     /* "user:password" for Basic auth, or NULL */
+    const char *cacert;      /* CA bundle to verify TLS with, or NULL for the system's */
+    int insecure;            /* skip TLS verification (tests only) */
+    const char *client_cert; /* PEM certificate to present (mutual TLS), or NULL */
+    const char *client_key;  /* its key (default: in client_cert) */
+    long timeout_s;          /* 0: 30 s */
+    size_t max_body;         /* 0: 64 MiB */
 } fp_http_opts;
 
 typedef struct fp_http_response {

@@ -6,6 +6,7 @@
 #include "registry/registry.h"
 
 #include <arpa/inet.h>
+#include <gnutls/gnutls.h>
 #include <errno.h>
 #include <netdb.h>
 #include <stdarg.h>
@@ -219,8 +220,46 @@ static enum fp_method parse_method(const char *m)
     return M_OTHER;
 }
 
+/* Mutual TLS: does this connection present a client certificate that
+ * chains to [tls] client_ca? Verified once per connection; the answer is
+ * kept in libmicrohttpd's per-connection socket context. */
+#define CLIENT_CERT_OK  ((void *)1)
+#define CLIENT_CERT_BAD ((void *)2)
+
+static bool client_cert_valid(fp_req *r)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    void **ctx = ci ? (void **)ci->socket_context : NULL;
+    if (ctx && *ctx) return *ctx == CLIENT_CERT_OK;
+    const union MHD_ConnectionInfo *ti =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    unsigned status = 1;
+    bool ok = ti && ti->tls_session &&
+              gnutls_certificate_verify_peers2((gnutls_session_t)ti->tls_session, &status) ==
+                  GNUTLS_E_SUCCESS &&
+              status == 0;
+    if (ctx) *ctx = ok ? CLIENT_CERT_OK : CLIENT_CERT_BAD;
+    if (!ok) fp_warn("event=client_cert_refused remote=%s", r->remote);
+    return ok;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    (void)cls;
+    (void)conn;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) *socket_context = NULL;
+}
+
 static void dispatch(fp_req *r)
 {
+    /* A joining node has no certificate yet: the join token vouches for it. */
+    if (r->reg->cfg->tls_require_client_cert && strcmp(r->path, "/api/v1/join") != 0 &&
+        !client_cert_valid(r)) {
+        fp_respond_error(r, 403, "DENIED", "a client certificate from the deployment is required");
+        return;
+    }
     if (r->reg->authz->signing && strcmp(r->path, "/auth/token") == 0) {
         fp_handle_token(r);
         return;
@@ -432,6 +471,7 @@ int fp_registry_start(fp_registry **out, const fp_config *cfg, fp_store *store, 
     if (ss.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
     cleanup_free char *cert = NULL;
     cleanup_free char *key = NULL;
+    cleanup_free char *trust = NULL;
     if (cfg->tls_cert[0] || cfg->tls_key[0]) {
         if (!cfg->tls_cert[0] || !cfg->tls_key[0]) {
             fp_registry_stop(reg);
@@ -442,7 +482,9 @@ int fp_registry_start(fp_registry **out, const fp_config *cfg, fp_store *store, 
             return fp_error_set(err, 0, "this libmicrohttpd has no TLS support");
         }
         if (fp_read_file(cfg->tls_cert, 1 << 20, &cert, NULL, err) < 0 ||
-            fp_read_file(cfg->tls_key, 1 << 20, &key, NULL, err) < 0) {
+            fp_read_file(cfg->tls_key, 1 << 20, &key, NULL, err) < 0 ||
+            (cfg->tls_client_ca[0] &&
+             fp_read_file(cfg->tls_client_ca, 1 << 20, &trust, NULL, err) < 0)) {
             fp_registry_stop(reg);
             return -1;
         }
@@ -459,6 +501,8 @@ int fp_registry_start(fp_registry **out, const fp_config *cfg, fp_store *store, 
         {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL},
         {cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, cert},
         {key ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, key},
+        {trust ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, 0, trust},
+        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, NULL},
         {MHD_OPTION_END, 0, NULL},
     };
     reg->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, reg, MHD_OPTION_ARRAY, opts,

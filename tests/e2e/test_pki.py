@@ -100,3 +100,63 @@ token_key = {ca / 'token.key'}
     finally:
         proc.terminate()
         assert proc.wait(timeout=10) == 0
+
+
+def test_mutual_tls(tmp_path):
+    """[tls] client_ca + require_client_cert: a request without a client
+    certificate from the deployment's CA is refused (403 DENIED, or the
+    handshake fails), one with it is served; joining needs none (the join
+    token vouches for a node that has no certificate yet)."""
+    ca = tmp_path / "ca"
+    fp("ca", "init", "--dir", str(ca))
+    fp("cert", "issue", "--ca", str(ca), "--name", "cloud", "--ip", "127.0.0.1", "--out",
+       str(tmp_path / "cloud"))
+    fp("cert", "issue", "--ca", str(ca), "--name", "fog-1", "--ip", "127.0.0.1", "--out",
+       str(tmp_path / "fog-1"))
+    fp("ca", "init", "--dir", str(tmp_path / "other"))
+    fp("cert", "issue", "--ca", str(tmp_path / "other"), "--name", "fog-x", "--ip", "127.0.0.1",
+       "--out", str(tmp_path / "fog-x"))
+    port = free_port()
+    url = f"https://127.0.0.1:{port}"
+    conf = tmp_path / "mtls.conf"
+    conf.write_text(f"""[node]
+id = cloud
+role = cloud
+ca = {ca}
+[server]
+listen = 127.0.0.1:{port}
+[storage]
+data = {tmp_path / 'data'}
+[tls]
+cert = {tmp_path / 'cloud.crt'}
+key = {tmp_path / 'cloud.key'}
+client_ca = {ca / 'ca.crt'}
+require_client_cert = true
+""")
+    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0")
+    log = open(tmp_path / "serve.log", "wb")
+    proc = subprocess.Popen([FOGPORT, "serve", "--config", str(conf)], stdout=log, stderr=log,
+                            env=env)
+    try:
+        cacert = str(ca / "ca.crt")
+        mine = (str(tmp_path / "fog-1.crt"), str(tmp_path / "fog-1.key"))
+        r = wait_http(url + "/v2/", verify=cacert)
+        assert r.status_code == 403 and r.json()["errors"][0]["code"] == "DENIED"
+        # with the deployment's certificate, on a kept-alive connection, twice
+        with requests.Session() as s:
+            for _ in range(2):
+                assert s.get(url + "/v2/", verify=cacert, cert=mine).status_code == 200
+        # a certificate from another CA is no better than none
+        try:
+            foreign = requests.get(url + "/v2/", verify=cacert,
+                                   cert=(str(tmp_path / "fog-x.crt"),
+                                         str(tmp_path / "fog-x.key")))
+            assert foreign.status_code == 403
+        except requests.exceptions.SSLError:
+            pass
+        # the join endpoint is reached without a certificate (400: bad body)
+        j = requests.post(url + "/api/v1/join", data=b"{}", verify=cacert)
+        assert j.status_code == 400
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0
