@@ -93,6 +93,19 @@ void fp_config_defaults(fp_config *cfg)
     cfg->access_log = true;
 }
 
+bool fp_config_list_has(const char *list, const char *item)
+{
+    size_t il = strlen(item);
+    for (const char *p = list; *p;) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        size_t n = strcspn(p, ", ");
+        if (n && n == il && !memcmp(p, item, n)) return true;
+        p += n;
+    }
+    return false;
+}
+
 int fp_parse_size(const char *s, uint64_t *out)
 {
     char *end;

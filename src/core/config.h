@@ -66,6 +66,9 @@ int fp_config_load(fp_config *cfg, const char *path, fp_error *err);
 int fp_config_set(fp_config *cfg, const char *section, const char *key, const char *value,
                   fp_error *err);
 
+/* Is item one of the entries of a comma- or space-separated list value? */
+bool fp_config_list_has(const char *list, const char *item);
+
 int fp_parse_size(const char *s, uint64_t *out);
 int fp_parse_duration(const char *s, unsigned *seconds);
 int fp_parse_bool(const char *s, bool *out);

@@ -136,17 +136,21 @@ static bool denied(fp_req *r)
     return false;
 }
 
+bool fp_authz_throttled(fp_req *r)
+{
+    unsigned wait = fp_ratelimit_blocked(r->reg->authz->logins, r->remote);
+    if (!wait) return false;
+    r->retry_after = wait;
+    fp_respond_error(r, 429, "TOOMANYREQUESTS", "too many failed attempts; retry in %u s", wait);
+    return true;
+}
+
 int fp_authz_basic(fp_req *r)
 {
     fp_authz *a = r->reg->authz;
     const char *h = fp_req_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
     if (!h || strncasecmp(h, "Basic ", 6) != 0) return 0;
-    unsigned wait = fp_ratelimit_blocked(a->logins, r->remote);
-    if (wait) {
-        r->retry_after = wait;
-        fp_respond_error(r, 429, "TOOMANYREQUESTS", "too many failed logins; retry in %u s", wait);
-        return -1;
-    }
+    if (fp_authz_throttled(r)) return -1;
     char name[64], pass[800];
     bool ok = fp_basic_decode(h, name, pass, sizeof pass) && fp_authz_login(r, name, pass);
     OPENSSL_cleanse(pass, sizeof pass);

@@ -55,6 +55,9 @@ bool fp_req_may(struct fp_req *r, const char *repo, unsigned action);
 /* Check Basic credentials (rate limited). Fills r->user. Returns 1 when
  * valid, 0 when absent, -1 when wrong (refusal already answered). */
 int fp_authz_basic(struct fp_req *r);
+/* Too many failed logins from this address? Then answers 429 with
+ * Retry-After and returns true. */
+bool fp_authz_throttled(struct fp_req *r);
 /* Verify a name and password: a joined node's credential (cloud) or an
  * htpasswd user. Fills r->user, r->kind, r->role. Not rate limited here. */
 bool fp_authz_login(struct fp_req *r, const char *name, const char *password);

@@ -38,28 +38,14 @@ static bool reserved_id(const fp_config *cfg, const char *id)
     if (!strcmp(id, "cloud") || !strcmp(id, cfg->node_id) || !strcmp(id, cfg->token_service) ||
         !strcmp(id, cfg->token_issuer))
         return true;
-    size_t il = strlen(id);
-    for (const char *p = cfg->token_audiences; *p;) {
-        while (*p == ' ' || *p == ',')
-            p++;
-        size_t n = strcspn(p, ", ");
-        if (n == il && !memcmp(p, id, n)) return true;
-        p += n;
-    }
-    return false;
+    return fp_config_list_has(cfg->token_audiences, id);
 }
 
 static void join_end(fp_req *r)
 {
     fp_authz *a = r->reg->authz;
     const fp_config *cfg = a->cfg;
-    unsigned wait = fp_ratelimit_blocked(a->logins, r->remote);
-    if (wait) {
-        r->retry_after = wait;
-        fp_respond_error(r, 429, "TOOMANYREQUESTS", "too many failed attempts; retry in %u s",
-                         wait);
-        return;
-    }
+    if (fp_authz_throttled(r)) return;
     json_t *req = json_loadb(r->body.data ? r->body.data : "", r->body.len, 0, NULL);
     const char *token = json_string_value(json_object_get(req, "token"));
     const char *idv = json_string_value(json_object_get(req, "id"));

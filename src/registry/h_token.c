@@ -29,16 +29,7 @@ static bool audience_allowed(fp_authz *a, const char *service)
     if (a->nodes && fp_node_id_valid(service) && !fp_nodes_revoked(a->nodes, service) &&
         fp_nodes_known(a->nodes, service))
         return true;
-    const char *p = cfg->token_audiences;
-    size_t sl = strlen(service);
-    while (*p) {
-        while (*p == ' ' || *p == ',')
-            p++;
-        size_t n = strcspn(p, ", ");
-        if (n == sl && !memcmp(p, service, n)) return true;
-        p += n;
-    }
-    return false;
+    return fp_config_list_has(cfg->token_audiences, service);
 }
 
 static void oauth_error(fp_req *r, unsigned status, const char *error, const char *desc)
@@ -243,12 +234,7 @@ static void token_post_end(fp_req *r)
         return;
     }
     fp_authz *a = r->reg->authz;
-    unsigned wait = fp_ratelimit_blocked(a->logins, r->remote);
-    if (wait) {
-        r->retry_after = wait;
-        fp_respond_error(r, 429, "TOOMANYREQUESTS", "too many failed logins; retry in %u s", wait);
-        return;
-    }
+    if (fp_authz_throttled(r)) return;
     bool ok = user[0] && fp_authz_login(r, user, password ? password : "");
     if (password) OPENSSL_cleanse(password, strlen(password));
     if (!ok) {

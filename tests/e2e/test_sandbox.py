@@ -50,7 +50,7 @@ def test_sandbox_up_and_down(tmp_path):
             assert ch.startswith(f'Bearer realm="{topo["nodes"][0]["registry"]}/auth/token"')
             assert f'service="{n["id"] if n["role"] != "cloud" else "fogport"}"' in ch
             if n["role"] != "cloud":
-                assert (os.path.join(n["data"], "data", "node", "credential.json"))
+                assert os.path.exists(os.path.join(n["data"], "data", "node", "credential.json"))
         listed = fp("node", "list", "--data", os.path.join(topo["nodes"][0]["data"], "data"))
         assert [l.split()[0] for l in listed.stdout.splitlines()] == ["edge-1", "fog-1", "fog-2"]
         # the admin pushes to a fog with a token from the cloud

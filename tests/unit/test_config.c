@@ -369,6 +369,18 @@ static void test_parse_bool(void **state)
     }
 }
 
+static void test_list_has(void **state)
+{
+    (void)state;
+    assert_true(fp_config_list_has("fog-1,fog-2", "fog-2"));
+    assert_true(fp_config_list_has(" fog-1 , fog-2 ", "fog-1"));
+    assert_true(fp_config_list_has("a b,c", "b"));
+    assert_false(fp_config_list_has("fog-10,fog-2", "fog-1")); /* no prefix match */
+    assert_false(fp_config_list_has("fog-1", "fog-10"));
+    assert_false(fp_config_list_has("", "fog-1"));
+    assert_false(fp_config_list_has(",,", ""));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -382,6 +394,7 @@ int main(void)
         cmocka_unit_test(test_parse_size),
         cmocka_unit_test(test_parse_duration),
         cmocka_unit_test(test_parse_bool),
+        cmocka_unit_test(test_list_has),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
