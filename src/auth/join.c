@@ -145,34 +145,52 @@ int fp_node_prepare(fp_config *cfg, fp_error *err)
     return 0;
 }
 
-int fp_node_fetch_revoked(const fp_config *cfg, json_t **ids, fp_error *err)
+int fp_node_cred_load(const fp_config *cfg, fp_node_cred *c, fp_error *err)
 {
+    memset(c, 0, sizeof *c);
     char path[FP_PATH_MAX + 64];
     snprintf(path, sizeof path, "%s/node/credential.json", cfg->data_dir);
     json_t *cred = json_load_file(path, 0, NULL);
     const char *id = json_string_value(json_object_get(cred, "id"));
     const char *secret = json_string_value(json_object_get(cred, "secret"));
-    if (!id || !secret) {
-        json_decref(cred);
+    int n = id && secret ? snprintf(c->userpwd, sizeof c->userpwd, "%s:%s", id, secret) : -1;
+    json_decref(cred);
+    if (n < 0 || (size_t)n >= sizeof c->userpwd) {
+        fp_node_cred_clear(c);
         return fp_error_set(err, 0, "%s: no node credential", path);
     }
-    cleanup_buf fp_buf userpwd = FP_BUF_INIT, url = FP_BUF_INIT;
-    fp_buf_printf(&userpwd, "%s:%s", id, secret);
-    json_decref(cred);
+    snprintf(c->cacert, sizeof c->cacert, "%s", cfg->node_cacert);
+    snprintf(c->cert, sizeof c->cert, "%s/node/tls.crt", cfg->data_dir);
+    snprintf(c->key, sizeof c->key, "%s/node/tls.key", cfg->data_dir);
+    c->has_cert = access(c->cert, R_OK) == 0 && access(c->key, R_OK) == 0;
+    return 0;
+}
+
+void fp_node_cred_opts(const fp_node_cred *c, fp_http_opts *o)
+{
+    o->userpwd = c->userpwd;
+    o->cacert = c->cacert[0] ? c->cacert : NULL;
+    /* present the node's certificate too: a node may require mutual TLS */
+    o->client_cert = c->has_cert ? c->cert : NULL;
+    o->client_key = c->has_cert ? c->key : NULL;
+}
+
+void fp_node_cred_clear(fp_node_cred *c)
+{
+    OPENSSL_cleanse(c->userpwd, sizeof c->userpwd);
+}
+
+int fp_node_fetch_revoked(const fp_config *cfg, json_t **ids, fp_error *err)
+{
+    fp_node_cred cred;
+    if (fp_node_cred_load(cfg, &cred, err) < 0) return -1;
+    cleanup_buf fp_buf url = FP_BUF_INIT;
     fp_buf_printf(&url, "%s/api/v1/revoked", cfg->node_cloud);
-    /* present the node's certificate too: a cloud may require mutual TLS */
-    char crt[FP_PATH_MAX + 64], key[FP_PATH_MAX + 64];
-    snprintf(crt, sizeof crt, "%s/node/tls.crt", cfg->data_dir);
-    snprintf(key, sizeof key, "%s/node/tls.key", cfg->data_dir);
-    bool has_cert = access(crt, R_OK) == 0 && access(key, R_OK) == 0;
-    fp_http_opts o = {.userpwd = userpwd.data,
-                      .cacert = cfg->node_cacert[0] ? cfg->node_cacert : NULL,
-                      .timeout_s = 5,
-                      .client_cert = has_cert ? crt : NULL,
-                      .client_key = has_cert ? key : NULL};
+    fp_http_opts o = {.timeout_s = 5};
+    fp_node_cred_opts(&cred, &o);
     fp_http_response resp;
     int rc = fp_http_get(url.data, &o, &resp, err);
-    OPENSSL_cleanse(userpwd.data, userpwd.len);
+    fp_node_cred_clear(&cred);
     if (rc < 0) return -1;
     json_t *body = resp.status == 200 ? json_loadb(resp.body.data, resp.body.len, 0, NULL) : NULL;
     long status = resp.status;

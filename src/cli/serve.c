@@ -9,6 +9,7 @@
 #include "auth/join.h"
 #include "cli/cli.h"
 #include "core/log.h"
+#include "federation/federation.h"
 #include "registry/registry.h"
 #include "store/store.h"
 
@@ -85,11 +86,15 @@ int fp_cmd_serve(int argc, char **argv)
     fp_store *store;
     struct fp_store_options so = {.upload_expiry_s = cfg.upload_expiry_s, .exclusive = true};
     if (fp_store_open(&store, cfg.data_dir, &so, &err) < 0) return fp_cli_fail(&err);
+    fp_federation *fed = NULL;
     fp_registry *reg;
-    if (fp_registry_start(&reg, &cfg, store, &err) < 0) {
+    if (fp_federation_open(&fed, &cfg, store, &err) < 0 ||
+        fp_registry_start(&reg, &cfg, store, &err) < 0) {
+        fp_federation_free(fed);
         fp_store_close(store);
         return fp_cli_fail(&err);
     }
+    fp_registry_set_federation(reg, fed);
     fp_info("event=serving node=%s role=%s listen=%s port=%u data=%s tls=%s auth=%s version=%s",
             cfg.node_id[0] ? cfg.node_id : "-", cfg.node_role[0] ? cfg.node_role : "registry",
             cfg.listen, fp_registry_port(reg), cfg.data_dir, cfg.tls_cert[0] ? "on" : "off",
@@ -123,9 +128,11 @@ int fp_cmd_serve(int argc, char **argv)
             next_revocations =
                 now + (cfg.node_revocation_interval_s ? cfg.node_revocation_interval_s : 10);
         }
+        fp_federation_tick(fed, now);
     }
     fp_info("event=stopping signal=%d", sig);
     fp_registry_stop(reg);
+    fp_federation_free(fed);
     fp_store_close(store);
     fp_info("event=stopped");
     return 0;

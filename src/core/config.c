@@ -37,6 +37,15 @@ static const struct key keys[] = {
     STR("node", "ca", node_ca),
     STR("node", "cacert", node_cacert),
     NUM("node", "revocation_interval", K_DURATION, node_revocation_interval_s),
+    STR("node", "url", node_url),
+    STR("node", "parent", node_parent),
+    NUM("node", "capacity", K_SIZE, node_capacity),
+    NUM("federation", "enabled", K_BOOL, fed_enabled),
+    STR("federation", "peers", fed_peers),
+    NUM("federation", "peer_order_config", K_BOOL, fed_peer_order_config),
+    NUM("federation", "tag_ttl", K_DURATION, fed_tag_ttl_s),
+    NUM("federation", "peer_timeout", K_DURATION, fed_peer_timeout_s),
+    NUM("federation", "heartbeat", K_DURATION, fed_heartbeat_s),
     STR("server", "listen", listen),
     NUM("server", "threads", K_UINT, threads),
     NUM("server", "timeout", K_DURATION, timeout_s),
@@ -76,6 +85,10 @@ void fp_config_defaults(fp_config *cfg)
     snprintf(cfg->listen, sizeof cfg->listen, "127.0.0.1:5000");
     cfg->timeout_s = 60;
     cfg->node_revocation_interval_s = 10;
+    cfg->fed_enabled = true;
+    cfg->fed_tag_ttl_s = 60;
+    cfg->fed_peer_timeout_s = 3;
+    cfg->fed_heartbeat_s = 5;
     cfg->max_connections = 1024;
     cfg->max_connections_per_ip = 256;
     snprintf(cfg->data_dir, sizeof cfg->data_dir, "/var/lib/fogport");

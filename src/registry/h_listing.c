@@ -167,11 +167,39 @@ void fp_handle_referrers(fp_req *r)
 {
     if (!fp_req_read_only(r)) return;
     if (!fp_req_digest_ok(r, r->route.ref)) return;
+    fp_error err;
+    fp_fed_origin o;
+    fp_req_fed_origin(r, &o);
+    fp_manifest_row row;
+    /* a subject this node does not hold: its referrers are elsewhere too */
+    if (r->reg->fed && fp_fed_may_forward(r->reg->fed, &o) &&
+        fp_store_manifest_get(r->reg->store, r->route.name, r->route.ref, true, false, &row,
+                              &err) == FP_STORE_NOT_FOUND) {
+        char *body = NULL;
+        size_t len = 0;
+        const char *filter = fp_req_arg(r, "artifactType");
+        char q[300] = "";
+        if (filter && filter[0] && strlen(filter) < 200 && !strpbrk(filter, "&#? "))
+            snprintf(q, sizeof q, "artifactType=%s", filter);
+        if (fp_fed_referrers(r->reg->fed, r->route.name, r->route.ref, q[0] ? q : NULL, &o, &body,
+                             &len, &err) == 0) {
+            struct MHD_Response *resp =
+                MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+            if (resp) {
+                MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, FP_MT_OCI_INDEX);
+                if (q[0]) MHD_add_response_header(resp, "OCI-Filters-Applied", "artifactType");
+            } else {
+                free(body);
+            }
+            r->bytes_out = len;
+            fp_respond(r, 200, resp);
+            return;
+        }
+    }
     struct referrers rs = {.json = FP_BUF_INIT, .filter = fp_req_arg(r, "artifactType")};
     if (rs.filter && !rs.filter[0]) rs.filter = NULL;
     fp_buf_puts(&rs.json,
                 "{\"schemaVersion\":2,\"mediaType\":\"" FP_MT_OCI_INDEX "\",\"manifests\":[");
-    fp_error err;
     if (fp_store_referrers(r->reg->store, r->route.name, r->route.ref, add_referrer, &rs, &err) <
         0) {
         fp_buf_free(&rs.json);

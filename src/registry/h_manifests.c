@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/cleanup.h"
 #include "core/log.h"
@@ -31,6 +32,36 @@ static bool check_ref(fp_req *r)
     return true;
 }
 
+/* A node that pulls through: fetch what is missing, and re-validate a tag
+ * that came from another node once it is older than [federation] tag_ttl.
+ * When no holder answers, a stale tag is still served: a fog keeps working
+ * while the cloud is away. */
+static int pull_through(fp_req *r, bool by_digest, bool head, int rc, fp_manifest_row *row,
+                        fp_error *err)
+{
+    fp_federation *fed = r->reg->fed;
+    fp_fed_origin o;
+    fp_req_fed_origin(r, &o);
+    if (!fed || !fp_fed_may_forward(fed, &o) || rc < 0) return rc;
+    unsigned ttl = r->reg->cfg->fed_tag_ttl_s;
+    bool stale = rc == 0 && !by_digest && row->tag_cached &&
+                 (int64_t)time(NULL) - row->tag_updated >= (int64_t)ttl;
+    if (rc == 0 && !stale) return 0;
+    fp_error perr;
+    int p = fp_fed_pull_manifest(fed, r->route.name, r->route.ref, by_digest, &o, &perr);
+    if (p != 0) {
+        if (rc == 0) {
+            fp_info("event=stale_tag_served repo=%s tag=%s", r->route.name, r->route.ref);
+            return 0;
+        }
+        if (p < 0) *err = perr;
+        return p < 0 ? -1 : FP_STORE_NOT_FOUND;
+    }
+    if (rc == 0) free(row->body);
+    return fp_store_manifest_get(r->reg->store, r->route.name, r->route.ref, by_digest, !head, row,
+                                 err);
+}
+
 static void get_manifest(fp_req *r)
 {
     bool head = r->method == M_HEAD;
@@ -39,6 +70,7 @@ static void get_manifest(fp_req *r)
     fp_error err;
     int rc = fp_store_manifest_get(r->reg->store, r->route.name, r->route.ref, by_digest, !head,
                                    &row, &err);
+    rc = pull_through(r, by_digest, head, rc, &row, &err);
     if (rc != 0) {
         fp_respond_store_error(r, rc, &err, "MANIFEST_UNKNOWN", "manifest unknown to registry");
         return;
@@ -155,30 +187,11 @@ static void put_manifest_end(fp_req *r)
         return;
     }
 
-    size_t nrefs = m.nrefs + (m.is_index ? 0 : 1);
-    cleanup_free fp_manifest_ref *refs = calloc(nrefs + 1, sizeof *refs);
-    size_t k = 0;
-    if (refs && !m.is_index) refs[k++] = (fp_manifest_ref){.digest = m.config.digest};
-    for (size_t i = 0; refs && i < m.nrefs; i++)
-        refs[k++] = (fp_manifest_ref){
-            .digest = m.refs[i].digest, .is_manifest = m.is_index, .external = m.refs[i].has_urls};
-    fp_manifest_put put = {
-        .digest = digest,
-        .media_type = m.media_type,
-        .body = r->body.data ? r->body.data : "",
-        .size = r->body.len,
-        .subject = m.has_subject ? m.subject : NULL,
-        .artifact_type = m.artifact_type[0] ? m.artifact_type : NULL,
-        .annotations = m.annotations,
-        .refs = refs,
-        .nrefs = k,
-        .tags = tl.tags,
-        .ntags = tl.n,
-    };
     char missing[FP_DIGEST_MAX] = "";
     fp_error err;
-    int rc = refs ? fp_store_manifest_put(r->reg->store, r->route.name, &put, missing, &err)
-                  : fp_error_set(&err, ENOMEM, "manifest references");
+    int rc = fp_store_manifest_put_parsed(r->reg->store, r->route.name, &m, digest,
+                                          r->body.data ? r->body.data : "", r->body.len, tl.tags,
+                                          tl.n, false, missing, &err);
     bool has_subject = m.has_subject;
     char subject[FP_DIGEST_MAX];
     snprintf(subject, sizeof subject, "%s", m.subject);

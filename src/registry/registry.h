@@ -7,6 +7,7 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "federation/federation.h"
 #include "store/store.h"
 
 typedef struct fp_registry fp_registry;
@@ -18,6 +19,8 @@ unsigned fp_registry_port(const fp_registry *r);
 /* A fog or edge: replace the list of nodes the cloud has revoked (a JSON
  * array of ids); their tokens are refused from now on. */
 void fp_registry_set_revoked(fp_registry *r, const json_t *ids);
+/* Fetch what this node misses from other nodes (set before serving). */
+void fp_registry_set_federation(fp_registry *r, fp_federation *fed);
 /* Stop accepting, finish in-flight requests, free. */
 void fp_registry_stop(fp_registry *r);
 

@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "auth/access.h"
 #include "registry/authz.h"
+#include "federation/federation.h"
 #include "registry/route.h"
 #include "store/store.h"
 
@@ -22,6 +23,7 @@ struct fp_registry {
     const fp_config *cfg;
     fp_store *store;
     struct fp_authz *authz;
+    fp_federation *fed; /* pull-through from other nodes, or NULL */
     unsigned port;
 };
 
@@ -84,6 +86,9 @@ struct fp_req {
 /* Request header / query argument (NULL when absent). */
 const char *fp_req_header(fp_req *r, const char *name);
 const char *fp_req_arg(fp_req *r, const char *name);
+
+/* How the request reached us, from its forwarding headers. */
+void fp_req_fed_origin(fp_req *r, fp_fed_origin *o);
 
 /* Queue resp with status (adds common headers, consumes resp). */
 void fp_respond(fp_req *r, unsigned status, struct MHD_Response *resp);

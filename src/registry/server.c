@@ -29,6 +29,19 @@ const char *fp_req_header(fp_req *r, const char *name)
     return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
 
+void fp_req_fed_origin(fp_req *r, fp_fed_origin *o)
+{
+    const char *peer = fp_req_header(r, "Fogport-Peer");
+    const char *hops = fp_req_header(r, "Fogport-Hops");
+    o->from_peer = peer != NULL;
+    o->hops = 0;
+    if (hops) {
+        uint64_t v;
+        /* an unreadable count must not reset it: treat it as exhausted */
+        o->hops = fp_parse_u64(hops, &v) == 0 && v < FP_FED_MAX_HOPS ? (unsigned)v : FP_FED_MAX_HOPS;
+    }
+}
+
 const char *fp_req_arg(fp_req *r, const char *name)
 {
     return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
@@ -520,6 +533,11 @@ int fp_registry_start(fp_registry **out, const fp_config *cfg, fp_store *store, 
     reg->port = di ? di->port : 0;
     *out = reg;
     return 0;
+}
+
+void fp_registry_set_federation(fp_registry *r, fp_federation *fed)
+{
+    r->fed = fed;
 }
 
 void fp_registry_set_revoked(fp_registry *r, const json_t *ids)

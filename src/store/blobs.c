@@ -102,6 +102,41 @@ fail:
     return -1;
 }
 
+int fp_store_blob_link_referenced(fp_store *s, const char *repo, const char *digest,
+                                  fp_error *err)
+{
+    fp_db *db = fp_db_get(s, err);
+    if (!db || fp_db_begin(db, err) < 0) return -1;
+    int64_t repo_id;
+    int rc = fp_store_repo_id(db, repo, false, &repo_id, err);
+    if (rc != 0) goto out;
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(db->db,
+                           "SELECT 1 FROM blobs b WHERE b.digest = ?2 AND EXISTS (SELECT 1 FROM "
+                           "repo_manifests rm JOIN manifest_refs r ON r.digest = rm.digest WHERE "
+                           "rm.repo = ?1 AND r.child = ?2)",
+                           -1, &q, NULL) != SQLITE_OK) {
+        rc = fp_db_fail(db, err, "find referenced blob");
+        goto out;
+    }
+    sqlite3_bind_int64(q, 1, repo_id);
+    sqlite3_bind_text(q, 2, digest, -1, SQLITE_STATIC);
+    int step = sqlite3_step(q);
+    sqlite3_finalize(q);
+    if (step != SQLITE_ROW) {
+        rc = step == SQLITE_DONE ? FP_STORE_NOT_FOUND : fp_db_fail(db, err, "find referenced blob");
+        goto out;
+    }
+    if (link_blob(db, repo_id, digest, err) < 0) {
+        rc = -1;
+        goto out;
+    }
+    return fp_db_commit(db, err);
+out:
+    fp_db_rollback(db);
+    return rc;
+}
+
 int fp_store_blob_delete(fp_store *s, const char *repo, const char *digest, fp_error *err)
 {
     fp_db *db = fp_db_get(s, err);

@@ -22,8 +22,9 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_UPLOAD_GET] = "SELECT repo, created FROM uploads WHERE id = ?1",
     [ST_UPLOAD_DELETE] = "DELETE FROM uploads WHERE id = ?1",
     [ST_MANIFEST_INSERT] =
-        "INSERT OR IGNORE INTO manifests(digest, media_type, size, body, subject, artifact_type, "
-        "annotations, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO manifests(digest, media_type, size, body, subject, artifact_type, "
+        "annotations, created, lazy) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
+        "ON CONFLICT(digest) DO UPDATE SET lazy = MIN(lazy, excluded.lazy)",
     [ST_MANIFEST_REF_INSERT] =
         "INSERT OR IGNORE INTO manifest_refs(digest, child, is_manifest) VALUES (?1, ?2, ?3)",
     [ST_REPO_MANIFEST_INSERT] =
@@ -31,16 +32,17 @@ static const char *const stmt_sql[ST_COUNT] = {
         "ON CONFLICT(repo, digest) DO UPDATE SET created = excluded.created",
     [ST_REPO_MANIFEST_IN_REPO] = "SELECT 1 FROM repo_manifests WHERE repo = ?1 AND digest = ?2",
     [ST_REPO_MANIFEST_DELETE] = "DELETE FROM repo_manifests WHERE repo = ?1 AND digest = ?2",
-    [ST_TAG_SET] = "INSERT INTO tags(repo, name, digest, updated) VALUES (?1, ?2, ?3, ?4) "
-                   "ON CONFLICT(repo, name) DO UPDATE SET digest = excluded.digest, "
-                   "updated = excluded.updated",
+    [ST_TAG_SET] = "INSERT INTO tags(repo, name, digest, updated, cached) VALUES (?1, ?2, ?3, ?4, "
+                   "?5) ON CONFLICT(repo, name) DO UPDATE SET digest = excluded.digest, "
+                   "updated = excluded.updated, cached = excluded.cached",
     [ST_TAG_DELETE] = "DELETE FROM tags WHERE repo = ?1 AND name = ?2",
     [ST_TAGS_DELETE_DIGEST] = "DELETE FROM tags WHERE repo = ?1 AND digest = ?2",
     [ST_MANIFEST_BY_TAG] =
-        "SELECT m.digest, m.media_type, m.body FROM repos r JOIN tags t ON t.repo = r.id "
+        "SELECT m.digest, m.media_type, m.body, t.updated, t.cached FROM repos r JOIN tags t ON "
+        "t.repo = r.id "
         "JOIN manifests m ON m.digest = t.digest WHERE r.name = ?1 AND t.name = ?2",
     [ST_MANIFEST_BY_DIGEST] =
-        "SELECT m.digest, m.media_type, m.body FROM repos r JOIN repo_manifests rm ON "
+        "SELECT m.digest, m.media_type, m.body, 0, 0 FROM repos r JOIN repo_manifests rm ON "
         "rm.repo = r.id JOIN manifests m ON m.digest = rm.digest WHERE r.name = ?1 AND "
         "rm.digest = ?2",
     [ST_TAGS_LIST] = "SELECT t.name FROM repos r JOIN tags t ON t.repo = r.id WHERE r.name = ?1 "
@@ -56,7 +58,8 @@ static const char *const stmt_sql[ST_COUNT] = {
         "WHERE r.name = ?1 AND m.subject = ?2 ORDER BY m.digest",
 };
 
-/* Schema version 1. Manifests and blobs are global and content-addressed;
+/* Schema version 2 (1 plus manifests.lazy and tags.cached, see
+ * fp_db_migrate). Manifests and blobs are global and content-addressed;
  * repo_blobs / repo_manifests say which repository may see which (as
  * Distribution's linked blob store does), so bytes are stored once. */
 static const char schema_sql[] =
@@ -69,7 +72,7 @@ static const char schema_sql[] =
     "CREATE INDEX IF NOT EXISTS repo_blobs_digest ON repo_blobs(digest);"
     "CREATE TABLE IF NOT EXISTS manifests(digest TEXT PRIMARY KEY, media_type TEXT NOT NULL, "
     "  size INTEGER NOT NULL, body BLOB NOT NULL, subject TEXT, artifact_type TEXT, "
-    "  annotations TEXT, created INTEGER NOT NULL) WITHOUT ROWID;"
+    "  annotations TEXT, created INTEGER NOT NULL, lazy INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS manifests_subject ON manifests(subject) WHERE subject IS NOT NULL;"
     "CREATE TABLE IF NOT EXISTS manifest_refs(digest TEXT NOT NULL, child TEXT NOT NULL, "
     "  is_manifest INTEGER NOT NULL, PRIMARY KEY(digest, child)) WITHOUT ROWID;"
@@ -78,11 +81,12 @@ static const char schema_sql[] =
     "  created INTEGER NOT NULL, PRIMARY KEY(repo, digest)) WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS repo_manifests_digest ON repo_manifests(digest);"
     "CREATE TABLE IF NOT EXISTS tags(repo INTEGER NOT NULL, name TEXT NOT NULL, "
-    "  digest TEXT NOT NULL, updated INTEGER NOT NULL, PRIMARY KEY(repo, name)) WITHOUT ROWID;"
+    "  digest TEXT NOT NULL, updated INTEGER NOT NULL, cached INTEGER NOT NULL DEFAULT 0, "
+    "  PRIMARY KEY(repo, name)) WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS tags_digest ON tags(digest);"
     "CREATE TABLE IF NOT EXISTS uploads(id TEXT PRIMARY KEY, repo TEXT NOT NULL, "
     "  created INTEGER NOT NULL) WITHOUT ROWID;"
-    "PRAGMA user_version = 1;";
+    "";
 
 int fp_db_open(const char *path, sqlite3 **out, fp_error *err)
 {
@@ -204,4 +208,38 @@ void fp_db_rollback(fp_db *db)
 const char *fp_db_schema_sql(void)
 {
     return schema_sql;
+}
+
+static int user_version(fp_db *db, int *v, fp_error *err)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+        return fp_db_fail(db, err, "read schema version");
+    int rc = sqlite3_step(st);
+    *v = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 0 : fp_db_fail(db, err, "read schema version");
+}
+
+/* Version 1 stores lack the pull-through columns: add them, once, under the
+ * write lock (another process may be opening the same store). */
+int fp_db_migrate(fp_db *db, fp_error *err)
+{
+    int v;
+    if (fp_db_begin(db, err) < 0 || user_version(db, &v, err) < 0) goto fail;
+    if (v == 1 && (fp_db_exec(db,
+                              "ALTER TABLE manifests ADD COLUMN lazy INTEGER NOT NULL DEFAULT 0;"
+                              "ALTER TABLE tags ADD COLUMN cached INTEGER NOT NULL DEFAULT 0;",
+                              err) < 0))
+        goto fail;
+    if (v < FP_DB_SCHEMA_VERSION && fp_db_exec(db, "PRAGMA user_version = 2", err) < 0) goto fail;
+    if (v > FP_DB_SCHEMA_VERSION) {
+        fp_error_set(err, 0, "store schema version %d is newer than this fogport's (%d)", v,
+                     FP_DB_SCHEMA_VERSION);
+        goto fail;
+    }
+    return fp_db_commit(db, err);
+fail:
+    fp_db_rollback(db);
+    return -1;
 }

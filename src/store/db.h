@@ -31,7 +31,7 @@ enum fp_stmt {
     ST_REPO_MANIFEST_INSERT, /* repo id, digest, created */
     ST_REPO_MANIFEST_IN_REPO, /* repo id, digest -> 1 */
     ST_REPO_MANIFEST_DELETE,  /* repo id, digest */
-    ST_TAG_SET,               /* repo id, name, digest, updated */
+    ST_TAG_SET,               /* repo id, name, digest, updated, cached */
     ST_TAG_DELETE,            /* repo id, name */
     ST_TAGS_DELETE_DIGEST,    /* repo id, digest */
     ST_MANIFEST_BY_TAG,       /* repo name, tag -> digest, media_type, body */
@@ -64,6 +64,9 @@ int fp_db_fail(fp_db *db, fp_error *err, const char *what);
 /* Open and configure a connection (WAL, synchronous=FULL, busy timeout). */
 int fp_db_open(const char *path, sqlite3 **out, fp_error *err);
 const char *fp_db_schema_sql(void);
+#define FP_DB_SCHEMA_VERSION 2
+/* Bring an older store's schema up to FP_DB_SCHEMA_VERSION. */
+int fp_db_migrate(fp_db *db, fp_error *err);
 void fp_db_free(fp_db *c);
 /* pthread key destructor for per-thread connections. */
 void fp_db_thread_exit(void *arg);

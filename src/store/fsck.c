@@ -96,12 +96,14 @@ int fp_store_fsck(fp_store *s, fp_fsck_cb cb, void *ctx, struct fp_fsck_stats *s
     }
     sqlite3_finalize(q);
 
-    /* References and links that point at nothing. */
+    /* References and links that point at nothing. A manifest pulled through
+     * from another node ("lazy") may lack blobs: they follow on demand. */
     static const struct {
         const char *kind, *sql;
     } dangling[] = {
         {"dangling-blob-ref",
-         "SELECT r.digest || ' -> ' || r.child FROM manifest_refs r WHERE r.is_manifest = 0 AND "
+         "SELECT r.digest || ' -> ' || r.child FROM manifest_refs r JOIN manifests m ON m.digest = "
+         "r.digest WHERE r.is_manifest = 0 AND m.lazy = 0 AND "
          "NOT EXISTS (SELECT 1 FROM blobs b WHERE b.digest = r.child)"},
         {"dangling-blob-link",
          "SELECT rb.digest FROM repo_blobs rb WHERE NOT EXISTS (SELECT 1 FROM blobs b WHERE "

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/manifest.h"
+
 static int step_done(fp_db *db, sqlite3_stmt *st, fp_error *err, const char *what)
 {
     int rc = sqlite3_step(st);
@@ -37,7 +39,7 @@ static int put_locked(fp_db *db, const char *repo, const fp_manifest_put *m,
     if (rc != 0) return rc;
     for (size_t i = 0; i < m->nrefs; i++) {
         const fp_manifest_ref *r = &m->refs[i];
-        if (r->external) continue;
+        if (r->external || m->cached) continue;
         rc = in_repo(db, r->is_manifest ? ST_REPO_MANIFEST_IN_REPO : ST_REPO_BLOB_IN_REPO, repo_id,
                      r->digest, err);
         if (rc == FP_STORE_NOT_FOUND && missing) snprintf(missing, FP_DIGEST_MAX, "%s", r->digest);
@@ -54,6 +56,7 @@ static int put_locked(fp_db *db, const char *repo, const fp_manifest_put *m,
     if (m->artifact_type) sqlite3_bind_text(st, 6, m->artifact_type, -1, SQLITE_STATIC);
     if (m->annotations) sqlite3_bind_text(st, 7, m->annotations, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 8, now);
+    sqlite3_bind_int(st, 9, m->cached);
     if (step_done(db, st, err, "store manifest") < 0) return -1;
     for (size_t i = 0; i < m->nrefs; i++) {
         if (m->refs[i].external) continue; /* never stored here: nothing for gc or fsck to follow */
@@ -77,6 +80,7 @@ static int put_locked(fp_db *db, const char *repo, const fp_manifest_put *m,
         sqlite3_bind_text(st, 2, m->tags[i], -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 3, m->digest, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 4, now);
+        sqlite3_bind_int(st, 5, m->cached);
         if (step_done(db, st, err, "set tag") < 0) return -1;
     }
     return 0;
@@ -93,6 +97,40 @@ int fp_store_manifest_put(fp_store *s, const char *repo, const fp_manifest_put *
         return rc;
     }
     return fp_db_commit(db, err);
+}
+
+int fp_store_manifest_put_parsed(fp_store *s, const char *repo, const struct fp_manifest *m,
+                                 const char *digest, const void *body, size_t size,
+                                 const char *const *tags, size_t ntags, bool cached,
+                                 char missing[FP_DIGEST_MAX], fp_error *err)
+{
+    /* an image manifest references its config and layers, an index its
+     * child manifests */
+    size_t nrefs = m->nrefs + (m->is_index ? 0 : 1), k = 0;
+    fp_manifest_ref *refs = calloc(nrefs + 1, sizeof *refs);
+    if (!refs) return fp_error_set(err, ENOMEM, "manifest references");
+    if (!m->is_index) refs[k++] = (fp_manifest_ref){.digest = m->config.digest};
+    for (size_t i = 0; i < m->nrefs; i++)
+        refs[k++] = (fp_manifest_ref){.digest = m->refs[i].digest,
+                                      .is_manifest = m->is_index,
+                                      .external = m->refs[i].has_urls};
+    fp_manifest_put put = {
+        .digest = digest,
+        .media_type = m->media_type,
+        .body = body,
+        .size = size,
+        .subject = m->has_subject ? m->subject : NULL,
+        .artifact_type = m->artifact_type[0] ? m->artifact_type : NULL,
+        .annotations = m->annotations,
+        .refs = refs,
+        .nrefs = k,
+        .tags = tags,
+        .ntags = ntags,
+        .cached = cached,
+    };
+    int rc = fp_store_manifest_put(s, repo, &put, missing, err);
+    free(refs);
+    return rc;
 }
 
 int fp_store_manifest_get(fp_store *s, const char *repo, const char *ref, bool by_digest,
@@ -113,6 +151,8 @@ int fp_store_manifest_get(fp_store *s, const char *repo, const char *ref, bool b
     snprintf(out->media_type, sizeof out->media_type, "%s",
              (const char *)sqlite3_column_text(st, 1));
     out->size = (size_t)sqlite3_column_bytes(st, 2);
+    out->tag_updated = sqlite3_column_int64(st, 3);
+    out->tag_cached = sqlite3_column_int(st, 4) != 0;
     out->body = NULL;
     if (want_body) {
         out->body = malloc(out->size ? out->size : 1);

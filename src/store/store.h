@@ -49,6 +49,12 @@ int fp_store_blob_open(fp_store *s, const char *repo, const char *digest, int *f
  * linked in already, or NULL for any. */
 int fp_store_blob_mount(fp_store *s, const char *repo, const char *digest, const char *from,
                         fp_error *err);
+/* Link a blob this node holds into repo when one of repo's manifests
+ * references it: a pulled-through manifest vouches that the blob belongs to
+ * the repository. FP_STORE_NOT_FOUND when the blob is absent or no manifest
+ * of repo references it. */
+int fp_store_blob_link_referenced(fp_store *s, const char *repo, const char *digest,
+                                  fp_error *err);
 /* Unlink a blob from repo (the bytes go at the next gc). */
 int fp_store_blob_delete(fp_store *s, const char *repo, const char *digest, fp_error *err);
 /* Global existence (any repository). */
@@ -73,6 +79,9 @@ int fp_upload_acquire(fp_store *s, const char *repo, const char *id, fp_upload *
 uint64_t fp_upload_offset(const fp_upload *u);
 const char *fp_upload_id(const fp_upload *u);
 int fp_upload_write(fp_upload *u, const void *data, size_t len, fp_error *err);
+/* The session's file, to serve its bytes while they arrive (a descriptor
+ * opened on it stays valid after finish renames the file into place). */
+int fp_upload_file_path(const fp_upload *u, char *out, size_t outlen);
 /* Undo every write since acquire. */
 void fp_upload_rollback(fp_upload *u);
 /* Verify against digest, commit the blob into the upload's repository, end
@@ -106,6 +115,9 @@ typedef struct fp_manifest_put {
     size_t nrefs;
     const char *const *tags;
     size_t ntags;
+    /* Pulled through from another node: stored without its blobs and child
+     * manifests (they follow on demand), its tags re-validated later. */
+    bool cached;
 } fp_manifest_put;
 
 /* FP_STORE_NOT_FOUND when a referenced blob or child manifest is not in repo
@@ -113,11 +125,21 @@ typedef struct fp_manifest_put {
 int fp_store_manifest_put(fp_store *s, const char *repo, const fp_manifest_put *m,
                           char missing[FP_DIGEST_MAX], fp_error *err);
 
+/* The same from a parsed manifest (core/manifest.h): its references become
+ * the put's refs. */
+struct fp_manifest;
+int fp_store_manifest_put_parsed(fp_store *s, const char *repo, const struct fp_manifest *m,
+                                 const char *digest, const void *body, size_t size,
+                                 const char *const *tags, size_t ntags, bool cached,
+                                 char missing[FP_DIGEST_MAX], fp_error *err);
+
 typedef struct fp_manifest_row {
     char digest[FP_DIGEST_MAX];
     char media_type[256];
     void *body; /* malloc'd when asked for; caller frees */
     size_t size;
+    int64_t tag_updated; /* by tag: when the tag was last set or re-validated */
+    bool tag_cached;     /* by tag: the tag came from another node */
 } fp_manifest_row;
 
 /* ref is a tag, or a digest when by_digest. */

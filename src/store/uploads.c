@@ -235,6 +235,11 @@ int fp_upload_write(fp_upload *u, const void *data, size_t len, fp_error *err)
     return 0;
 }
 
+int fp_upload_file_path(const fp_upload *u, char *out, size_t outlen)
+{
+    return fp_store_upload_path(u->store, u->id, out, outlen);
+}
+
 void fp_upload_rollback(fp_upload *u)
 {
     if (u->offset == u->mark) return;

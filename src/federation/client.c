@@ -1,0 +1,98 @@
+/* Calls from this node to another node's registry: its own identity (a
+ * token from the token service named in the holder's challenge, obtained
+ * with the node credential and cached per holder and repository until it
+ * expires) and the forwarding headers. The holder decides what this node
+ * may pull, so a fog never gets from a peer what the cloud's policy does
+ * not grant it. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/log.h"
+#include "federation/fed_internal.h"
+
+static unsigned slot_of(const char *key)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const char *p = key; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    return h % FED_TOKEN_SLOTS;
+}
+
+/* The cached token for key (a copy the caller frees), or NULL. */
+static char *cached_token(fp_federation *f, const char *key)
+{
+    char *t = NULL;
+    pthread_mutex_lock(&f->lock);
+    struct fed_token *s = &f->tokens[slot_of(key)];
+    if (s->token && !strcmp(s->key, key) && s->expires > time(NULL)) t = strdup(s->token);
+    pthread_mutex_unlock(&f->lock);
+    return t;
+}
+
+static void remember_token(fp_federation *f, const char *key, const char *token, unsigned ttl)
+{
+    char *copy = strdup(token);
+    if (!copy) return;
+    pthread_mutex_lock(&f->lock);
+    struct fed_token *s = &f->tokens[slot_of(key)];
+    free(s->token);
+    s->token = copy;
+    snprintf(s->key, sizeof s->key, "%s", key);
+    /* renew a little early: the token must still be valid when it arrives */
+    s->expires = time(NULL) + (ttl > 20 ? ttl - 10 : ttl / 2);
+    pthread_mutex_unlock(&f->lock);
+}
+
+int fp_fed_call(fp_federation *f, const struct fp_source *src, const char *method,
+                const char *path, const char *repo, const fp_fed_origin *o,
+                const char *const *extra, fp_http_opts *opts, fp_http_response *resp,
+                fp_error *err)
+{
+    /* A peer only serves what it holds; the parent may forward further up,
+     * one hop more. */
+    char hops[48];
+    const char *headers[12];
+    size_t nh = 0;
+    if (src->parent) {
+        snprintf(hops, sizeof hops, "Fogport-Hops: %u", (o ? o->hops : 0) + 1);
+        headers[nh++] = hops;
+    } else {
+        headers[nh++] = "Fogport-Peer: 1";
+    }
+    for (const char *const *h = extra; h && *h && nh < 11; h++)
+        headers[nh++] = *h;
+    headers[nh] = NULL;
+    opts->headers = headers;
+    fp_node_cred_opts(&f->cred, opts);
+    const char *userpwd = opts->userpwd;
+    opts->userpwd = NULL; /* credentials go to the token service only */
+
+    char url[1024], key[640];
+    snprintf(url, sizeof url, "%s%s", src->url, path);
+    snprintf(key, sizeof key, "%s %s", src->url, repo);
+    char *token = cached_token(f, key);
+    int rc = fp_http_request(method, url, opts, token, NULL, resp, err);
+    free(token);
+    if (rc < 0 || resp->status != 401) return rc;
+    if (strncasecmp(resp->www_authenticate, "Bearer ", 7) != 0) return 0;
+
+    char challenge[sizeof resp->www_authenticate];
+    memcpy(challenge, resp->www_authenticate, sizeof challenge);
+    fp_http_response_free(resp);
+    fp_http_opts topts = *opts;
+    topts.userpwd = userpwd;
+    topts.timeout_s = 10;
+    fp_buf fresh = FP_BUF_INIT;
+    unsigned ttl = 60;
+    if (fp_http_fetch_token(challenge, &topts, &fresh, &ttl, err) < 0) {
+        memset(resp, 0, sizeof *resp);
+        fp_error_prefix(err, "token for %s", src->id);
+        return -1;
+    }
+    remember_token(f, key, fresh.data, ttl);
+    rc = fp_http_request(method, url, opts, fresh.data, NULL, resp, err);
+    fp_buf_free(&fresh);
+    return rc;
+}

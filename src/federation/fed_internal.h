@@ -1,0 +1,64 @@
+/* Internal to src/federation: the federation object shared by its files. */
+#ifndef FP_FEDERATION_INTERNAL_H
+#define FP_FEDERATION_INTERNAL_H
+
+#include <pthread.h>
+
+#include "auth/join.h"
+#include "core/http_client.h"
+#include "core/name.h"
+#include "federation/federation.h"
+
+#define FED_MAX_SOURCES 16
+#define FED_TOKEN_SLOTS 64
+
+/* A node content may come from. */
+struct fp_source {
+    char id[64];
+    char url[512];
+    bool parent;
+    double rtt_ms;     /* last measured round trip; < 0: not measured */
+    time_t down_until; /* skipped until then after a failure */
+};
+
+struct fed_token {
+    char key[640]; /* source URL + " " + repository */
+    char *token;
+    time_t expires;
+};
+
+struct fp_federation {
+    const fp_config *cfg;
+    fp_store *store;
+    fp_node_cred cred;
+    pthread_mutex_t lock; /* guards everything below */
+    struct fp_source parent;
+    bool has_parent;
+    struct fp_source peers[FED_MAX_SOURCES];
+    size_t npeers;
+    bool peers_configured; /* from [federation] peers, not the directory */
+    time_t next_peers, next_rtt;
+    struct fed_token tokens[FED_TOKEN_SLOTS];
+    struct fp_fetch *inflight; /* blob fetches under way */
+    unsigned threads;          /* fetch threads running */
+    pthread_cond_t threads_done;
+};
+
+/* The holders to ask for repo, nearest first: the owning fog (a peer whose
+ * id is the repository's first component), then for content addressed by
+ * digest the other peers by round-trip time, then the parent. */
+size_t fp_fed_sources(fp_federation *f, const char *repo, bool by_digest, struct fp_source *out,
+                      size_t max);
+/* A source failed: skip it for a while. */
+void fp_fed_source_failed(fp_federation *f, const char *id);
+
+/* One request to a source as this node, with a cached token for the
+ * repository's pull scope (fetched on a 401 Bearer challenge), and the
+ * forwarding headers that prevent loops. extra: more header lines
+ * (NULL-terminated) or NULL. */
+int fp_fed_call(fp_federation *f, const struct fp_source *src, const char *method,
+                const char *path, const char *repo, const fp_fed_origin *o,
+                const char *const *extra, fp_http_opts *opts, fp_http_response *resp,
+                fp_error *err);
+
+#endif
