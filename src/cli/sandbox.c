@@ -182,11 +182,11 @@ static int up(const char *dir, unsigned fogs, unsigned edges)
                 break;
             }
             fp_buf_printf(&c,
-                          "[node]\nid = cloud\nrole = cloud\nca = %s\n[server]\nlisten = "
+                          "[node]\nid = cloud\nrole = cloud\nca = %s\nurl = %s\n[server]\nlisten = "
                           "127.0.0.1:%u\n[storage]\ndata = %s/data\n[tls]\ncert = %s.crt\nkey = "
                           "%s.key\n[auth]\nhtpasswd = %s\npolicy = %s\ntoken_realm = "
                           "%s/auth/token\n[log]\naccess = true\n",
-                          ca, s->port, ndir, crt, crt, htpasswd, policy, url);
+                          ca, url, s->port, ndir, crt, crt, htpasswd, policy, url);
         } else {
             fp_nodes *db;
             char token[64], cdata[4096];
@@ -197,12 +197,18 @@ static int up(const char *dir, unsigned fogs, unsigned edges)
                 break;
             }
             fp_nodes_close(db);
+            /* an edge takes its content from its fog */
+            char parent[96] = "";
+            for (size_t k = 0; k < i; k++)
+                if (!strcmp(s->role, "edge") && s->parent && !strcmp(nodes[k].id, s->parent))
+                    snprintf(parent, sizeof parent, "parent = https://127.0.0.1:%u\n",
+                             nodes[k].port);
             fp_buf_printf(
                 &c,
                 "[node]\nid = %s\nrole = %s\ncloud = %s\njoin_token = %s\ncacert = "
-                "%s\nrevocation_interval = 2s\n[server]\nlisten = 127.0.0.1:%u\n[storage]\ndata = "
-                "%s/data\n",
-                s->id, s->role, cloud_url, token, cacert, s->port, ndir);
+                "%s\nrevocation_interval = 2s\nurl = %s\n%s[server]\nlisten = "
+                "127.0.0.1:%u\n[storage]\ndata = %s/data\n[federation]\nheartbeat = 2s\n",
+                s->id, s->role, cloud_url, token, cacert, url, parent, s->port, ndir);
         }
         if (write_text(conf, c.data, 0600, &err) < 0) {
             rc = fp_cli_fail(&err);

@@ -9,6 +9,7 @@
 #include "auth/join.h"
 #include "cli/cli.h"
 #include "core/log.h"
+#include "federation/directory.h"
 #include "federation/federation.h"
 #include "registry/registry.h"
 #include "store/store.h"
@@ -106,7 +107,7 @@ int fp_cmd_serve(int argc, char **argv)
     /* One-second ticks: housekeeping every minute; a fog or edge also
      * fetches the cloud's revocations every revocation_interval. */
     bool follows_cloud = !strcmp(cfg.node_role, "fog") || !strcmp(cfg.node_role, "edge");
-    time_t next_maintenance = time(NULL) + 60, next_revocations = 0;
+    time_t next_maintenance = time(NULL) + 60, next_revocations = 0, next_heartbeat = 0;
     int sig = 0;
     for (;;) {
         struct timespec tick = {.tv_sec = 1};
@@ -127,6 +128,11 @@ int fp_cmd_serve(int argc, char **argv)
             }
             next_revocations =
                 now + (cfg.node_revocation_interval_s ? cfg.node_revocation_interval_s : 10);
+        }
+        if (follows_cloud && now >= next_heartbeat) {
+            if (fp_directory_heartbeat(&cfg, &err) < 0)
+                fp_debug("event=heartbeat_failed error=\"%s\"", err.msg);
+            next_heartbeat = now + (cfg.fed_heartbeat_s ? cfg.fed_heartbeat_s : 5);
         }
         fp_federation_tick(fed, now);
     }

@@ -12,7 +12,7 @@
 #include "core/log.h"
 #include "federation/fed_internal.h"
 
-#define PEERS_REFRESH_S 30
+#define PEERS_REFRESH_S 10
 #define RTT_INTERVAL_S  30
 #define DOWN_FOR_S      10
 
@@ -116,6 +116,10 @@ size_t fp_fed_sources(fp_federation *f, const char *repo, bool by_digest, struct
 {
     size_t n = 0, owner_len = strcspn(repo, "/");
     time_t now = time(NULL);
+    /* this node's own namespace: it is the authority, nobody else has it */
+    if (repo[owner_len] == '/' && strlen(f->cfg->node_id) == owner_len &&
+        !memcmp(f->cfg->node_id, repo, owner_len))
+        return 0;
     pthread_mutex_lock(&f->lock);
     struct fp_source peers[FED_MAX_SOURCES];
     size_t np = f->npeers;
@@ -252,7 +256,8 @@ void fp_federation_tick(fp_federation *f, time_t now)
     bool fog = !strcmp(f->cfg->node_role, "fog");
     if (fog && !f->peers_configured && now >= f->next_peers) {
         refresh_peers(f);
-        f->next_peers = now + PEERS_REFRESH_S;
+        /* soon again while the deployment is still coming up */
+        f->next_peers = now + (f->npeers ? PEERS_REFRESH_S : 2);
         f->next_rtt = 0; /* measure the new list at once */
     }
     if (now >= f->next_rtt) {

@@ -192,6 +192,22 @@ static void put_manifest_end(fp_req *r)
     int rc = fp_store_manifest_put_parsed(r->reg->store, r->route.name, &m, digest,
                                           r->body.data ? r->body.data : "", r->body.len, tl.tags,
                                           tl.n, false, missing, &err);
+    /* On a pull-through node a client's HEAD may have answered "present"
+     * for a blob still on its way from another node: wait for it. */
+    for (size_t tries = 0; rc == FP_STORE_NOT_FOUND && r->reg->fed && tries <= m.nrefs; tries++) {
+        fp_fed_origin join_only = {.from_peer = true};
+        fp_fetch *x = NULL;
+        uint64_t size;
+        if (fp_fed_fetch_blob(r->reg->fed, r->route.name, missing, false, &join_only, &x, &size,
+                              &err) != 0)
+            break;
+        int w = fp_fetch_wait(x);
+        fp_fetch_unref(x);
+        if (w < 0) break;
+        rc = fp_store_manifest_put_parsed(r->reg->store, r->route.name, &m, digest,
+                                          r->body.data ? r->body.data : "", r->body.len, tl.tags,
+                                          tl.n, false, missing, &err);
+    }
     bool has_subject = m.has_subject;
     char subject[FP_DIGEST_MAX];
     snprintf(subject, sizeof subject, "%s", m.subject);

@@ -24,6 +24,7 @@ struct fp_registry {
     fp_store *store;
     struct fp_authz *authz;
     fp_federation *fed; /* pull-through from other nodes, or NULL */
+    struct fp_directory *dir; /* the cloud's node directory, or NULL */
     unsigned port;
 };
 
@@ -131,6 +132,8 @@ void fp_handle_upload(fp_req *r);
 void fp_handle_token(fp_req *r);
 void fp_handle_join(fp_req *r);
 void fp_handle_revoked(fp_req *r);
+void fp_handle_heartbeat(fp_req *r);
+void fp_handle_nodes(fp_req *r);
 
 /* Validate a digest from a request; on failure responds DIGEST_INVALID. */
 bool fp_req_digest_ok(fp_req *r, const char *digest);

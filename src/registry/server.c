@@ -20,6 +20,7 @@
 #include "core/fs.h"
 #include "core/log.h"
 #include "core/range.h"
+#include "federation/directory.h"
 #include "registry/request.h"
 
 static atomic_uint_fast64_t next_request_id = 1;
@@ -285,6 +286,14 @@ static void dispatch(fp_req *r)
         fp_handle_revoked(r);
         return;
     }
+    if (r->reg->dir && strcmp(r->path, "/api/v1/heartbeat") == 0) {
+        fp_handle_heartbeat(r);
+        return;
+    }
+    if (r->reg->dir && strcmp(r->path, "/api/v1/nodes") == 0) {
+        fp_handle_nodes(r);
+        return;
+    }
     fp_route_parse(r->path, &r->route);
     if (r->route.kind == FP_ROUTE_NONE) {
         fp_respond_bytes(r, 404, "text/plain; charset=utf-8", "404 page not found\n", 19);
@@ -469,6 +478,11 @@ int fp_registry_start(fp_registry **out, const fp_config *cfg, fp_store *store, 
         free(reg);
         return -1;
     }
+    /* the cloud keeps the directory of where nodes are */
+    if (reg->authz->nodes && fp_directory_open(&reg->dir, cfg->data_dir, err) < 0) {
+        fp_registry_stop(reg);
+        return -1;
+    }
     struct sockaddr_storage ss;
     socklen_t sl;
     if (resolve_listen(cfg->listen, &ss, &sl, err) < 0) {
@@ -555,5 +569,6 @@ void fp_registry_stop(fp_registry *r)
     if (!r) return;
     if (r->daemon) MHD_stop_daemon(r->daemon);
     fp_authz_free(r->authz);
+    fp_directory_close(r->dir);
     free(r);
 }

@@ -1,0 +1,100 @@
+/* fogport nodes: the deployment's nodes from the cloud's directory, with
+ * where each is reached, its parent and when it was last heard of. */
+#include <getopt.h>
+#include <stdlib.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/cli.h"
+#include "cli/context.h"
+#include "core/buf.h"
+#include "core/cleanup.h"
+#include "core/http_client.h"
+
+static void help(void)
+{
+    printf("usage: fogport nodes [--json]\n\n"
+           "List every node of the deployment as the cloud's directory knows it: id, role,\n"
+           "parent, registry URL, seconds since its last heartbeat and state. Uses the client\n"
+           "context (fogport login, or FOGPORT_CONFIG=DIR/client.json for a sandbox).\n\n"
+           "example:\n"
+           "  FOGPORT_CONFIG=/tmp/sb/client.json fogport nodes\n"
+           "  ID      ROLE   PARENT  URL                      SEEN  STATE\n"
+           "  cloud   cloud  -       https://127.0.0.1:40123  0s    up\n"
+           "  fog-1   fog    cloud   https://127.0.0.1:40125  1s    up\n");
+}
+
+/* Fetch the directory with the context's credential. */
+static int fetch_nodes(json_t **nodes, fp_error *err)
+{
+    fp_context ctx;
+    int rc = fp_context_load(&ctx, err);
+    if (rc < 0) return -1;
+    if (rc == 1) return fp_error_set(err, 0, "no client context: run fogport login first");
+    cleanup_buf fp_buf url = FP_BUF_INIT;
+    fp_buf_printf(&url, "%s/api/v1/nodes", ctx.cloud);
+    fp_http_opts o = {.userpwd = ctx.userpwd, .cacert = ctx.ca[0] ? ctx.ca : NULL, .timeout_s = 10};
+    fp_http_response resp;
+    if (fp_http_get(url.data, &o, &resp, err) < 0) return -1;
+    json_t *doc = resp.status == 200 ? json_loadb(resp.body.data, resp.body.len, 0, NULL) : NULL;
+    long status = resp.status;
+    fp_http_response_free(&resp);
+    if (!json_is_array(json_object_get(doc, "nodes"))) {
+        json_decref(doc);
+        return fp_error_set(err, 0, "GET %s: HTTP %ld", url.data, status);
+    }
+    *nodes = json_incref(json_object_get(doc, "nodes"));
+    json_decref(doc);
+    return 0;
+}
+
+int fp_cmd_nodes(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    bool as_json = false;
+    int c;
+    while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
+        if (c == 'j')
+            as_json = true;
+        else if (c == 'h') {
+            help();
+            return 0;
+        } else
+            return fp_cli_usage_error("nodes", "unknown option");
+    }
+    json_t *nodes;
+    fp_error err;
+    if (fetch_nodes(&nodes, &err) < 0) return fp_cli_fail(&err);
+    if (as_json) {
+        char *text = json_dumps(nodes, JSON_INDENT(2));
+        puts(text ? text : "[]");
+        free(text);
+        json_decref(nodes);
+        return 0;
+    }
+    printf("%-12s %-6s %-10s %-32s %-6s %s\n", "ID", "ROLE", "PARENT", "URL", "SEEN", "STATE");
+    time_t now = time(NULL);
+    size_t i;
+    json_t *n;
+    json_array_foreach(nodes, i, n)
+    {
+        const char *parent = json_string_value(json_object_get(n, "parent"));
+        const char *url = json_string_value(json_object_get(n, "url"));
+        json_int_t seen = json_integer_value(json_object_get(n, "last_seen"));
+        char ago[24] = "-";
+        if (seen) snprintf(ago, sizeof ago, "%llds", (long long)(now - seen));
+        const char *state = json_is_true(json_object_get(n, "revoked")) ? "revoked"
+                            : !seen                                       ? "unseen"
+                            : now - seen > 30                             ? "down"
+                                                                          : "up";
+        printf("%-12s %-6s %-10s %-32s %-6s %s\n",
+               json_string_value(json_object_get(n, "id")),
+               json_string_value(json_object_get(n, "role")),
+               parent && parent[0] ? parent : "-", url && url[0] ? url : "-", ago, state);
+    }
+    json_decref(nodes);
+    return 0;
+}

@@ -1,0 +1,155 @@
+#include "federation/directory.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+
+#include "auth/join.h"
+#include "core/fs.h"
+#include "core/http_client.h"
+#include "core/log.h"
+
+struct fp_directory {
+    sqlite3 *db;
+    pthread_mutex_t lock; /* one connection, many threads */
+};
+
+static const char schema[] =
+    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+    "CREATE TABLE IF NOT EXISTS directory(id TEXT PRIMARY KEY, url TEXT NOT NULL, "
+    "  parent_url TEXT NOT NULL, capacity INTEGER NOT NULL, used INTEGER NOT NULL, "
+    "  last_seen INTEGER NOT NULL) WITHOUT ROWID;";
+
+int fp_directory_open(fp_directory **out, const char *data_dir, fp_error *err)
+{
+    char path[FP_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/directory.db", data_dir);
+    if (fp_mkdir_p(data_dir, 0700, err) < 0) return -1;
+    fp_directory *d = calloc(1, sizeof *d);
+    if (!d) return fp_error_set(err, ENOMEM, "directory");
+    pthread_mutex_init(&d->lock, NULL);
+    char *msg = NULL;
+    if (sqlite3_open_v2(path, &d->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+            SQLITE_OK ||
+        sqlite3_busy_timeout(d->db, 5000) != SQLITE_OK ||
+        sqlite3_exec(d->db, schema, NULL, NULL, &msg) != SQLITE_OK) {
+        fp_error_set(err, 0, "open %s: %s", path, msg ? msg : sqlite3_errmsg(d->db));
+        sqlite3_free(msg);
+        fp_directory_close(d);
+        return -1;
+    }
+    *out = d;
+    return 0;
+}
+
+void fp_directory_close(fp_directory *d)
+{
+    if (!d) return;
+    sqlite3_close(d->db);
+    pthread_mutex_destroy(&d->lock);
+    free(d);
+}
+
+int fp_directory_report(fp_directory *d, const fp_directory_entry *e, fp_error *err)
+{
+    pthread_mutex_lock(&d->lock);
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(
+        d->db,
+        "INSERT INTO directory(id, url, parent_url, capacity, used, last_seen) VALUES "
+        "(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(id) DO UPDATE SET url = excluded.url, parent_url = "
+        "excluded.parent_url, capacity = excluded.capacity, used = excluded.used, last_seen = "
+        "excluded.last_seen",
+        -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, e->id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, e->url ? e->url : "", -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, e->parent_url ? e->parent_url : "", -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, (sqlite3_int64)e->capacity);
+        sqlite3_bind_int64(st, 5, (sqlite3_int64)e->used);
+        sqlite3_bind_int64(st, 6, (sqlite3_int64)time(NULL));
+        rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+    }
+    if (rc != SQLITE_OK) fp_error_set(err, 0, "directory: %s", sqlite3_errmsg(d->db));
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&d->lock);
+    return rc == SQLITE_OK ? 0 : -1;
+}
+
+int fp_directory_list(fp_directory *d, fp_directory_cb cb, void *ctx, fp_error *err)
+{
+    pthread_mutex_lock(&d->lock);
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(d->db,
+                           "SELECT id, url, parent_url, capacity, used, last_seen FROM directory "
+                           "ORDER BY id",
+                           -1, &st, NULL) != SQLITE_OK) {
+        pthread_mutex_unlock(&d->lock);
+        return fp_error_set(err, 0, "directory: %s", sqlite3_errmsg(d->db));
+    }
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        fp_directory_entry e = {
+            .id = (const char *)sqlite3_column_text(st, 0),
+            .url = (const char *)sqlite3_column_text(st, 1),
+            .parent_url = (const char *)sqlite3_column_text(st, 2),
+            .capacity = (uint64_t)sqlite3_column_int64(st, 3),
+            .used = (uint64_t)sqlite3_column_int64(st, 4),
+            .last_seen = (time_t)sqlite3_column_int64(st, 5),
+        };
+        if (cb(ctx, &e)) break;
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&d->lock);
+    return 0;
+}
+
+void fp_node_advertised_url(const fp_config *cfg, char *out, size_t outlen)
+{
+    if (cfg->node_url[0]) {
+        snprintf(out, outlen, "%s", cfg->node_url);
+        return;
+    }
+    /* listening on every address says nothing about where we are reached */
+    const char *host = cfg->listen;
+    if (!strncmp(host, "0.0.0.0:", 8) || !strncmp(host, "[::]:", 5)) {
+        out[0] = '\0';
+        return;
+    }
+    snprintf(out, outlen, "%s://%s", cfg->tls_cert[0] ? "https" : "http", host);
+}
+
+int fp_directory_heartbeat(const fp_config *cfg, fp_error *err)
+{
+    fp_node_cred cred;
+    if (fp_node_cred_load(cfg, &cred, err) < 0) return -1;
+    char url[600], self[512];
+    fp_node_advertised_url(cfg, self, sizeof self);
+    uint64_t capacity = cfg->node_capacity, used = 0;
+    struct statvfs vfs;
+    if (statvfs(cfg->data_dir, &vfs) == 0) {
+        uint64_t total = (uint64_t)vfs.f_blocks * vfs.f_frsize;
+        if (!capacity) capacity = total;
+        used = total - (uint64_t)vfs.f_bfree * vfs.f_frsize;
+    }
+    json_t *body = json_pack("{s:s, s:s, s:I, s:I}", "url", self, "parent", cfg->node_parent,
+                             "capacity", (json_int_t)capacity, "used", (json_int_t)used);
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    snprintf(url, sizeof url, "%s/api/v1/heartbeat", cfg->node_cloud);
+    fp_http_opts o = {.timeout_s = 5};
+    fp_node_cred_opts(&cred, &o);
+    fp_http_response resp;
+    int rc = text ? fp_http_post_json(url, &o, text, &resp, err)
+                  : fp_error_set(err, ENOMEM, "heartbeat");
+    free(text);
+    fp_node_cred_clear(&cred);
+    if (rc < 0) return -1;
+    long status = resp.status;
+    fp_http_response_free(&resp);
+    return status == 204 || status == 200 ? 0 : fp_error_set(err, 0, "heartbeat: HTTP %ld", status);
+}

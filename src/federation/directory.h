@@ -1,0 +1,43 @@
+/* The cloud's node directory: where each joined node can be reached (its
+ * advertised registry URL), its parent, the storage it offers and when it
+ * was last heard of. Nodes report every [federation] heartbeat seconds
+ * (POST /api/v1/heartbeat with their credential); every node and operator
+ * can read the whole (GET /api/v1/nodes), which is how fogs find their
+ * peers and `fogport nodes` shows the deployment. Identity (who joined,
+ * revoked or not) stays in auth/nodes; this is only where and how. Lives in
+ * DATA/directory.db on the cloud. */
+#ifndef FP_FEDERATION_DIRECTORY_H
+#define FP_FEDERATION_DIRECTORY_H
+
+#include <stdint.h>
+#include <time.h>
+
+#include "core/config.h"
+#include "core/error.h"
+
+typedef struct fp_directory fp_directory;
+
+int fp_directory_open(fp_directory **out, const char *data_dir, fp_error *err);
+void fp_directory_close(fp_directory *d);
+
+typedef struct fp_directory_entry {
+    const char *id;
+    const char *url;
+    const char *parent_url;
+    uint64_t capacity;
+    uint64_t used;
+    time_t last_seen;
+} fp_directory_entry;
+
+/* Record a heartbeat (now) from node e->id. */
+int fp_directory_report(fp_directory *d, const fp_directory_entry *e, fp_error *err);
+typedef int (*fp_directory_cb)(void *ctx, const fp_directory_entry *e);
+int fp_directory_list(fp_directory *d, fp_directory_cb cb, void *ctx, fp_error *err);
+
+/* Node side: this node's URL as others reach it ([node] url, else derived
+ * from [server] listen and TLS). */
+void fp_node_advertised_url(const fp_config *cfg, char *out, size_t outlen);
+/* Node side: report to the cloud. */
+int fp_directory_heartbeat(const fp_config *cfg, fp_error *err);
+
+#endif
