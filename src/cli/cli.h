@@ -18,6 +18,7 @@ int fp_cmd_node(int argc, char **argv);
 int fp_cmd_sandbox(int argc, char **argv);
 int fp_cmd_login(int argc, char **argv);
 int fp_cmd_nodes(int argc, char **argv);
+int fp_cmd_replication(int argc, char **argv);
 
 /* Shared option handling for commands that act on a node's data directory:
  * --config FILE and/or --data DIR (the latter wins). Returns 0, or prints

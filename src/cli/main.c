@@ -20,6 +20,7 @@ static const struct command {
     {"cert", fp_cmd_cert, "issue a node certificate from the deployment CA"},
     {"node", fp_cmd_node, "join tokens, list and revoke nodes (on the cloud)"},
     {"nodes", fp_cmd_nodes, "list the deployment's nodes from the cloud's directory"},
+    {"replication", fp_cmd_replication, "show which nodes hold (or fetch) which services"},
     {"sandbox", fp_cmd_sandbox, "start or stop a whole deployment on this machine"},
     {"login", fp_cmd_login, "log in to a cloud and save it as the client context"},
 };

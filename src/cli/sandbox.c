@@ -38,6 +38,10 @@ static const char default_policy[] =
     "role:fog     *          pull\n"
     "role:edge    *          pull\n";
 
+static const char default_replication[] =
+    "# fogport sandbox replication: REPOSITORIES TAGS TARGETS [on-push | every DURATION]\n"
+    "*   *   role:fog   on-push   # every registered service to every fog\n";
+
 static void help(void)
 {
     printf("usage: fogport sandbox up --dir DIR [--fogs N] [--edges M]\n"
@@ -133,11 +137,14 @@ static int up(const char *dir, unsigned fogs, unsigned edges)
     fp_random_bytes(raw, sizeof raw);
     cleanup_buf fp_buf pw = FP_BUF_INIT;
     fp_b64url_encode(raw, sizeof raw, &pw);
-    char htpasswd[4096], policy[4096];
+    char htpasswd[4096], policy[4096], replication[4096];
     snprintf(htpasswd, sizeof htpasswd, "%s/htpasswd", dir);
     snprintf(policy, sizeof policy, "%s/policy", dir);
+    snprintf(replication, sizeof replication, "%s/replication", dir);
     if (fp_htpasswd_set(htpasswd, "admin", pw.data, false, &err) < 0 ||
-        (access(policy, F_OK) != 0 && write_text(policy, default_policy, 0644, &err) < 0))
+        (access(policy, F_OK) != 0 && write_text(policy, default_policy, 0644, &err) < 0) ||
+        (access(replication, F_OK) != 0 &&
+         write_text(replication, default_replication, 0644, &err) < 0))
         return fp_cli_fail(&err);
 
     size_t n = 1 + fogs + edges;
@@ -185,8 +192,8 @@ static int up(const char *dir, unsigned fogs, unsigned edges)
                           "[node]\nid = cloud\nrole = cloud\nca = %s\nurl = %s\n[server]\nlisten = "
                           "127.0.0.1:%u\n[storage]\ndata = %s/data\n[tls]\ncert = %s.crt\nkey = "
                           "%s.key\n[auth]\nhtpasswd = %s\npolicy = %s\ntoken_realm = "
-                          "%s/auth/token\n[log]\naccess = true\n",
-                          ca, url, s->port, ndir, crt, crt, htpasswd, policy, url);
+                          "%s/auth/token\n[federation]\nreplication = %s\n[log]\naccess = true\n",
+                          ca, url, s->port, ndir, crt, crt, htpasswd, policy, url, replication);
         } else {
             fp_nodes *db;
             char token[64], cdata[4096];

@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "federation/directory.h"
 #include "federation/federation.h"
+#include "federation/replication.h"
 #include "registry/registry.h"
 #include "store/store.h"
 
@@ -96,6 +97,9 @@ int fp_cmd_serve(int argc, char **argv)
         return fp_cli_fail(&err);
     }
     fp_registry_set_federation(reg, fed);
+    fp_replicator *replicator = NULL;
+    if (fp_replicator_start(&replicator, &cfg, fed, store, &err) < 0)
+        fp_warn("event=replicator_unavailable error=\"%s\"", err.msg);
     fp_info("event=serving node=%s role=%s listen=%s port=%u data=%s tls=%s auth=%s version=%s",
             cfg.node_id[0] ? cfg.node_id : "-", cfg.node_role[0] ? cfg.node_role : "registry",
             cfg.listen, fp_registry_port(reg), cfg.data_dir, cfg.tls_cert[0] ? "on" : "off",
@@ -135,8 +139,10 @@ int fp_cmd_serve(int argc, char **argv)
             next_heartbeat = now + (cfg.fed_heartbeat_s ? cfg.fed_heartbeat_s : 5);
         }
         fp_federation_tick(fed, now);
+        fp_registry_tick(reg, now);
     }
     fp_info("event=stopping signal=%d", sig);
+    fp_replicator_stop(replicator);
     fp_registry_stop(reg);
     fp_federation_free(fed);
     fp_store_close(store);

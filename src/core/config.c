@@ -46,6 +46,7 @@ static const struct key keys[] = {
     NUM("federation", "tag_ttl", K_DURATION, fed_tag_ttl_s),
     NUM("federation", "peer_timeout", K_DURATION, fed_peer_timeout_s),
     NUM("federation", "heartbeat", K_DURATION, fed_heartbeat_s),
+    STR("federation", "replication", fed_replication),
     STR("server", "listen", listen),
     NUM("server", "threads", K_UINT, threads),
     NUM("server", "timeout", K_DURATION, timeout_s),

@@ -31,6 +31,7 @@ typedef struct fp_config {
     unsigned fed_tag_ttl_s;      /* re-validate a cached tag against its source after this */
     unsigned fed_peer_timeout_s; /* connect/first-byte timeout before the next holder */
     unsigned fed_heartbeat_s;    /* how often a node reports to the cloud's directory */
+    char fed_replication[FP_PATH_MAX]; /* cloud: replication rules file */
     /* [server] */
     char listen[256];   /* host:port, [v6]:port */
     unsigned threads;   /* 0: one per CPU */

@@ -34,6 +34,33 @@ int fp_directory_report(fp_directory *d, const fp_directory_entry *e, fp_error *
 typedef int (*fp_directory_cb)(void *ctx, const fp_directory_entry *e);
 int fp_directory_list(fp_directory *d, fp_directory_cb cb, void *ctx, fp_error *err);
 
+/* Replication tasks (federation/replication.h): one per target node and
+ * repository tag. */
+typedef struct fp_task {
+    int64_t id;
+    const char *node, *repo, *tag, *digest;
+    const char *via; /* fetch through this node first ("" for none) */
+    const char *state; /* pending, running, done, failed */
+    const char *error;
+    unsigned attempts;
+    uint64_t bytes;
+    time_t updated, next_attempt;
+} fp_task;
+
+/* Queue (or re-queue) node's copy of repo:tag at digest. */
+int fp_directory_task_put(fp_directory *d, const char *node, const char *repo, const char *tag,
+                          const char *digest, const char *via, fp_error *err);
+typedef int (*fp_task_cb)(void *ctx, const fp_task *t);
+/* node NULL: every task. offer: only what node should do now (pending or
+ * due for a retry, a seed's followers once the seed has started, a task
+ * stuck running for two minutes). */
+int fp_directory_tasks(fp_directory *d, const char *node, bool offer, fp_task_cb cb, void *ctx,
+                       fp_error *err);
+/* The node's report on its task: state running, done or failed. Returns 1
+ * when there is no such task of that node. */
+int fp_directory_task_report(fp_directory *d, int64_t id, const char *node, const char *state,
+                             uint64_t bytes, const char *error, fp_error *err);
+
 /* Node side: this node's URL as others reach it ([node] url, else derived
  * from [server] listen and TLS). */
 void fp_node_advertised_url(const fp_config *cfg, char *out, size_t outlen);

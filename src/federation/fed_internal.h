@@ -46,9 +46,10 @@ struct fp_federation {
 
 /* The holders to ask for repo, nearest first: the owning fog (a peer whose
  * id is the repository's first component), then for content addressed by
- * digest the other peers by round-trip time, then the parent. */
-size_t fp_fed_sources(fp_federation *f, const char *repo, bool by_digest, struct fp_source *out,
-                      size_t max);
+ * digest the other peers by round-trip time, then the parent. via (a
+ * replication seed) goes first and may fetch on our behalf. */
+size_t fp_fed_sources(fp_federation *f, const char *repo, bool by_digest, const char *via,
+                      struct fp_source *out, size_t max);
 /* A source failed: skip it for a while. */
 void fp_fed_source_failed(fp_federation *f, const char *id);
 

@@ -111,8 +111,8 @@ static int by_rtt(const void *a, const void *b)
     return rx < ry ? -1 : rx > ry ? 1 : 0;
 }
 
-size_t fp_fed_sources(fp_federation *f, const char *repo, bool by_digest, struct fp_source *out,
-                      size_t max)
+size_t fp_fed_sources(fp_federation *f, const char *repo, bool by_digest, const char *via,
+                      struct fp_source *out, size_t max)
 {
     size_t n = 0, owner_len = strcspn(repo, "/");
     time_t now = time(NULL);
@@ -128,6 +128,11 @@ size_t fp_fed_sources(fp_federation *f, const char *repo, bool by_digest, struct
     bool has_parent = f->has_parent;
     pthread_mutex_unlock(&f->lock);
     if (!f->cfg->fed_peer_order_config) qsort(peers, np, sizeof *peers, by_rtt);
+    for (size_t i = 0; via && via[0] && i < np && n < max; i++)
+        if (!strcmp(peers[i].id, via)) {
+            out[n] = peers[i];
+            out[n++].parent = true; /* asked like a parent: it fetches what it lacks */
+        }
     /* the fog that registered the service holds it for sure */
     for (size_t i = 0; i < np && n < max; i++)
         if (repo[owner_len] == '/' && strlen(peers[i].id) == owner_len &&
@@ -137,7 +142,8 @@ size_t fp_fed_sources(fp_federation *f, const char *repo, bool by_digest, struct
      * the same wherever it is, so the nearest peer will do */
     for (size_t i = 0; by_digest && i < np && n < max; i++) {
         bool owner = strlen(peers[i].id) == owner_len && !memcmp(peers[i].id, repo, owner_len);
-        if (!owner && peers[i].down_until <= now) out[n++] = peers[i];
+        bool seed = via && !strcmp(peers[i].id, via);
+        if (!owner && !seed && peers[i].down_until <= now) out[n++] = peers[i];
     }
     /* the parent is the last resort, even when it failed lately */
     if (has_parent && n < max) out[n++] = parent;

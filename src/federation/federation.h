@@ -29,6 +29,7 @@ typedef struct fp_federation fp_federation;
 typedef struct fp_fed_origin {
     bool from_peer; /* a peer asks: serve what is here, forward nothing */
     unsigned hops;  /* forwards so far up the parent chain */
+    char via[64];   /* replication: ask this peer first, and let it fetch for us */
 } fp_fed_origin;
 
 /* NULL in *out (and 0) when this node does not pull through (a standalone

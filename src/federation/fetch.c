@@ -200,7 +200,7 @@ static void *fetch_main(void *arg)
     fp_fetch *x = arg;
     fp_federation *f = x->fed;
     struct fp_source src[FED_MAX_SOURCES + 1];
-    size_t n = fp_fed_sources(f, x->repo, true, src, FED_MAX_SOURCES + 1);
+    size_t n = fp_fed_sources(f, x->repo, true, x->origin.via, src, FED_MAX_SOURCES + 1);
     fp_error err;
     bool done = false, anyone = false;
     if (n && begin_session(x, &err) < 0) {

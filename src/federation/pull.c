@@ -70,7 +70,7 @@ int fp_fed_pull_manifest(fp_federation *f, const char *repo, const char *ref, bo
                          const fp_fed_origin *o, fp_error *err)
 {
     struct fp_source src[FED_MAX_SOURCES + 1];
-    size_t n = fp_fed_sources(f, repo, by_digest, src, FED_MAX_SOURCES + 1);
+    size_t n = fp_fed_sources(f, repo, by_digest, o->via, src, FED_MAX_SOURCES + 1);
     int result = FP_STORE_NOT_FOUND;
     for (size_t i = 0; i < n; i++) {
         fp_error e;
@@ -92,7 +92,7 @@ int fp_fed_referrers(fp_federation *f, const char *repo, const char *digest, con
 {
     struct fp_source src[FED_MAX_SOURCES + 1];
     /* a listing has no digest to check: ask the authority (owner, parent) */
-    size_t n = fp_fed_sources(f, repo, false, src, FED_MAX_SOURCES + 1);
+    size_t n = fp_fed_sources(f, repo, false, NULL, src, FED_MAX_SOURCES + 1);
     char path[FP_NAME_MAX + FP_DIGEST_MAX + 320];
     snprintf(path, sizeof path, "/v2/%s/referrers/%s%s%s", repo, digest, query ? "?" : "",
              query ? query : "");

@@ -232,6 +232,7 @@ static void put_manifest_end(fp_req *r)
             MHD_add_response_header(resp, "OCI-Tag", tl.tags[i]);
     }
     fp_respond(r, 201, resp);
+    fp_replication_on_push(r, digest, tl.tags, tl.n);
 }
 
 static void put_manifest(fp_req *r)

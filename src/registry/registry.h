@@ -4,6 +4,7 @@
 #define FP_REGISTRY_REGISTRY_H
 
 #include <jansson.h>
+#include <time.h>
 
 #include "core/config.h"
 #include "core/error.h"
@@ -21,6 +22,8 @@ unsigned fp_registry_port(const fp_registry *r);
 void fp_registry_set_revoked(fp_registry *r, const json_t *ids);
 /* Fetch what this node misses from other nodes (set before serving). */
 void fp_registry_set_federation(fp_registry *r, fp_federation *fed);
+/* From the serve loop: scheduled replication passes (cloud). */
+void fp_registry_tick(fp_registry *r, time_t now);
 /* Stop accepting, finish in-flight requests, free. */
 void fp_registry_stop(fp_registry *r);
 

@@ -25,6 +25,7 @@ struct fp_registry {
     struct fp_authz *authz;
     fp_federation *fed; /* pull-through from other nodes, or NULL */
     struct fp_directory *dir; /* the cloud's node directory, or NULL */
+    struct fp_replication *repl; /* the cloud's replication rules, or NULL */
     unsigned port;
 };
 
@@ -134,6 +135,9 @@ void fp_handle_join(fp_req *r);
 void fp_handle_revoked(fp_req *r);
 void fp_handle_heartbeat(fp_req *r);
 void fp_handle_nodes(fp_req *r);
+void fp_handle_replication(fp_req *r);
+/* A manifest was pushed with these tags: queue replication tasks. */
+void fp_replication_on_push(fp_req *r, const char *digest, const char *const *tags, size_t ntags);
 
 /* Validate a digest from a request; on failure responds DIGEST_INVALID. */
 bool fp_req_digest_ok(fp_req *r, const char *digest);

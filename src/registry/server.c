@@ -21,6 +21,7 @@
 #include "core/log.h"
 #include "core/range.h"
 #include "federation/directory.h"
+#include "federation/replication.h"
 #include "registry/request.h"
 
 static atomic_uint_fast64_t next_request_id = 1;
@@ -294,6 +295,11 @@ static void dispatch(fp_req *r)
         fp_handle_nodes(r);
         return;
     }
+    if (r->reg->dir && (!strcmp(r->path, "/api/v1/replication") ||
+                        !strncmp(r->path, "/api/v1/replication/tasks", 25))) {
+        fp_handle_replication(r);
+        return;
+    }
     fp_route_parse(r->path, &r->route);
     if (r->route.kind == FP_ROUTE_NONE) {
         fp_respond_bytes(r, 404, "text/plain; charset=utf-8", "404 page not found\n", 19);
@@ -479,7 +485,8 @@ int fp_registry_start(fp_registry **out, const fp_config *cfg, fp_store *store, 
         return -1;
     }
     /* the cloud keeps the directory of where nodes are */
-    if (reg->authz->nodes && fp_directory_open(&reg->dir, cfg->data_dir, err) < 0) {
+    if (reg->authz->nodes && (fp_directory_open(&reg->dir, cfg->data_dir, err) < 0 ||
+                              fp_replication_open(&reg->repl, cfg->fed_replication, err) < 0)) {
         fp_registry_stop(reg);
         return -1;
     }
@@ -570,5 +577,6 @@ void fp_registry_stop(fp_registry *r)
     if (r->daemon) MHD_stop_daemon(r->daemon);
     fp_authz_free(r->authz);
     fp_directory_close(r->dir);
+    fp_replication_free(r->repl);
     free(r);
 }
