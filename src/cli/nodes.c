@@ -87,13 +87,12 @@ int fp_cmd_nodes(int argc, char **argv)
         char ago[24] = "-";
         if (seen) snprintf(ago, sizeof ago, "%llds", (long long)(now - seen));
         const char *state = json_is_true(json_object_get(n, "revoked")) ? "revoked"
-                            : !seen                                       ? "unseen"
-                            : now - seen > 30                             ? "down"
-                                                                          : "up";
-        printf("%-12s %-6s %-10s %-32s %-6s %s\n",
-               json_string_value(json_object_get(n, "id")),
-               json_string_value(json_object_get(n, "role")),
-               parent && parent[0] ? parent : "-", url && url[0] ? url : "-", ago, state);
+                            : !seen                                     ? "unseen"
+                            : now - seen > 30                           ? "down"
+                                                                        : "up";
+        printf("%-12s %-6s %-10s %-32s %-6s %s\n", json_string_value(json_object_get(n, "id")),
+               json_string_value(json_object_get(n, "role")), parent && parent[0] ? parent : "-",
+               url && url[0] ? url : "-", ago, state);
     }
     json_decref(nodes);
     return 0;

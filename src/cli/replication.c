@@ -86,13 +86,11 @@ int fp_cmd_replication(int argc, char **argv)
         const char *error = json_string_value(json_object_get(t, "error"));
         json_int_t next = json_integer_value(json_object_get(t, "next_attempt"));
         if (state && !strcmp(state, "failed"))
-            snprintf(detail, sizeof detail, "%s (attempt %lld, retry in %llds)",
-                     error ? error : "",
+            snprintf(detail, sizeof detail, "%s (attempt %lld, retry in %llds)", error ? error : "",
                      (long long)json_integer_value(json_object_get(t, "attempts")),
                      (long long)(next > now ? next - now : 0));
         printf("%-28s %-10s %-8s %-8s %12lld  %s\n", service,
-               json_string_value(json_object_get(t, "node")), state,
-               via && via[0] ? via : "cloud",
+               json_string_value(json_object_get(t, "node")), state, via && via[0] ? via : "cloud",
                (long long)json_integer_value(json_object_get(t, "bytes")), detail);
     }
     json_decref(doc);

@@ -210,12 +210,11 @@ static int up(const char *dir, unsigned fogs, unsigned edges)
                 if (!strcmp(s->role, "edge") && s->parent && !strcmp(nodes[k].id, s->parent))
                     snprintf(parent, sizeof parent, "parent = https://127.0.0.1:%u\n",
                              nodes[k].port);
-            fp_buf_printf(
-                &c,
-                "[node]\nid = %s\nrole = %s\ncloud = %s\njoin_token = %s\ncacert = "
-                "%s\nrevocation_interval = 2s\nurl = %s\n%s[server]\nlisten = "
-                "127.0.0.1:%u\n[storage]\ndata = %s/data\n[federation]\nheartbeat = 2s\n",
-                s->id, s->role, cloud_url, token, cacert, url, parent, s->port, ndir);
+            fp_buf_printf(&c,
+                          "[node]\nid = %s\nrole = %s\ncloud = %s\njoin_token = %s\ncacert = "
+                          "%s\nrevocation_interval = 2s\nurl = %s\n%s[server]\nlisten = "
+                          "127.0.0.1:%u\n[storage]\ndata = %s/data\n[federation]\nheartbeat = 2s\n",
+                          s->id, s->role, cloud_url, token, cacert, url, parent, s->port, ndir);
         }
         if (write_text(conf, c.data, 0600, &err) < 0) {
             rc = fp_cli_fail(&err);

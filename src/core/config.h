@@ -25,12 +25,12 @@ typedef struct fp_config {
     char node_parent[512];               /* fog: the cloud (default), edge: its fog's URL */
     uint64_t node_capacity;              /* storage this node offers, bytes (0: unknown) */
     /* [federation] */
-    bool fed_enabled;            /* fog/edge: fetch what is missing from peers and parent */
-    char fed_peers[2048];        /* "id=URL, id=URL": peers; empty: the cloud's fogs */
-    bool fed_peer_order_config;  /* peers in configured order instead of by round-trip time */
-    unsigned fed_tag_ttl_s;      /* re-validate a cached tag against its source after this */
-    unsigned fed_peer_timeout_s; /* connect/first-byte timeout before the next holder */
-    unsigned fed_heartbeat_s;    /* how often a node reports to the cloud's directory */
+    bool fed_enabled;                  /* fog/edge: fetch what is missing from peers and parent */
+    char fed_peers[2048];              /* "id=URL, id=URL": peers; empty: the cloud's fogs */
+    bool fed_peer_order_config;        /* peers in configured order instead of by round-trip time */
+    unsigned fed_tag_ttl_s;            /* re-validate a cached tag against its source after this */
+    unsigned fed_peer_timeout_s;       /* connect/first-byte timeout before the next holder */
+    unsigned fed_heartbeat_s;          /* how often a node reports to the cloud's directory */
     char fed_replication[FP_PATH_MAX]; /* cloud: replication rules file */
     /* [server] */
     char listen[256];   /* host:port, [v6]:port */

@@ -184,7 +184,8 @@ int fp_http_fetch_token(const char *challenge, const fp_http_opts *opts, fp_buf 
     if (!t) t = json_string_value(json_object_get(j, "access_token"));
     json_int_t ttl = json_integer_value(json_object_get(j, "expires_in"));
     if (expires_in) *expires_in = ttl > 0 ? (unsigned)ttl : 60; /* the spec's default */
-    rc = t ? fp_buf_append(token, t, strlen(t)) : fp_error_set(err, 0, "token service gave no token");
+    rc = t ? fp_buf_append(token, t, strlen(t))
+           : fp_error_set(err, 0, "token service gave no token");
     json_decref(j);
     return rc;
 }
@@ -227,8 +228,10 @@ int fp_http_request(const char *method, const char *url, const fp_http_opts *opt
     memset(resp, 0, sizeof *resp);
     CURL *c = curl_easy_init();
     if (!c) return fp_error_set(err, 0, "curl init failed");
-    struct sink s = {
-        .resp = resp, .opts = opts, .curl = c, .max = opts->max_body ? opts->max_body : (64u << 20)};
+    struct sink s = {.resp = resp,
+                     .opts = opts,
+                     .curl = c,
+                     .max = opts->max_body ? opts->max_body : (64u << 20)};
     if (share) curl_easy_setopt(c, CURLOPT_SHARE, share);
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);

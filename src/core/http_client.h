@@ -16,15 +16,15 @@
 typedef int (*fp_http_sink)(void *ctx, const char *data, size_t len);
 
 typedef struct fp_http_opts {
-    const char *userpwd;     /* "user:password" for Basic auth, or NULL */
-    const char *cacert;      /* CA bundle to verify TLS with, or NULL for the system's */
-    int insecure;            /* skip TLS verification (tests only) */
-    const char *client_cert; /* PEM certificate to present (mutual TLS), or NULL */
-    const char *client_key;  /* its key (default: in client_cert) */
-    long timeout_s;          /* 0: 30 s */
-    size_t max_body;         /* 0: 64 MiB */
-    long connect_timeout_s;  /* 0: libcurl's default */
-    long stall_s;            /* abort when no byte arrives for this long (0: never) */
+    const char *userpwd;        /* "user:password" for Basic auth, or NULL */
+    const char *cacert;         /* CA bundle to verify TLS with, or NULL for the system's */
+    int insecure;               /* skip TLS verification (tests only) */
+    const char *client_cert;    /* PEM certificate to present (mutual TLS), or NULL */
+    const char *client_key;     /* its key (default: in client_cert) */
+    long timeout_s;             /* 0: 30 s */
+    size_t max_body;            /* 0: 64 MiB */
+    long connect_timeout_s;     /* 0: libcurl's default */
+    long stall_s;               /* abort when no byte arrives for this long (0: never) */
     const char *const *headers; /* extra request header lines, NULL-terminated */
     fp_http_sink sink;          /* stream a 2xx body here instead of into resp->body */
     void *sink_ctx;
@@ -36,9 +36,9 @@ typedef struct fp_http_response {
     char link_next[2048]; /* target of a Link: <...>; rel="next" header, or "" */
     char content_type[256];
     char www_authenticate[1024];
-    char digest[160];         /* Docker-Content-Digest */
-    char content_range[96];   /* Content-Range */
-    uint64_t content_length;  /* Content-Length, when has_length */
+    char digest[160];        /* Docker-Content-Digest */
+    char content_range[96];  /* Content-Range */
+    uint64_t content_length; /* Content-Length, when has_length */
     int has_length;
 } fp_http_response;
 

@@ -45,10 +45,9 @@ static void remember_token(fp_federation *f, const char *key, const char *token,
     pthread_mutex_unlock(&f->lock);
 }
 
-int fp_fed_call(fp_federation *f, const struct fp_source *src, const char *method,
-                const char *path, const char *repo, const fp_fed_origin *o,
-                const char *const *extra, fp_http_opts *opts, fp_http_response *resp,
-                fp_error *err)
+int fp_fed_call(fp_federation *f, const struct fp_source *src, const char *method, const char *path,
+                const char *repo, const fp_fed_origin *o, const char *const *extra,
+                fp_http_opts *opts, fp_http_response *resp, fp_error *err)
 {
     /* A peer only serves what it holds; the parent may forward further up,
      * one hop more. */

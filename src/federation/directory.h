@@ -39,7 +39,7 @@ int fp_directory_list(fp_directory *d, fp_directory_cb cb, void *ctx, fp_error *
 typedef struct fp_task {
     int64_t id;
     const char *node, *repo, *tag, *digest;
-    const char *via; /* fetch through this node first ("" for none) */
+    const char *via;   /* fetch through this node first ("" for none) */
     const char *state; /* pending, running, done, failed */
     const char *error;
     unsigned attempts;

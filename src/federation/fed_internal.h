@@ -57,9 +57,8 @@ void fp_fed_source_failed(fp_federation *f, const char *id);
  * repository's pull scope (fetched on a 401 Bearer challenge), and the
  * forwarding headers that prevent loops. extra: more header lines
  * (NULL-terminated) or NULL. */
-int fp_fed_call(fp_federation *f, const struct fp_source *src, const char *method,
-                const char *path, const char *repo, const fp_fed_origin *o,
-                const char *const *extra, fp_http_opts *opts, fp_http_response *resp,
-                fp_error *err);
+int fp_fed_call(fp_federation *f, const struct fp_source *src, const char *method, const char *path,
+                const char *repo, const fp_fed_origin *o, const char *const *extra,
+                fp_http_opts *opts, fp_http_response *resp, fp_error *err);
 
 #endif

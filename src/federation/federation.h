@@ -67,6 +67,13 @@ void fp_fetch_reader_close(fp_fetch_reader *rd);
 int fp_fetch_wait(fp_fetch *x);
 void fp_fetch_unref(fp_fetch *x);
 
+/* The nearest other node holding repo (one with tags for it): its id,
+ * registry URL and measured round trip (-1 when unmeasured). The owner,
+ * then peers by round-trip time are asked; the parent answers last (it
+ * resolves further up). FP_STORE_NOT_FOUND when nobody has it. */
+int fp_fed_resolve(fp_federation *f, const char *repo, char id[64], char url[512], double *rtt_ms,
+                   fp_error *err);
+
 /* Forward a referrers query for a subject this node does not hold.
  * *body (malloc'd JSON) on 0; FP_STORE_NOT_FOUND when nobody answers. */
 int fp_fed_referrers(fp_federation *f, const char *repo, const char *digest, const char *query,

@@ -28,12 +28,12 @@ struct fp_fetch {
     fp_fed_origin origin;
     /* under fed->lock */
     enum fetch_state state;
-    bool not_found;       /* failed because nobody had it */
-    unsigned epoch;       /* bumped when bytes are thrown away */
-    fp_upload *upload;    /* the session being written (the fetch thread's alone) */
+    bool not_found;                 /* failed because nobody had it */
+    unsigned epoch;                 /* bumped when bytes are thrown away */
+    fp_upload *upload;              /* the session being written (the fetch thread's alone) */
     char session[FP_PATH_MAX + 64]; /* its file, for readers; "" when none */
-    uint64_t written;     /* bytes in the session */
-    uint64_t size;        /* announced by the holder; 0 until known */
+    uint64_t written;               /* bytes in the session */
+    uint64_t size;                  /* announced by the holder; 0 until known */
     bool size_known;
     pthread_cond_t moved; /* written, state or epoch changed */
     struct fp_fetch *next;
@@ -101,8 +101,8 @@ static int fetch_from(fp_fetch *x, const struct fp_source *src)
     snprintf(range, sizeof range, "Range: bytes=%" PRIu64 "-", from);
     const char *extra[] = {from ? range : NULL, NULL};
     struct transfer t = {.x = x};
-    fp_http_opts opts = {.connect_timeout_s = f->cfg->fed_peer_timeout_s ? f->cfg->fed_peer_timeout_s
-                                                                        : 3,
+    fp_http_opts opts = {.connect_timeout_s =
+                             f->cfg->fed_peer_timeout_s ? f->cfg->fed_peer_timeout_s : 3,
                          .stall_s = 15,
                          .sink = on_bytes,
                          .sink_ctx = &t};
@@ -121,8 +121,8 @@ static int fetch_from(fp_fetch *x, const struct fp_source *src)
         if (!range_total(resp.content_range, &start, &total) || start != from) return -1;
     }
     if (rc < 0 || t.write_failed) {
-        fp_warn("event=fetch_interrupted source=%s digest=%s at=%" PRIu64 " error=\"%s\"",
-                src->id, x->digest, x->written, t.write_failed ? t.err.msg : err.msg);
+        fp_warn("event=fetch_interrupted source=%s digest=%s at=%" PRIu64 " error=\"%s\"", src->id,
+                x->digest, x->written, t.write_failed ? t.err.msg : err.msg);
         return -1;
     }
     return x->size_known && x->written != x->size ? -1 : 0;

@@ -45,8 +45,7 @@ static int pull_from(fp_federation *f, const struct fp_source *src, const char *
         fp_warn("event=pull_rejected source=%s repo=%s ref=%s reason=\"digest %s, expected %s\"",
                 src->id, repo, ref, digest, want);
         fp_http_response_free(&resp);
-        return fp_error_set(err, 0, "%s served a manifest that does not match its digest",
-                            src->id);
+        return fp_error_set(err, 0, "%s served a manifest that does not match its digest", src->id);
     }
     fp_manifest m;
     char why[300];
@@ -77,8 +76,8 @@ int fp_fed_pull_manifest(fp_federation *f, const char *repo, const char *ref, bo
         int rc = pull_from(f, &src[i], repo, ref, by_digest, o, &e);
         if (rc == 0) return 0;
         if (rc < 0) {
-            fp_warn("event=pull_failed source=%s repo=%s ref=%s error=\"%s\"", src[i].id, repo,
-                    ref, e.msg);
+            fp_warn("event=pull_failed source=%s repo=%s ref=%s error=\"%s\"", src[i].id, repo, ref,
+                    e.msg);
             if (!src[i].parent) fp_fed_source_failed(f, src[i].id);
             *err = e;
             result = -1;
@@ -106,6 +105,33 @@ int fp_fed_referrers(fp_federation *f, const char *repo, const char *digest, con
             return *body ? 0 : fp_error_set(err, ENOMEM, "referrers");
         }
         fp_http_response_free(&resp);
+    }
+    return FP_STORE_NOT_FOUND;
+}
+
+int fp_fed_resolve(fp_federation *f, const char *repo, char id[64], char url[512], double *rtt_ms,
+                   fp_error *err)
+{
+    struct fp_source src[FED_MAX_SOURCES + 1];
+    size_t n = fp_fed_sources(f, repo, true, NULL, src, FED_MAX_SOURCES + 1);
+    char path[FP_NAME_MAX + 32];
+    snprintf(path, sizeof path, "/v2/%s/tags/list?n=1", repo);
+    fp_fed_origin o = {.hops = 0};
+    for (size_t i = 0; i < n; i++) {
+        /* the parent is asked as a peer too: does it hold it itself? */
+        struct fp_source s = src[i];
+        s.parent = false;
+        fp_http_opts opts = {.timeout_s = 5, .max_body = 64 * 1024};
+        fp_http_response resp;
+        if (fp_fed_call(f, &s, "GET", path, repo, &o, NULL, &opts, &resp, err) < 0) continue;
+        long status = resp.status;
+        fp_http_response_free(&resp);
+        if (status != 200 && !(src[i].parent && i + 1 == n)) continue;
+        /* nobody nearer has it: the parent is where it comes from */
+        snprintf(id, 64, "%s", src[i].id);
+        snprintf(url, 512, "%s", src[i].url);
+        *rtt_ms = src[i].rtt_ms;
+        return status == 200 || src[i].parent ? 0 : FP_STORE_NOT_FOUND;
     }
     return FP_STORE_NOT_FOUND;
 }

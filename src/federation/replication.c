@@ -16,8 +16,8 @@
 #include "core/manifest.h"
 #include "core/name.h"
 
-#define MAX_RULES   64
-#define POLL_S      2
+#define MAX_RULES 64
+#define POLL_S    2
 
 struct rule {
     char repo[256], tag[128], targets[512];
@@ -52,10 +52,10 @@ int fp_replication_open(fp_replication **out, const char *rules_path, fp_error *
         if (k <= 0) continue;
         struct rule *r = &rp->rules[rp->n];
         bool ok = k >= 3 && rp->n < MAX_RULES &&
-                  (!strcmp(mode, "on-push") ? k <= 4
-                                            : !strcmp(mode, "every") && k == 5 &&
-                                                  fp_parse_duration(every, &r->every_s) == 0 &&
-                                                  r->every_s > 0);
+                  (!strcmp(mode, "on-push")
+                       ? k <= 4
+                       : !strcmp(mode, "every") && k == 5 &&
+                             fp_parse_duration(every, &r->every_s) == 0 && r->every_s > 0);
         if (!ok) {
             fclose(f);
             free(rp);
@@ -110,14 +110,14 @@ int fp_replication_queue(fp_replication *rp, fp_directory *dir, const char *repo
         const char *seed = NULL;
         for (size_t k = 0; k < nnodes; k++) {
             if (!targets_node(r->targets, &nodes[k])) continue;
-            if (fp_directory_task_put(dir, nodes[k].id, repo, tag, digest, seed ? seed : "",
-                                      err) < 0)
+            if (fp_directory_task_put(dir, nodes[k].id, repo, tag, digest, seed ? seed : "", err) <
+                0)
                 return -1;
             if (!seed) seed = nodes[k].id;
         }
         if (seed)
-            fp_info("event=replication_queued repo=%s tag=%s digest=%s seed=%s", repo, tag,
-                    digest, seed);
+            fp_info("event=replication_queued repo=%s tag=%s digest=%s seed=%s", repo, tag, digest,
+                    seed);
     }
     return 0;
 }

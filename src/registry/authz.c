@@ -91,6 +91,7 @@ static unsigned required_action(fp_req *r)
         return (r->method == M_PUT) ? FP_ACT_PUSH : FP_ACT_PULL;
     case FP_ROUTE_TAGS:
     case FP_ROUTE_REFERRERS:
+    case FP_ROUTE_RESOLVE:
         return FP_ACT_PULL;
     default:
         return 0;

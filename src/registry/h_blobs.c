@@ -45,8 +45,8 @@ static bool pull_through(fp_req *r, int *rc, fp_error *err)
     fp_req_fed_origin(r, &o);
     fp_fetch *x = NULL;
     uint64_t size = 0;
-    int f = fp_fed_fetch_blob(fed, r->route.name, r->route.ref, fp_fed_may_forward(fed, &o), &o,
-                              &x, &size, err);
+    int f = fp_fed_fetch_blob(fed, r->route.name, r->route.ref, fp_fed_may_forward(fed, &o), &o, &x,
+                              &size, err);
     if (f == FP_STORE_NOT_FOUND) return false;
     if (f < 0) {
         fp_respond_error(r, 502, "UNKNOWN", "blob could not be fetched from another node");

@@ -27,14 +27,14 @@ static bool authenticated(fp_req *r)
 
 static int heartbeat_body(fp_req *r, const char *data, size_t len)
 {
-    if (r->body.len + len > 8192)
-        return fp_req_fail(r, 413, "UNSUPPORTED", "heartbeat too large");
+    if (r->body.len + len > 8192) return fp_req_fail(r, 413, "UNSUPPORTED", "heartbeat too large");
     return fp_buf_append(&r->body, data, len);
 }
 
 static bool url_ok(const char *u)
 {
-    return u && strlen(u) < 500 && (!u[0] || !strncmp(u, "https://", 8) || !strncmp(u, "http://", 7)) &&
+    return u && strlen(u) < 500 &&
+           (!u[0] || !strncmp(u, "https://", 8) || !strncmp(u, "http://", 7)) &&
            !strpbrk(u, " \"'<>\\\r\n");
 }
 
@@ -47,7 +47,8 @@ static void heartbeat_end(fp_req *r)
     json_int_t used = json_integer_value(json_object_get(j, "used"));
     if (!url_ok(url) || (parent && !url_ok(parent)) || cap < 0 || used < 0) {
         json_decref(j);
-        fp_respond_error(r, 400, "UNSUPPORTED", "expected {\"url\", \"parent\", \"capacity\", \"used\"}");
+        fp_respond_error(r, 400, "UNSUPPORTED",
+                         "expected {\"url\", \"parent\", \"capacity\", \"used\"}");
         return;
     }
     fp_directory_entry e = {.id = r->user,
@@ -82,10 +83,10 @@ void fp_handle_heartbeat(fp_req *r)
 
 static int add_identity(void *ctx, const char *id, const char *role, time_t created, bool revoked)
 {
-    json_t *o = json_pack("{s:s, s:s, s:I, s:b, s:s, s:s, s:I, s:I, s:I}", "id", id, "role", role,
-                          "joined", (json_int_t)created, "revoked", revoked, "url", "", "parent",
-                          "", "capacity", (json_int_t)0, "used", (json_int_t)0, "last_seen",
-                          (json_int_t)0);
+    json_t *o =
+        json_pack("{s:s, s:s, s:I, s:b, s:s, s:s, s:I, s:I, s:I}", "id", id, "role", role, "joined",
+                  (json_int_t)created, "revoked", revoked, "url", "", "parent", "", "capacity",
+                  (json_int_t)0, "used", (json_int_t)0, "last_seen", (json_int_t)0);
     json_object_set_new(ctx, id, o);
     return 0;
 }
@@ -119,9 +120,9 @@ void fp_handle_nodes(fp_req *r)
     fp_node_advertised_url(cfg, self, sizeof self);
     json_t *list = json_array();
     json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:s, s:b, s:I}", "id",
-                                          cfg->node_id[0] ? cfg->node_id : "cloud", "role",
-                                          "cloud", "url", self, "parent", "", "revoked", 0,
-                                          "last_seen", (json_int_t)time(NULL)));
+                                          cfg->node_id[0] ? cfg->node_id : "cloud", "role", "cloud",
+                                          "url", self, "parent", "", "revoked", 0, "last_seen",
+                                          (json_int_t)time(NULL)));
     const char *id;
     json_t *o;
     /* a node's parent by id: the node whose URL it named, else the cloud */

@@ -36,11 +36,10 @@ static int add_task(void *ctx, const fp_task *t)
 {
     json_array_append_new(
         ctx, json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I}", "id",
-                       (json_int_t)t->id, "node", t->node, "repo", t->repo, "tag", t->tag,
-                       "digest", t->digest, "via", t->via, "state", t->state, "error", t->error,
-                       "attempts", (json_int_t)t->attempts, "bytes", (json_int_t)t->bytes,
-                       "updated", (json_int_t)t->updated, "next_attempt",
-                       (json_int_t)t->next_attempt));
+                       (json_int_t)t->id, "node", t->node, "repo", t->repo, "tag", t->tag, "digest",
+                       t->digest, "via", t->via, "state", t->state, "error", t->error, "attempts",
+                       (json_int_t)t->attempts, "bytes", (json_int_t)t->bytes, "updated",
+                       (json_int_t)t->updated, "next_attempt", (json_int_t)t->next_attempt));
     return 0;
 }
 
@@ -86,8 +85,8 @@ static void report_end(fp_req *r)
         return;
     }
     fp_error err;
-    int rc = fp_directory_task_report(r->reg->dir, id, r->user, state, (uint64_t)bytes, error,
-                                      &err);
+    int rc =
+        fp_directory_task_report(r->reg->dir, id, r->user, state, (uint64_t)bytes, error, &err);
     json_decref(j);
     if (rc < 0)
         fp_respond_internal(r, &err);

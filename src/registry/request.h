@@ -23,8 +23,8 @@ struct fp_registry {
     const fp_config *cfg;
     fp_store *store;
     struct fp_authz *authz;
-    fp_federation *fed; /* pull-through from other nodes, or NULL */
-    struct fp_directory *dir; /* the cloud's node directory, or NULL */
+    fp_federation *fed;          /* pull-through from other nodes, or NULL */
+    struct fp_directory *dir;    /* the cloud's node directory, or NULL */
     struct fp_replication *repl; /* the cloud's replication rules, or NULL */
     unsigned port;
 };
@@ -136,6 +136,7 @@ void fp_handle_revoked(fp_req *r);
 void fp_handle_heartbeat(fp_req *r);
 void fp_handle_nodes(fp_req *r);
 void fp_handle_replication(fp_req *r);
+void fp_handle_resolve(fp_req *r);
 /* A manifest was pushed with these tags: queue replication tasks. */
 void fp_replication_on_push(fp_req *r, const char *digest, const char *const *tags, size_t ntags);
 

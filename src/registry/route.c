@@ -46,6 +46,12 @@ void fp_route_parse(const char *path, fp_route *r)
 {
     memset(r, 0, sizeof *r);
     r->kind = FP_ROUTE_NONE;
+    static const char resolve[] = "/api/v1/resolve/";
+    if (!strncmp(path, resolve, sizeof resolve - 1)) {
+        const char *name = path + sizeof resolve - 1;
+        set(r, FP_ROUTE_RESOLVE, name, strlen(name), "", 0);
+        return;
+    }
     if (strncmp(path, "/v2", 3) != 0) return;
     if (strcmp(path, "/v2") == 0 || strcmp(path, "/v2/") == 0) {
         r->kind = FP_ROUTE_BASE;

@@ -19,6 +19,7 @@ enum fp_route_kind {
     FP_ROUTE_UPLOAD_START, /* /v2/<name>/blobs/uploads/ */
     FP_ROUTE_UPLOAD,       /* /v2/<name>/blobs/uploads/<id> */
     FP_ROUTE_REFERRERS,    /* /v2/<name>/referrers/<digest> */
+    FP_ROUTE_RESOLVE,      /* /api/v1/resolve/<name>: the nearest node holding it */
 };
 
 typedef struct fp_route {

@@ -40,7 +40,8 @@ void fp_req_fed_origin(fp_req *r, fp_fed_origin *o)
     if (hops) {
         uint64_t v;
         /* an unreadable count must not reset it: treat it as exhausted */
-        o->hops = fp_parse_u64(hops, &v) == 0 && v < FP_FED_MAX_HOPS ? (unsigned)v : FP_FED_MAX_HOPS;
+        o->hops =
+            fp_parse_u64(hops, &v) == 0 && v < FP_FED_MAX_HOPS ? (unsigned)v : FP_FED_MAX_HOPS;
     }
 }
 
@@ -330,6 +331,9 @@ static void dispatch(fp_req *r)
         return;
     case FP_ROUTE_UPLOAD:
         fp_handle_upload(r);
+        return;
+    case FP_ROUTE_RESOLVE:
+        fp_handle_resolve(r);
         return;
     case FP_ROUTE_REFERRERS:
         fp_handle_referrers(r);

@@ -102,8 +102,7 @@ fail:
     return -1;
 }
 
-int fp_store_blob_link_referenced(fp_store *s, const char *repo, const char *digest,
-                                  fp_error *err)
+int fp_store_blob_link_referenced(fp_store *s, const char *repo, const char *digest, fp_error *err)
 {
     fp_db *db = fp_db_get(s, err);
     if (!db || fp_db_begin(db, err) < 0) return -1;

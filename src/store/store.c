@@ -162,8 +162,7 @@ int fp_store_open(fp_store **out, const char *root, const struct fp_store_option
         }
     }
     fp_db *db = fp_db_get(s, err);
-    if (!db || fp_db_exec(db, fp_db_schema_sql(), err) < 0 || fp_db_migrate(db, err) < 0)
-        goto fail;
+    if (!db || fp_db_exec(db, fp_db_schema_sql(), err) < 0 || fp_db_migrate(db, err) < 0) goto fail;
     if (fp_store_recover_trash(s, err) < 0) goto fail;
     if (s->opt.exclusive && fp_upload_recover(s, err) < 0) goto fail;
     *out = s;

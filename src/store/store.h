@@ -53,8 +53,7 @@ int fp_store_blob_mount(fp_store *s, const char *repo, const char *digest, const
  * references it: a pulled-through manifest vouches that the blob belongs to
  * the repository. FP_STORE_NOT_FOUND when the blob is absent or no manifest
  * of repo references it. */
-int fp_store_blob_link_referenced(fp_store *s, const char *repo, const char *digest,
-                                  fp_error *err);
+int fp_store_blob_link_referenced(fp_store *s, const char *repo, const char *digest, fp_error *err);
 /* Unlink a blob from repo (the bytes go at the next gc). */
 int fp_store_blob_delete(fp_store *s, const char *repo, const char *digest, fp_error *err);
 /* Global existence (any repository). */

@@ -42,6 +42,8 @@ static const char *kind_name(enum fp_route_kind k)
         return "UPLOAD";
     case FP_ROUTE_REFERRERS:
         return "REFERRERS";
+    case FP_ROUTE_RESOLVE:
+        return "RESOLVE";
     }
     return "?";
 }
@@ -328,6 +330,17 @@ static void test_roundtrip(void **state)
     }
 }
 
+/* The resolve API names a service the way the registry API does. */
+static void test_resolve(void **state)
+{
+    (void)state;
+    expect("/api/v1/resolve/iot_service", FP_ROUTE_RESOLVE, "iot_service", "");
+    expect("/api/v1/resolve/fog-2/app", FP_ROUTE_RESOLVE, "fog-2/app", "");
+    expect("/api/v1/resolve/a/../b", FP_ROUTE_NAME_INVALID, "", "");
+    expect("/api/v1/resolve/", FP_ROUTE_NAME_INVALID, "", "");
+    expect("/api/v1/resolvex", FP_ROUTE_NONE, "", "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -341,6 +354,7 @@ int main(void)
         cmocka_unit_test(test_invalid_names),
         cmocka_unit_test(test_long_names_and_refs),
         cmocka_unit_test(test_roundtrip),
+        cmocka_unit_test(test_resolve),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,83 @@
+/* GET /api/v1/resolve/<service> on any node: where a client should pull the
+ * service from, the nearest node that holds it: this node when it does,
+ * else (on a fog or edge) the owner or the nearest peer that holds it, else
+ * the parent; on the cloud, the fog whose namespace it is. Answer:
+ *   {"service", "node", "registry", "rtt_ms", "local"}
+ * Authorized like a pull of the service. */
+#include <errno.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "federation/directory.h"
+#include "registry/request.h"
+
+static int first_tag(void *ctx, const char *name)
+{
+    (void)name;
+    *(bool *)ctx = true;
+    return 1;
+}
+
+struct owner {
+    const char *repo;
+    char id[64], url[512];
+};
+
+static int find_owner(void *ctx, const fp_directory_entry *e)
+{
+    struct owner *o = ctx;
+    size_t n = strlen(e->id);
+    if (!strncmp(o->repo, e->id, n) && o->repo[n] == '/' && e->url[0]) {
+        snprintf(o->id, sizeof o->id, "%s", e->id);
+        snprintf(o->url, sizeof o->url, "%s", e->url);
+        return 1;
+    }
+    return 0;
+}
+
+static void answer(fp_req *r, const char *node, const char *url, double rtt, bool local)
+{
+    json_t *j = json_pack("{s:s, s:s, s:s, s:b}", "service", r->route.name, "node", node,
+                          "registry", url, "local", local);
+    json_object_set_new(j, "rtt_ms", rtt >= 0 ? json_real(rtt) : json_null());
+    char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    if (!text) {
+        fp_respond(r, 500, NULL);
+        return;
+    }
+    fp_respond_owned(r, 200, "application/json", text, strlen(text));
+}
+
+void fp_handle_resolve(fp_req *r)
+{
+    if (!fp_req_read_only(r)) return;
+    const fp_config *cfg = r->reg->cfg;
+    fp_error err;
+    bool held = false;
+    int rc = fp_store_tags(r->reg->store, r->route.name, NULL, 1, first_tag, &held, &err);
+    if (rc < 0) {
+        fp_respond_internal(r, &err);
+        return;
+    }
+    char self[512];
+    fp_node_advertised_url(cfg, self, sizeof self);
+    const char *me = cfg->node_id[0] ? cfg->node_id : "local";
+    if (held) {
+        answer(r, me, self, 0, true);
+        return;
+    }
+    char id[64], url[512];
+    double rtt = -1;
+    if (r->reg->fed && fp_fed_resolve(r->reg->fed, r->route.name, id, url, &rtt, &err) == 0) {
+        answer(r, id, url, rtt, false);
+        return;
+    }
+    struct owner o = {.repo = r->route.name};
+    if (r->reg->dir && fp_directory_list(r->reg->dir, find_owner, &o, &err) == 0 && o.id[0]) {
+        answer(r, o.id, o.url, -1, false);
+        return;
+    }
+    fp_respond_error(r, 404, "NAME_UNKNOWN", "no node holds %s", r->route.name);
+}
