@@ -3,6 +3,8 @@
 #ifndef FP_CLI_CLI_H
 #define FP_CLI_CLI_H
 
+#include <jansson.h>
+
 #include "core/config.h"
 #include "core/error.h"
 
@@ -19,6 +21,10 @@ int fp_cmd_sandbox(int argc, char **argv);
 int fp_cmd_login(int argc, char **argv);
 int fp_cmd_nodes(int argc, char **argv);
 int fp_cmd_replication(int argc, char **argv);
+
+/* The cloud's node directory (GET /api/v1/nodes) with the client context's
+ * credential: a JSON array (caller decrefs). */
+int fp_cli_fetch_nodes(json_t **nodes, fp_error *err);
 
 /* Shared option handling for commands that act on a node's data directory:
  * --config FILE and/or --data DIR (the latter wins). Returns 0, or prints

@@ -26,8 +26,7 @@ static void help(void)
            "  fog-1   fog    cloud   https://127.0.0.1:40125  1s    up\n");
 }
 
-/* Fetch the directory with the context's credential. */
-static int fetch_nodes(json_t **nodes, fp_error *err)
+int fp_cli_fetch_nodes(json_t **nodes, fp_error *err)
 {
     fp_context ctx;
     int rc = fp_context_load(&ctx, err);
@@ -67,7 +66,7 @@ int fp_cmd_nodes(int argc, char **argv)
     }
     json_t *nodes;
     fp_error err;
-    if (fetch_nodes(&nodes, &err) < 0) return fp_cli_fail(&err);
+    if (fp_cli_fetch_nodes(&nodes, &err) < 0) return fp_cli_fail(&err);
     if (as_json) {
         char *text = json_dumps(nodes, JSON_INDENT(2));
         puts(text ? text : "[]");
