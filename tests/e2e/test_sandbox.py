@@ -83,8 +83,9 @@ def test_sandbox_up_and_down(tmp_path):
 
 def test_demo_main_job(tmp_path):
     """The README's first command, non-interactive: the paper's services are
-    registered at the cloud, listed in the paper's format, and held by every
-    fog."""
+    registered at the cloud, listed in the paper's format, replicated to every
+    fog (the federated catalog names every fog as a holder), and the edge
+    pulled one through its fog."""
     d = tmp_path / "demo"
     env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0")
     r = subprocess.run([os.path.join(ROOT, "scripts", "demo"), "--no-wait", "--dir", str(d)],
@@ -92,10 +93,15 @@ def test_demo_main_job(tmp_path):
     try:
         assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
         assert PAPER in r.stdout
-        for fog in ("fog-1", "fog-2", "fog-3"):
-            line = [l for l in r.stdout.splitlines() if l.strip().startswith(fog + ":")]
-            assert line and all(s in line[0] for s in ("iot_service", "monitoring_service",
-                                                       "web_service")), r.stdout[-2000:]
+        held = {}
+        for line in r.stdout.splitlines():
+            if line.startswith('{"name"') and '"nodes"' in line:
+                entry = json.loads(line)
+                held[entry["name"]] = set(entry["nodes"])
+        for svc in ("iot_service", "monitoring_service", "web_service"):
+            assert {"cloud", "fog-1", "fog-2", "fog-3"} <= held.get(svc, set()), r.stdout[-3000:]
+        # the edge pulled iot_service through fog-1, so it holds it too
+        assert "edge-1" in held["iot_service"], r.stdout[-3000:]
     finally:
         subprocess.run([os.path.join(ROOT, "build", "fogport"), "sandbox", "down", "--dir",
                         str(d / "sandbox")], capture_output=True)
