@@ -72,6 +72,33 @@ int fp_x5c_from_pem(const char *pem, fp_buf *x5c, time_t *not_after, fp_error *e
     return n ? 0 : fp_error_set(err, EINVAL, "no certificate in the signer chain");
 }
 
+int fp_x5c_signer_load(const char *key_path, const char *crt_path, fp_key **key, fp_buf *x5c,
+                       time_t *not_after, fp_error *err)
+{
+    *key = NULL;
+    cleanup_buf fp_buf pem = FP_BUF_INIT;
+    fp_key *k = NULL;
+    if (fp_key_load(key_path, &k, err) < 0 || fp_pem_read(crt_path, &pem, err) < 0 ||
+        fp_x5c_from_pem(pem.data, x5c, not_after, err) < 0) {
+        fp_key_free(k);
+        return -1;
+    }
+    /* the leaf's key must be this key */
+    BIO *in = BIO_new_mem_buf(pem.data, (int)pem.len);
+    X509 *leaf = in ? PEM_read_bio_X509(in, NULL, NULL, NULL) : NULL;
+    BIO_free(in);
+    fp_key *pub = leaf ? fp_key_from_evp(X509_get_pubkey(leaf)) : NULL;
+    X509_free(leaf);
+    bool match = pub && !strcmp(fp_key_id(pub), fp_key_id(k));
+    fp_key_free(pub);
+    if (!match) {
+        fp_key_free(k);
+        return fp_error_set(err, 0, "%s does not certify the key in %s", crt_path, key_path);
+    }
+    *key = k;
+    return 0;
+}
+
 static int fail(char *why, size_t whylen, const char *msg)
 {
     snprintf(why, whylen, "%s", msg);

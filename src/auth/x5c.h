@@ -25,6 +25,11 @@ void fp_x5c_trust_free(fp_x5c_trust *t);
  * array of standard base64 DER certificates) and the leaf's notAfter. */
 int fp_x5c_from_pem(const char *pem, fp_buf *x5c, time_t *not_after, fp_error *err);
 
+/* A fog's signer: its private key (PEM) and certificate chain (PEM), which
+ * must belong together; *x5c and *not_after as fp_x5c_from_pem. */
+int fp_x5c_signer_load(const char *key_path, const char *crt_path, fp_key **key, fp_buf *x5c,
+                       time_t *not_after, fp_error *err);
+
 /* Verify a header's x5c value: 1 to 4 certificates, leaf first, the leaf a
  * signer certificate valid at `now` whose chain ends at the trusted CA, its
  * CN a node id and its key P-256. On success cn gets the CN and *key the

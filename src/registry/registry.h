@@ -18,6 +18,9 @@ unsigned fp_registry_port(const fp_registry *r);
 /* A fog or edge: replace the list of nodes the cloud has revoked (a JSON
  * array of ids); their tokens are refused from now on. */
 void fp_registry_set_revoked(fp_registry *r, const json_t *ids);
+/* A fog: take up its renewed signer certificate and refreshed auth data
+ * from DATA/node/ (src/auth/cloudapi.h). */
+void fp_registry_node_reload(fp_registry *r);
 /* Stop accepting, finish in-flight requests, free. */
 void fp_registry_stop(fp_registry *r);
 

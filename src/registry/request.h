@@ -126,6 +126,8 @@ void fp_handle_upload(fp_req *r);
 void fp_handle_token(fp_req *r);
 void fp_handle_join(fp_req *r);
 void fp_handle_revoked(fp_req *r);
+void fp_handle_signer(fp_req *r);
+void fp_handle_authdata(fp_req *r);
 
 /* Validate a digest from a request; on failure responds DIGEST_INVALID. */
 bool fp_req_digest_ok(fp_req *r, const char *digest);

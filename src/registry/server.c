@@ -260,7 +260,7 @@ static void dispatch(fp_req *r)
         fp_respond_error(r, 403, "DENIED", "a client certificate from the deployment is required");
         return;
     }
-    if (r->reg->authz->signing && strcmp(r->path, "/auth/token") == 0) {
+    if (r->reg->authz->token_service && strcmp(r->path, "/auth/token") == 0) {
         fp_handle_token(r);
         return;
     }
@@ -270,6 +270,14 @@ static void dispatch(fp_req *r)
     }
     if (r->reg->authz->nodes && strcmp(r->path, "/api/v1/revoked") == 0) {
         fp_handle_revoked(r);
+        return;
+    }
+    if (r->reg->authz->nodes && strcmp(r->path, "/api/v1/signer") == 0) {
+        fp_handle_signer(r);
+        return;
+    }
+    if (r->reg->authz->nodes && strcmp(r->path, "/api/v1/authdata") == 0) {
+        fp_handle_authdata(r);
         return;
     }
     fp_route_parse(r->path, &r->route);
@@ -520,6 +528,11 @@ int fp_registry_start(fp_registry **out, const fp_config *cfg, fp_store *store, 
     reg->port = di ? di->port : 0;
     *out = reg;
     return 0;
+}
+
+void fp_registry_node_reload(fp_registry *r)
+{
+    fp_authz_node_reload(r->authz);
 }
 
 void fp_registry_set_revoked(fp_registry *r, const json_t *ids)
