@@ -89,7 +89,29 @@ int fp_node_fetch_revoked(const fp_config *cfg, json_t **ids, fp_error *err)
     }
     *ids = json_incref(nodes);
     json_decref(body);
+    /* kept for a restart while the cloud is unreachable: a node that forgot
+     * a revocation would honour the revoked node's tokens again */
+    char path[FP_PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/node/revoked.json", cfg->data_dir);
+    cleanup_free char *text = json_dumps(*ids, JSON_COMPACT);
+    cleanup_free char *old = NULL;
+    size_t oldlen = 0;
+    fp_error ignored;
+    if (text &&
+        (fp_read_file(path, 1 << 20, &old, &oldlen, &ignored) < 0 || strcmp(old, text) != 0) &&
+        fp_write_file_atomic(path, text, strlen(text), 0600, &ignored) < 0)
+        fp_warn("event=revocations_not_saved error=\"%s\"", ignored.msg);
     return 0;
+}
+
+json_t *fp_node_saved_revoked(const fp_config *cfg)
+{
+    char path[FP_PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/node/revoked.json", cfg->data_dir);
+    json_t *ids = json_load_file(path, 0, NULL);
+    if (json_is_array(ids)) return ids;
+    json_decref(ids);
+    return NULL;
 }
 
 /* Does the signer certificate in dir have more than a third of its

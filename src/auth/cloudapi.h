@@ -15,8 +15,11 @@
 #include "core/config.h"
 #include "core/error.h"
 
-/* On success *ids is a JSON array of node ids. */
+/* On success *ids is a JSON array of node ids, also kept in
+ * DATA/node/revoked.json. */
 int fp_node_fetch_revoked(const fp_config *cfg, json_t **ids, fp_error *err);
+/* The list kept by the last successful fetch (NULL if none). */
+json_t *fp_node_saved_revoked(const fp_config *cfg);
 /* Obtain a signer certificate unless the current one has more than a third
  * of its lifetime left. *changed says whether the files were replaced. */
 int fp_node_sync_signer(const fp_config *cfg, bool *changed, fp_error *err);

@@ -121,6 +121,11 @@ int fp_cmd_serve(int argc, char **argv)
      * revocation_interval an edge fetches the cloud's revocations and a fog
      * its auth data (revocations included) and, when due, a new signer. */
     bool edge = !strcmp(cfg.node_role, "edge");
+    json_t *saved = edge ? fp_node_saved_revoked(&cfg) : NULL;
+    if (saved) { /* until the cloud answers: the list as last known */
+        fp_registry_set_revoked(reg, saved);
+        json_decref(saved);
+    }
     time_t next_maintenance = time(NULL) + 60, next_revocations = 0;
     int sig = 0;
     for (;;) {

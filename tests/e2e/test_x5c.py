@@ -41,6 +41,7 @@ class Sandbox:
         self.ca_dir = os.path.dirname(self.ca)
         self.admin = (self.topo["admin"]["user"], self.topo["admin"]["password"])
         self.nodes = {n["id"]: n for n in self.topo["nodes"]}
+        self.restarted = []
         # fogs sync the cloud's nodes every 2 s: wait until each knows the
         # nodes that joined after it
         others = {i for i in self.nodes if i != "cloud"}
@@ -79,7 +80,32 @@ class Sandbox:
         return requests.get(self.url(node) + path, headers=bearer(token), verify=self.ca,
                             timeout=10)
 
+    def restart(self, node, log):
+        """Stop a node and start it again from its configuration (the
+        sandbox's `down` no longer knows it; self.down stops it)."""
+        pid = self.nodes[node]["pid"]
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(200):
+            try:
+                os.kill(pid, 0)
+                time.sleep(0.05)
+            except ProcessLookupError:
+                break
+        proc = subprocess.Popen([FOGPORT, "serve", "--config", self.nodes[node]["config"]],
+                                env=ENV, stdout=subprocess.DEVNULL, stderr=open(log, "w"))
+        self.restarted.append(proc)
+        for _ in range(200):
+            try:
+                requests.get(self.url(node) + "/v2/", verify=self.ca, timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        return proc
+
     def down(self):
+        for proc in self.restarted:
+            proc.terminate()
+            proc.wait(timeout=15)
         fp("sandbox", "down", "--dir", str(self.dir))
 
 
@@ -145,7 +171,6 @@ def wait_status(fn, want, timeout=10.0):
 @pytest.mark.skipif(not have("skopeo"), reason="skopeo is not installed")
 def test_fog_serves_tokens_while_the_cloud_is_down(tmp_path, images):  # noqa: F811
     s = Sandbox(tmp_path / "sb", fogs=1, edges=0)
-    restarted = None
     try:
         certs = tmp_path / "certs"
         certs.mkdir()
@@ -200,29 +225,10 @@ def test_fog_serves_tokens_while_the_cloud_is_down(tmp_path, images):  # noqa: F
         assert "event=token_issued" in log and "sub=admin service=fog-1" in log
 
         # the fog restarts during the outage: its copy of the auth data on disk suffices
-        fog_pid = s.nodes["fog-1"]["pid"]
-        os.kill(fog_pid, signal.SIGTERM)
-        for _ in range(200):
-            try:
-                os.kill(fog_pid, 0)
-                time.sleep(0.05)
-            except ProcessLookupError:
-                break
         assert os.stat(s.node_file("fog-1", "authdata.json")).st_mode & 0o777 == 0o600
-        restarted = subprocess.Popen(
-            [FOGPORT, "serve", "--config", s.nodes["fog-1"]["config"]], env=ENV,
-            stdout=subprocess.DEVNULL, stderr=open(tmp_path / "fog-restart.log", "w"))
-        for _ in range(200):
-            try:
-                requests.get(s.url("fog-1") + "/v2/", verify=s.ca, timeout=1)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.05)
+        s.restart("fog-1", tmp_path / "fog-restart.log")
         pull_from_fog("b")
     finally:
-        if restarted:
-            restarted.terminate()
-            restarted.wait(timeout=15)
         s.down()
 
 
@@ -301,7 +307,7 @@ def test_fog_token_service_authenticates_from_synced_data(sb):
 
 # ------------------------------------------------------------------ verification
 
-def test_edge_trusts_its_parents_signer_until_revoked(sb):
+def test_edge_trusts_its_parents_signer_until_revoked(sb, tmp_path):
     # sandbox: edge-1's parent is fog-1 ([auth] token_signers = fog-1 there)
     tok = sb.token("fog-1", "edge-1", ["repository:svc:pull"])
     assert decode_jwt(tok)[0].get("x5c")
@@ -325,6 +331,10 @@ def test_edge_trusts_its_parents_signer_until_revoked(sb):
     assert sb.get("edge-1", good).status_code == 401
     log = open(os.path.join(sb.nodes["edge-1"]["data"], "serve.log")).read()
     assert "signer fog-1 is revoked" in log or "node fog-1 is revoked" in log
+    # the edge remembers across a restart while the cloud is unreachable
+    os.kill(sb.nodes["cloud"]["pid"], signal.SIGKILL)
+    sb.restart("edge-1", tmp_path / "edge-restart.log")
+    assert sb.get("edge-1", good).status_code == 401
 
 
 def test_forged_x5c_tokens_are_refused(sb, tmp_path):
