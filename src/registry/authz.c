@@ -54,7 +54,10 @@ int fp_authz_open(fp_authz **out, const fp_config *cfg, fp_error *err)
         snprintf(ca, sizeof ca, "%s", cfg->node_cacert);
     if (ca[0] && fp_x5c_trust_load(ca, &a->trust, err) < 0) goto fail;
     a->token_service = a->signing || !strcmp(cfg->node_role, "fog");
-    if (!strcmp(cfg->node_role, "fog")) fp_authz_node_reload(a);
+    if (!strcmp(cfg->node_role, "fog")) {
+        snprintf(a->cloud_realm, sizeof a->cloud_realm, "%s/auth/token", cfg->node_cloud);
+        fp_authz_node_reload(a);
+    }
     if (a->mode == FP_AUTH_TOKEN && fp_keyring_size(a->keys) == 0) {
         fp_error_set(err, 0, "[auth] token_realm needs token_keys (or token_key)");
         goto fail;
@@ -132,8 +135,14 @@ static bool challenge(fp_req *r, unsigned action, const char *error)
     } else {
         char scope[FP_NAME_MAX + 40];
         scope_text(r, action, scope, sizeof scope);
+        /* a fog that cannot sign yet (its cloud has no CA, or was never
+         * reachable since it joined) sends clients to the cloud */
+        const char *realm = cfg->token_realm;
+        fp_signer *sg = r->reg->authz->cloud_realm[0] ? fp_authz_signer(r->reg->authz) : NULL;
+        if (r->reg->authz->cloud_realm[0] && !sg) realm = r->reg->authz->cloud_realm;
+        fp_signer_unref(sg);
         int n = snprintf(r->challenge, sizeof r->challenge, "Bearer realm=\"%s\",service=\"%s\"",
-                         cfg->token_realm, cfg->token_service);
+                         realm, cfg->token_service);
         if (scope[0] && n > 0 && (size_t)n < sizeof r->challenge)
             n +=
                 snprintf(r->challenge + n, sizeof r->challenge - (size_t)n, ",scope=\"%s\"", scope);

@@ -51,6 +51,7 @@ typedef struct fp_authz {
      * fp_authz_node_reload (under cache_lock; users take references) */
     fp_signer *signer;
     fp_authdata *synced;
+    char cloud_realm[600]; /* a fog without a signer yet sends clients here */
     /* fog/edge: nodes the cloud has revoked (fetched periodically) */
     char **revoked;
     size_t nrevoked;

@@ -417,3 +417,41 @@ def test_forged_x5c_tokens_are_refused(sb, tmp_path):
                    "token issuer not trusted", "token algorithm is not ES256",
                    "token signature does not verify"):
         assert reason in log, reason
+
+
+def test_fog_without_a_signer_sends_clients_to_the_cloud(tmp_path):
+    """A cloud without a CA gives fogs no signer certificate: the fog then
+    points its challenge at the cloud's token service and its own answers
+    503, and the cloud's tokens work there as before."""
+    from conftest import Registry
+    from nodehelp import node_config, node_token, write_ini
+    from tokenhelp import key_generate, token, user_set
+
+    base = str(tmp_path)
+    htpasswd = os.path.join(base, "htpasswd")
+    user_set(htpasswd, "ops", "a long password")
+    key_generate(os.path.join(base, "token"))
+    cloud = Registry(os.path.join(base, "cloud"), config=os.path.join(base, "cloud.conf"))
+    write_ini(cloud.config, {
+        "node": {"id": "cloud", "role": "cloud"},
+        "server": {"listen": cloud.host},
+        "storage": {"data": cloud.data_dir},
+        "auth": {"htpasswd": htpasswd, "token_realm": f"{cloud.url}/auth/token",
+                 "token_key": os.path.join(base, "token.key")},
+    })
+    cloud.start()
+    fog = Registry(os.path.join(base, "fog-1"), config=os.path.join(base, "fog.conf"))
+    try:
+        node_config(fog, "fog-1", "fog", cloud.url, None,
+                    join_token=node_token(cloud, "fog", "fog-1"))
+        fog.start()
+        r = requests.get(fog.url + "/v2/", timeout=10)
+        assert challenge(r)[1]["realm"] == f"{cloud.url}/auth/token"
+        r = requests.get(fog.url + "/auth/token", params={"service": "fog-1"},
+                         auth=("ops", "a long password"), timeout=10)
+        assert r.status_code == 503 and r.json()["error"] == "temporarily_unavailable"
+        tok = token(cloud.url, "ops", "a long password", service="fog-1")
+        assert requests.get(fog.url + "/v2/", headers=bearer(tok), timeout=10).status_code == 200
+    finally:
+        fog.stop()
+        cloud.stop()
