@@ -68,7 +68,8 @@ json_t *fp_policy_pull_patterns(const fp_policy *pol, const fp_principal *p);
 typedef struct fp_grant {
     int refs;
     char subject[128];
-    bool node; /* the subject is a node (may be revoked) */
+    bool node;       /* the subject is a node (may be revoked) */
+    char signer[64]; /* x5c tokens: the node whose signer certificate signed it (may be revoked) */
     time_t expires;
     size_t nscopes;
     fp_scope *scopes;

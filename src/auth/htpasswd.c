@@ -42,10 +42,9 @@ struct fp_auth {
     struct cached cache[CACHE_SLOTS];
 };
 
-static int load(fp_auth *a, fp_error *err)
+/* Replace the entries with those of text (which is consumed by strtok). */
+static int parse(fp_auth *a, char *text, fp_error *err)
 {
-    cleanup_free char *text = NULL;
-    if (fp_read_file(a->path, 16 << 20, &text, NULL, err) < 0) return -1;
     size_t cap = 8, n = 0;
     struct entry *e = calloc(cap, sizeof *e);
     if (!e) return fp_error_set(err, ENOMEM, "htpasswd");
@@ -77,6 +76,35 @@ static int load(fp_auth *a, fp_error *err)
     a->entries = e;
     a->nentries = n;
     memset(a->cache, 0, sizeof a->cache);
+    return 0;
+}
+
+static int load(fp_auth *a, fp_error *err)
+{
+    cleanup_free char *text = NULL;
+    if (fp_read_file(a->path, 16 << 20, &text, NULL, err) < 0) return -1;
+    return parse(a, text, err);
+}
+
+int fp_auth_open_text(fp_auth **out, const char *text, fp_error *err)
+{
+    fp_auth *a = calloc(1, sizeof *a);
+    char *copy = strdup(text);
+    if (!a || !copy) {
+        free(a);
+        free(copy);
+        return fp_error_set(err, ENOMEM, "auth");
+    }
+    pthread_mutex_init(&a->lock, NULL);
+    int rc = fp_random_bytes(a->salt, sizeof a->salt) < 0 ? fp_error_set(err, errno, "random")
+                                                          : parse(a, copy, err);
+    OPENSSL_cleanse(copy, strlen(text));
+    free(copy);
+    if (rc < 0) {
+        fp_auth_free(a);
+        return -1;
+    }
+    *out = a;
     return 0;
 }
 
@@ -113,7 +141,7 @@ void fp_auth_free(fp_auth *a)
 static void reload_if_changed(fp_auth *a)
 {
     struct stat st;
-    if (stat(a->path, &st) < 0) return;
+    if (!a->path[0] || stat(a->path, &st) < 0) return; /* from text: nothing to re-read */
     if (st.st_mtim.tv_sec == a->mtime.tv_sec && st.st_mtim.tv_nsec == a->mtime.tv_nsec) return;
     fp_error err;
     if (load(a, &err) == 0)

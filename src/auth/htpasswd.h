@@ -12,12 +12,12 @@
 
 #include "core/error.h"
 
-#include <stdbool.h>
-#include <stddef.h>
-
 typedef struct fp_auth fp_auth;
 
 int fp_auth_open(fp_auth **out, const char *htpasswd_path, fp_error *err);
+/* The same from an htpasswd file's text (a fog's copy of the cloud's users,
+ * src/auth/authdata.h); never re-read. */
+int fp_auth_open_text(fp_auth **out, const char *text, fp_error *err);
 void fp_auth_free(fp_auth *a);
 /* Verify an Authorization header value ("Basic base64(user:pass)").
  * On success copies the user name into user (64 bytes). */

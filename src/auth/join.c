@@ -118,6 +118,27 @@ static bool exists(const char *dir, const char *name, char *path, size_t pathlen
     return access(path, R_OK) == 0;
 }
 
+/* A fog's realm: its own /auth/token at its listen address, when that is
+ * an address clients can use (not a wildcard: then [auth] token_realm must
+ * say, or the cloud's realm is used). */
+static bool own_realm(fp_config *cfg)
+{
+    char host[256];
+    snprintf(host, sizeof host, "%s", cfg->listen);
+    char *colon = strrchr(host, ':');
+    if (!colon) return false;
+    *colon = '\0';
+    if (!host[0] || !strcmp(host, "0.0.0.0") || !strcmp(host, "[::]")) {
+        fp_warn("event=fog_realm_unknown hint=\"set [auth] token_realm to this fog's "
+                "https://HOST:PORT/auth/token; using the cloud's\"");
+        return false;
+    }
+    bool tls = cfg->tls_cert[0] || !strncmp(cfg->node_cloud, "https:", 6);
+    snprintf(cfg->token_realm, sizeof cfg->token_realm, "%s://%s/auth/token",
+             tls ? "https" : "http", cfg->listen);
+    return true;
+}
+
 int fp_node_prepare(fp_config *cfg, fp_error *err)
 {
     if (strcmp(cfg->node_role, "fog") != 0 && strcmp(cfg->node_role, "edge") != 0) return 0;
@@ -128,8 +149,9 @@ int fp_node_prepare(fp_config *cfg, fp_error *err)
     snprintf(dir, sizeof dir, "%s/node", cfg->data_dir);
     if (fp_mkdir_p(dir, 0700, err) < 0) return -1;
     if (!exists(dir, "credential.json", path, sizeof path) && join(cfg, dir, err) < 0) return -1;
-    /* complete the configuration from what the join gave us */
-    if (!cfg->token_realm[0])
+    /* complete the configuration from what the join gave us; a fog is its
+     * own token service (it keeps issuing while the cloud is unreachable) */
+    if (!cfg->token_realm[0] && !(!strcmp(cfg->node_role, "fog") && own_realm(cfg)))
         snprintf(cfg->token_realm, sizeof cfg->token_realm, "%s/auth/token", cfg->node_cloud);
     if (!cfg->token_keys[0] && exists(dir, "token.pub", path, sizeof path))
         snprintf(cfg->token_keys, sizeof cfg->token_keys, "%s", path);
@@ -178,29 +200,4 @@ void fp_node_cred_opts(const fp_node_cred *c, fp_http_opts *o)
 void fp_node_cred_clear(fp_node_cred *c)
 {
     OPENSSL_cleanse(c->userpwd, sizeof c->userpwd);
-}
-
-int fp_node_fetch_revoked(const fp_config *cfg, json_t **ids, fp_error *err)
-{
-    fp_node_cred cred;
-    if (fp_node_cred_load(cfg, &cred, err) < 0) return -1;
-    cleanup_buf fp_buf url = FP_BUF_INIT;
-    fp_buf_printf(&url, "%s/api/v1/revoked", cfg->node_cloud);
-    fp_http_opts o = {.timeout_s = 5};
-    fp_node_cred_opts(&cred, &o);
-    fp_http_response resp;
-    int rc = fp_http_get(url.data, &o, &resp, err);
-    fp_node_cred_clear(&cred);
-    if (rc < 0) return -1;
-    json_t *body = resp.status == 200 ? json_loadb(resp.body.data, resp.body.len, 0, NULL) : NULL;
-    long status = resp.status;
-    fp_http_response_free(&resp);
-    json_t *nodes = json_object_get(body, "nodes");
-    if (!json_is_array(nodes)) {
-        json_decref(body);
-        return fp_error_set(err, 0, "revocation list: HTTP %ld", status);
-    }
-    *ids = json_incref(nodes);
-    json_decref(body);
-    return 0;
 }

@@ -8,8 +8,6 @@
 #ifndef FP_AUTH_JOIN_H
 #define FP_AUTH_JOIN_H
 
-#include <jansson.h>
-
 #include "core/config.h"
 #include "core/error.h"
 
@@ -34,9 +32,5 @@ void fp_node_cred_clear(fp_node_cred *c);
 
 /* No-op unless [node] role is fog or edge. */
 int fp_node_prepare(fp_config *cfg, fp_error *err);
-
-/* Ask the cloud which nodes are revoked (GET /api/v1/revoked with this
- * node's credential). On success *ids is a JSON array of node ids. */
-int fp_node_fetch_revoked(const fp_config *cfg, json_t **ids, fp_error *err);
 
 #endif

@@ -110,8 +110,9 @@ static int compute_kid(fp_key *k)
     return 0;
 }
 
-static bool is_p256(EVP_PKEY *pkey)
+bool fp_evp_is_p256(const void *evp)
 {
+    EVP_PKEY *pkey = (EVP_PKEY *)evp;
     char group[32] = "";
     size_t gl = 0;
     return EVP_PKEY_get_base_id(pkey) == EVP_PKEY_EC &&
@@ -122,7 +123,7 @@ static bool is_p256(EVP_PKEY *pkey)
 
 static fp_key *wrap(EVP_PKEY *pkey)
 {
-    if (!pkey || !is_p256(pkey)) {
+    if (!pkey || !fp_evp_is_p256(pkey)) {
         EVP_PKEY_free(pkey);
         return NULL;
     }
@@ -137,6 +138,11 @@ static fp_key *wrap(EVP_PKEY *pkey)
         return NULL;
     }
     return k;
+}
+
+fp_key *fp_key_from_evp(void *evp)
+{
+    return wrap(evp);
 }
 
 int fp_key_generate(fp_key **out, fp_error *err)
@@ -260,14 +266,14 @@ void fp_keyring_free(fp_keyring *r)
     free(r);
 }
 
-int fp_jwt_sign(const fp_key *k, const json_t *claims, fp_buf *token, fp_error *err)
+/* header (JSON text) . claims . ES256 signature */
+static int sign_with_header(const fp_key *k, const fp_buf *header, const json_t *claims,
+                            fp_buf *token, fp_error *err)
 {
     cleanup_free char *payload = json_dumps(claims, JSON_COMPACT);
     if (!payload) return fp_error_set(err, ENOMEM, "token claims");
-    cleanup_buf fp_buf header = FP_BUF_INIT;
-    fp_buf_printf(&header, "{\"alg\":\"ES256\",\"typ\":\"JWT\",\"kid\":\"%s\"}", k->kid);
     fp_buf_reset(token);
-    fp_b64url_encode(header.data, header.len, token);
+    fp_b64url_encode(header->data, header->len, token);
     fp_buf_puts(token, ".");
     fp_b64url_encode(payload, strlen(payload), token);
 
@@ -292,21 +298,60 @@ int fp_jwt_sign(const fp_key *k, const json_t *claims, fp_buf *token, fp_error *
     return 0;
 }
 
+int fp_jwt_sign(const fp_key *k, const json_t *claims, fp_buf *token, fp_error *err)
+{
+    cleanup_buf fp_buf header = FP_BUF_INIT;
+    fp_buf_printf(&header, "{\"alg\":\"ES256\",\"typ\":\"JWT\",\"kid\":\"%s\"}", k->kid);
+    return sign_with_header(k, &header, claims, token, err);
+}
+
+int fp_jwt_sign_x5c(const fp_key *k, const char *x5c, const json_t *claims, fp_buf *token,
+                    fp_error *err)
+{
+    cleanup_buf fp_buf header = FP_BUF_INIT;
+    fp_buf_printf(&header, "{\"alg\":\"ES256\",\"typ\":\"JWT\",\"x5c\":%s}", x5c);
+    return sign_with_header(k, &header, claims, token, err);
+}
+
 static int fail(char *why, size_t whylen, const char *msg)
 {
     snprintf(why, whylen, "%s", msg);
     return -1;
 }
 
-int fp_jwt_verify(const char *token, size_t len, const fp_keyring *keys, json_t **claims, char *why,
-                  size_t whylen)
+/* The three parts of a token, split at its two dots; -1 unless there are
+ * exactly two. */
+static int split(const char *token, size_t len, const char **dot1, const char **dot2)
+{
+    if (len > 16384) return -1;
+    *dot1 = memchr(token, '.', len);
+    *dot2 = *dot1 ? memchr(*dot1 + 1, '.', len - (size_t)(*dot1 + 1 - token)) : NULL;
+    if (!*dot2 || memchr(*dot2 + 1, '.', len - (size_t)(*dot2 + 1 - token))) return -1;
+    return 0;
+}
+
+json_t *fp_jwt_header(const char *token, size_t len)
+{
+    const char *dot1, *dot2;
+    if (split(token, len, &dot1, &dot2) < 0) return NULL;
+    cleanup_buf fp_buf hdr = FP_BUF_INIT;
+    if (fp_b64url_decode(token, (size_t)(dot1 - token), &hdr) < 0) return NULL;
+    json_t *h = json_loadb(hdr.data ? hdr.data : "", hdr.len, JSON_REJECT_DUPLICATES, NULL);
+    if (!json_is_object(h)) {
+        json_decref(h);
+        return NULL;
+    }
+    return h;
+}
+
+/* Verify with the key named by kid in keys, or with the given key. */
+static int verify(const char *token, size_t len, const fp_keyring *keys, const fp_key *given,
+                  json_t **claims, char *why, size_t whylen)
 {
     *claims = NULL;
     if (len > 16384) return fail(why, whylen, "token too long");
-    const char *dot1 = memchr(token, '.', len);
-    const char *dot2 = dot1 ? memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - token)) : NULL;
-    if (!dot1 || !dot2 || memchr(dot2 + 1, '.', len - (size_t)(dot2 + 1 - token)))
-        return fail(why, whylen, "malformed token");
+    const char *dot1, *dot2;
+    if (split(token, len, &dot1, &dot2) < 0) return fail(why, whylen, "malformed token");
     cleanup_buf fp_buf hdr = FP_BUF_INIT, body = FP_BUF_INIT, sigraw = FP_BUF_INIT;
     if (fp_b64url_decode(token, (size_t)(dot1 - token), &hdr) < 0 ||
         fp_b64url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), &body) < 0 ||
@@ -321,7 +366,7 @@ int fp_jwt_verify(const char *token, size_t len, const fp_keyring *keys, json_t 
     const char *kid = json_string_value(json_object_get(h, "kid"));
     bool alg_ok = alg && strcmp(alg, "ES256") == 0;
     bool crit = json_object_get(h, "crit") != NULL;
-    const fp_key *k = (alg_ok && kid) ? fp_keyring_find(keys, kid) : NULL;
+    const fp_key *k = !alg_ok ? NULL : given ? given : kid ? fp_keyring_find(keys, kid) : NULL;
     json_decref(h);
     if (!alg_ok) return fail(why, whylen, "token algorithm is not ES256");
     if (crit) return fail(why, whylen, "token has critical header extensions");
@@ -354,6 +399,18 @@ int fp_jwt_verify(const char *token, size_t len, const fp_keyring *keys, json_t 
     }
     *claims = c;
     return 0;
+}
+
+int fp_jwt_verify(const char *token, size_t len, const fp_keyring *keys, json_t **claims, char *why,
+                  size_t whylen)
+{
+    return verify(token, len, keys, NULL, claims, why, whylen);
+}
+
+int fp_jwt_verify_key(const char *token, size_t len, const fp_key *key, json_t **claims, char *why,
+                      size_t whylen)
+{
+    return verify(token, len, NULL, key, claims, why, whylen);
 }
 
 int fp_key_public_pem(const fp_key *k, fp_buf *pem)

@@ -8,6 +8,7 @@
 #define FP_AUTH_JWT_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "core/buf.h"
@@ -34,6 +35,11 @@ int fp_key_public_pem(const fp_key *k, fp_buf *pem);
 void fp_key_free(fp_key *k);
 /* The OpenSSL EVP_PKEY inside (for certificates). */
 void *fp_key_evp(const fp_key *k);
+/* Is an OpenSSL EVP_PKEY an EC P-256 key? */
+bool fp_evp_is_p256(const void *evp);
+/* Wrap an OpenSSL EVP_PKEY (a P-256 key; its reference is taken over, and
+ * freed on failure). NULL if it is not P-256. */
+fp_key *fp_key_from_evp(void *evp);
 
 /* Public keys that tokens may be signed with, looked up by kid. */
 typedef struct fp_keyring fp_keyring;
@@ -48,9 +54,19 @@ void fp_keyring_free(fp_keyring *r);
 
 /* header.payload.signature with {"alg":"ES256","typ":"JWT","kid":...}. */
 int fp_jwt_sign(const fp_key *k, const json_t *claims, fp_buf *token, fp_error *err);
+/* The same with {"alg":"ES256","typ":"JWT","x5c":X5C}, where x5c is the
+ * JSON text of the certificate chain array (src/auth/x5c.h). */
+int fp_jwt_sign_x5c(const fp_key *k, const char *x5c, const json_t *claims, fp_buf *token,
+                    fp_error *err);
+/* The decoded header (caller decrefs), NULL if malformed; nothing is
+ * verified: it only says which verification applies (kid or x5c). */
+json_t *fp_jwt_header(const char *token, size_t len);
 /* Check structure, algorithm, kid and signature; on success *claims is the
  * decoded payload (caller decrefs). Claims are NOT checked here. */
 int fp_jwt_verify(const char *token, size_t len, const fp_keyring *keys, json_t **claims, char *why,
                   size_t whylen);
+/* The same with one given key instead of a keyring (the kid is ignored). */
+int fp_jwt_verify_key(const char *token, size_t len, const fp_key *key, json_t **claims, char *why,
+                      size_t whylen);
 
 #endif

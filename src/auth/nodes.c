@@ -70,8 +70,7 @@ bool fp_node_role_valid(const char *role)
     return !strcmp(role, "cloud") || !strcmp(role, "fog") || !strcmp(role, "edge");
 }
 
-/* hex SHA-256 of a secret */
-static void secret_hash(const char *secret, char out[65])
+void fp_node_secret_hash(const char *secret, char out[65])
 {
     unsigned char md[32];
     unsigned ml = 0;
@@ -119,7 +118,7 @@ int fp_nodes_token_create(fp_nodes *n, const char *role, const char *id, unsigne
         return fp_error_set(err, EINVAL, "invalid node id '%s' ([a-z0-9-], at most 63)", id);
     if (random_secret("fpj_", token) < 0) return fp_error_set(err, errno, "random");
     char hash[65];
-    secret_hash(token, hash);
+    fp_node_secret_hash(token, hash);
     const char *text[] = {hash, role, id};
     long long ints[] = {(long long)time(NULL) + (ttl_s ? ttl_s : 3600)};
     pthread_mutex_lock(&n->lock);
@@ -138,7 +137,7 @@ int fp_nodes_join(fp_nodes *n, const char *token, const char *id, char role[16],
 {
     if (!fp_node_id_valid(id)) return fp_error_set(err, EINVAL, "invalid node id");
     char hash[65];
-    secret_hash(token, hash);
+    fp_node_secret_hash(token, hash);
     pthread_mutex_lock(&n->lock);
     int result = -1;
     sqlite3_exec(n->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
@@ -179,7 +178,7 @@ int fp_nodes_join(fp_nodes *n, const char *token, const char *id, char role[16],
         goto out;
     }
     char shash[65];
-    secret_hash(secret, shash);
+    fp_node_secret_hash(secret, shash);
     const char *t1[] = {hash};
     const char *t2[] = {id, role, shash};
     long long now[] = {(long long)time(NULL)};
@@ -198,7 +197,7 @@ out:
 bool fp_nodes_token_usable(fp_nodes *n, const char *token, const char *id)
 {
     char hash[65];
-    secret_hash(token, hash);
+    fp_node_secret_hash(token, hash);
     bool usable = false;
     pthread_mutex_lock(&n->lock);
     sqlite3_stmt *st;
@@ -221,7 +220,7 @@ bool fp_nodes_token_usable(fp_nodes *n, const char *token, const char *id)
 int fp_nodes_verify(fp_nodes *n, const char *id, const char *secret, char role[16])
 {
     char want[65];
-    secret_hash(secret, want);
+    fp_node_secret_hash(secret, want);
     int ok = 0;
     pthread_mutex_lock(&n->lock);
     sqlite3_stmt *st;
@@ -296,4 +295,27 @@ int fp_nodes_list(fp_nodes *n, fp_node_cb cb, void *ctx, fp_error *err)
     sqlite3_finalize(st);
     pthread_mutex_unlock(&n->lock);
     return 0;
+}
+
+json_t *fp_nodes_export(fp_nodes *n, fp_error *err)
+{
+    json_t *arr = json_array();
+    pthread_mutex_lock(&n->lock);
+    sqlite3_stmt *st;
+    if (!arr || sqlite3_prepare_v2(n->db, "SELECT id, role, secret_hash, revoked FROM nodes", -1,
+                                   &st, NULL) != SQLITE_OK) {
+        pthread_mutex_unlock(&n->lock);
+        json_decref(arr);
+        fp_error_set(err, 0, "identity db: %s", sqlite3_errmsg(n->db));
+        return NULL;
+    }
+    while (sqlite3_step(st) == SQLITE_ROW)
+        json_array_append_new(
+            arr, json_pack("{s:s, s:s, s:s, s:b}", "id", (const char *)sqlite3_column_text(st, 0),
+                           "role", (const char *)sqlite3_column_text(st, 1), "secret_sha256",
+                           (const char *)sqlite3_column_text(st, 2), "revoked",
+                           sqlite3_column_int(st, 3) != 0));
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&n->lock);
+    return arr;
 }

@@ -6,6 +6,7 @@
 #ifndef FP_AUTH_NODES_H
 #define FP_AUTH_NODES_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <time.h>
@@ -21,6 +22,8 @@ void fp_nodes_close(fp_nodes *n);
 
 bool fp_node_id_valid(const char *id);
 bool fp_node_role_valid(const char *role);
+/* The hex SHA-256 under which a node secret is stored. */
+void fp_node_secret_hash(const char *secret, char out[65]);
 
 /* A new one-time join token for role (and, optionally, a fixed node id),
  * valid for ttl seconds. token gets "fpj_" + 43 base64url characters. */
@@ -46,5 +49,9 @@ int fp_nodes_revoke(fp_nodes *n, const char *id, fp_error *err);
 typedef int (*fp_node_cb)(void *ctx, const char *id, const char *role, time_t created,
                           bool revoked);
 int fp_nodes_list(fp_nodes *n, fp_node_cb cb, void *ctx, fp_error *err);
+
+/* Every node as {"id", "role", "secret_sha256", "revoked"} (for fogs to
+ * authenticate nodes while the cloud is unreachable; src/auth/authdata.h). */
+json_t *fp_nodes_export(fp_nodes *n, fp_error *err);
 
 #endif

@@ -30,8 +30,9 @@ static int add_ext(X509 *cert, X509 *issuer, int nid, const char *value)
     return ok == 1 ? 0 : -1;
 }
 
-/* A certificate for key, named cn, valid for days, not yet signed. */
-static X509 *new_cert(EVP_PKEY *key, const char *cn, unsigned days)
+/* A certificate for key, named cn (in organizational unit ou, if any), valid
+ * for days, not yet signed. */
+static X509 *new_cert(EVP_PKEY *key, const char *cn, const char *ou, unsigned days)
 {
     X509 *cert = X509_new();
     if (!cert) return NULL;
@@ -48,6 +49,8 @@ static X509 *new_cert(EVP_PKEY *key, const char *cn, unsigned days)
               X509_set_pubkey(cert, key) == 1 &&
               X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, (const unsigned char *)"fogport",
                                          -1, -1, 0) == 1 &&
+              (!ou || X509_NAME_add_entry_by_txt(name, "OU", MBSTRING_UTF8,
+                                                 (const unsigned char *)ou, -1, -1, 0) == 1) &&
               X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1,
                                          -1, 0) == 1 &&
               X509_set_subject_name(cert, name) == 1;
@@ -88,7 +91,7 @@ int fp_ca_init(const char *dir, const char *name, fp_error *err)
     fp_key *ca = NULL, *tok = NULL;
     if (fp_key_generate(&ca, err) < 0) return -1;
     EVP_PKEY *pkey = fp_key_evp(ca);
-    X509 *cert = new_cert(pkey, name, 3650);
+    X509 *cert = new_cert(pkey, name, NULL, 3650);
     int rc = -1;
     if (!cert || X509_set_issuer_name(cert, X509_get_subject_name(cert)) != 1 ||
         add_ext(cert, cert, NID_basic_constraints, "critical,CA:TRUE,pathlen:1") < 0 ||
@@ -166,7 +169,7 @@ int fp_cert_issue(const char *ca_dir, const char *cn, const char *const *dns, si
     if (fp_key_load(p_key, &ca, err) < 0 || !(ca_cert = load_cert(p_crt, err)) ||
         fp_key_generate(&leaf, err) < 0)
         goto out;
-    cert = new_cert(fp_key_evp(leaf), cn, days ? days : 365);
+    cert = new_cert(fp_key_evp(leaf), cn, NULL, days ? days : 365);
     if (!cert || sign_leaf(cert, ca_cert, ca, san.data) < 0) {
         fp_error_set(err, 0, "issue certificate for %s (names: %s)", cn, san.data);
         goto out;
@@ -224,21 +227,34 @@ int fp_csr_create(void *evp_key, const char *cn, const char *const *dns, size_t 
     return ok ? 0 : fp_error_set(err, 0, "create certificate request");
 }
 
+/* A certificate request from PEM whose signature proves its key. */
+static X509_REQ *read_csr(const char *csr_pem, fp_error *err)
+{
+    BIO *in = BIO_new_mem_buf(csr_pem, -1);
+    X509_REQ *req = in ? PEM_read_bio_X509_REQ(in, NULL, NULL, NULL) : NULL;
+    BIO_free(in);
+    if (!req) {
+        fp_error_set(err, EINVAL, "not a PEM certificate request");
+        return NULL;
+    }
+    EVP_PKEY *pub = X509_REQ_get0_pubkey(req);
+    if (!pub || X509_REQ_verify(req, pub) != 1) {
+        X509_REQ_free(req);
+        fp_error_set(err, EINVAL, "certificate request signature does not verify");
+        return NULL;
+    }
+    return req;
+}
+
 int fp_csr_sign(const char *ca_dir, const char *csr_pem, const char *cn, const char *allowed_ip,
                 unsigned days, fp_buf *pem, fp_error *err)
 {
     char p_key[4096], p_crt[4096];
     snprintf(p_key, sizeof p_key, "%s/ca.key", ca_dir);
     snprintf(p_crt, sizeof p_crt, "%s/ca.crt", ca_dir);
-    BIO *in = BIO_new_mem_buf(csr_pem, -1);
-    X509_REQ *req = in ? PEM_read_bio_X509_REQ(in, NULL, NULL, NULL) : NULL;
-    BIO_free(in);
-    if (!req) return fp_error_set(err, EINVAL, "not a PEM certificate request");
+    X509_REQ *req = read_csr(csr_pem, err);
+    if (!req) return -1;
     EVP_PKEY *pub = X509_REQ_get0_pubkey(req);
-    if (!pub || X509_REQ_verify(req, pub) != 1) {
-        X509_REQ_free(req);
-        return fp_error_set(err, EINVAL, "certificate request signature does not verify");
-    }
     /* the node's own name always; requested names only where they are its */
     cleanup_buf fp_buf san = FP_BUF_INIT;
     fp_buf_printf(&san, "DNS:%s", cn);
@@ -277,7 +293,7 @@ int fp_csr_sign(const char *ca_dir, const char *csr_pem, const char *cn, const c
     X509 *ca_cert = NULL, *cert = NULL;
     int rc = -1;
     if (fp_key_load(p_key, &ca, err) < 0 || !(ca_cert = load_cert(p_crt, err))) goto out;
-    cert = new_cert(pub, cn, days ? days : 365);
+    cert = new_cert(pub, cn, NULL, days ? days : 365);
     BIO *out = BIO_new(BIO_s_mem());
     if (!cert || !out || sign_leaf(cert, ca_cert, ca, san.data) < 0 ||
         PEM_write_bio_X509(out, cert) != 1 || PEM_write_bio_X509(out, ca_cert) != 1) {
@@ -290,6 +306,59 @@ int fp_csr_sign(const char *ca_dir, const char *csr_pem, const char *cn, const c
     rc = fp_buf_append(pem, data, (size_t)len);
     BIO_free(out);
 out:
+    X509_free(cert);
+    X509_free(ca_cert);
+    fp_key_free(ca);
+    X509_REQ_free(req);
+    return rc;
+}
+
+/* Make cert a token-signing certificate: digital signatures only, and the
+ * signer extended key usage, critical, alone. Without serverAuth/clientAuth
+ * and without names it is useless for TLS; a TLS certificate lacks the
+ * signer usage, so it is useless for tokens. */
+static int sign_signer(X509 *cert, X509 *ca_cert, fp_key *ca_key)
+{
+    return X509_set_issuer_name(cert, X509_get_subject_name(ca_cert)) == 1 &&
+                   add_ext(cert, ca_cert, NID_basic_constraints, "critical,CA:FALSE") == 0 &&
+                   add_ext(cert, ca_cert, NID_key_usage, "critical,digitalSignature") == 0 &&
+                   add_ext(cert, ca_cert, NID_ext_key_usage, "critical," FP_SIGNER_EKU_OID) == 0 &&
+                   add_ext(cert, ca_cert, NID_authority_key_identifier, "keyid") == 0 &&
+                   X509_sign(cert, fp_key_evp(ca_key), EVP_sha256()) > 0
+               ? 0
+               : -1;
+}
+
+int fp_signer_csr_sign(const char *ca_dir, const char *csr_pem, const char *cn, unsigned days,
+                       fp_buf *pem, fp_error *err)
+{
+    char p_key[4096], p_crt[4096];
+    snprintf(p_key, sizeof p_key, "%s/ca.key", ca_dir);
+    snprintf(p_crt, sizeof p_crt, "%s/ca.crt", ca_dir);
+    X509_REQ *req = read_csr(csr_pem, err);
+    if (!req) return -1;
+    EVP_PKEY *pub = X509_REQ_get0_pubkey(req);
+    fp_key *ca = NULL;
+    X509 *ca_cert = NULL, *cert = NULL;
+    BIO *out = NULL;
+    int rc = -1;
+    if (!fp_evp_is_p256(pub)) {
+        fp_error_set(err, EINVAL, "a token signer key must be EC P-256 (ES256)");
+        goto out;
+    }
+    if (fp_key_load(p_key, &ca, err) < 0 || !(ca_cert = load_cert(p_crt, err))) goto out;
+    cert = new_cert(pub, cn, FP_SIGNER_OU, days ? days : 30);
+    out = BIO_new(BIO_s_mem());
+    if (!cert || !out || sign_signer(cert, ca_cert, ca) < 0 || PEM_write_bio_X509(out, cert) != 1 ||
+        PEM_write_bio_X509(out, ca_cert) != 1) {
+        fp_error_set(err, 0, "sign token signer certificate for %s", cn);
+        goto out;
+    }
+    char *data;
+    long len = BIO_get_mem_data(out, &data);
+    rc = fp_buf_append(pem, data, (size_t)len);
+out:
+    BIO_free(out);
     X509_free(cert);
     X509_free(ca_cert);
     fp_key_free(ca);

@@ -33,6 +33,19 @@ int fp_csr_create(void *evp_key, const char *cn, const char *const *dns, size_t 
  * into pem. */
 int fp_csr_sign(const char *ca_dir, const char *csr_pem, const char *cn, const char *allowed_ip,
                 unsigned days, fp_buf *pem, fp_error *err);
+/* Token-signing ("signer") certificates let a fog issue tokens while the
+ * cloud is unreachable (x5c, src/auth/x5c.h). They carry the document
+ * signing extended key usage (id-kp-documentSigning, RFC 9336), critical and
+ * alone, and OU = FP_SIGNER_OU; the deployment CA's TLS certificates never
+ * do (serverAuth, clientAuth). A registered OID rather than a private one:
+ * every X.509 library parses it (a UUID arc under 2.25 overflows some). */
+#define FP_SIGNER_EKU_OID "1.3.6.1.5.5.7.3.36"
+#define FP_SIGNER_OU      "fogport token signer"
+/* Sign a CSR (PEM, EC P-256 key) for node cn as a token-signing certificate
+ * valid for days (0: 30). The CSR contributes only its key. PEM chain
+ * (leaf then CA) into pem. */
+int fp_signer_csr_sign(const char *ca_dir, const char *csr_pem, const char *cn, unsigned days,
+                       fp_buf *pem, fp_error *err);
 /* The whole of a PEM file (the CA certificate, a public key) into pem. */
 int fp_pem_read(const char *path, fp_buf *pem, fp_error *err);
 

@@ -215,6 +215,15 @@ static int up(const char *dir, unsigned fogs, unsigned edges)
                           "%s\nrevocation_interval = 2s\nurl = %s\n%s[server]\nlisten = "
                           "127.0.0.1:%u\n[storage]\ndata = %s/data\n[federation]\nheartbeat = 2s\n",
                           s->id, s->role, cloud_url, token, cacert, url, parent, s->port, ndir);
+            /* a fog issues tokens for its edges too, and each edge trusts
+             * its parent's signer certificate (x5c) */
+            cleanup_buf fp_buf children = FP_BUF_INIT;
+            for (size_t k = 1 + fogs; k < n; k++)
+                if (!strcmp(nodes[k].parent, s->id))
+                    fp_buf_printf(&children, "%s%s", children.len ? "," : "", nodes[k].id);
+            if (children.len) fp_buf_printf(&c, "[auth]\ntoken_audiences = %s\n", children.data);
+            if (!strcmp(s->role, "edge") && strcmp(s->parent, "cloud") != 0)
+                fp_buf_printf(&c, "[auth]\ntoken_signers = %s\n", s->parent);
         }
         if (write_text(conf, c.data, 0600, &err) < 0) {
             rc = fp_cli_fail(&err);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "auth/cloudapi.h"
 #include "auth/join.h"
 #include "cli/cli.h"
 #include "core/log.h"
@@ -24,6 +25,20 @@ static void help(void)
            "examples:\n"
            "  fogport serve --listen 127.0.0.1:5000 --data /tmp/fogport\n"
            "  fogport serve --config /etc/fogport/fogport.conf\n");
+}
+
+/* A fog's part of the tick; reg NULL before the registry runs. */
+static void sync_fog(const fp_config *cfg, fp_registry *reg)
+{
+    fp_error err;
+    bool signer = false, data = false;
+    /* said once at start; while the cloud stays away, only in debug */
+    enum fp_log_level level = reg ? FP_LOG_DEBUG : FP_LOG_WARN;
+    if (fp_node_sync_signer(cfg, &signer, &err) < 0)
+        fp_log(level, "event=signer_unavailable error=\"%s\"", err.msg);
+    if (fp_node_sync_authdata(cfg, &data, &err) < 0)
+        fp_log(level, "event=authdata_unavailable error=\"%s\"", err.msg);
+    if (reg && (signer || data)) fp_registry_node_reload(reg);
 }
 
 int fp_cmd_serve(int argc, char **argv)
@@ -84,6 +99,10 @@ int fp_cmd_serve(int argc, char **argv)
 
     /* a fog or edge joins the cloud on its first start */
     if (fp_node_prepare(&cfg, &err) < 0) return fp_cli_fail(&err);
+    /* a fog brings its signer certificate and auth data up to date before
+     * it serves; without the cloud it serves with what it kept */
+    bool fog = !strcmp(cfg.node_role, "fog");
+    if (fog) sync_fog(&cfg, NULL);
 
     fp_store *store;
     struct fp_store_options so = {.upload_expiry_s = cfg.upload_expiry_s, .exclusive = true};
@@ -108,9 +127,16 @@ int fp_cmd_serve(int argc, char **argv)
                                : "none",
             FP_VERSION);
 
-    /* One-second ticks: housekeeping every minute; a fog or edge also
-     * fetches the cloud's revocations every revocation_interval. */
-    bool follows_cloud = !strcmp(cfg.node_role, "fog") || !strcmp(cfg.node_role, "edge");
+    /* One-second ticks: housekeeping every minute; every
+     * revocation_interval an edge fetches the cloud's revocations and a fog
+     * its auth data (revocations included) and, when due, a new signer. */
+    bool edge = !strcmp(cfg.node_role, "edge");
+    json_t *saved = edge ? fp_node_saved_revoked(&cfg) : NULL;
+    if (saved) { /* until the cloud answers: the list as last known */
+        fp_registry_set_revoked(reg, saved);
+        json_decref(saved);
+    }
+    bool follows_cloud = edge || !strcmp(cfg.node_role, "fog");
     time_t next_maintenance = time(NULL) + 60, next_revocations = 0, next_heartbeat = 0;
     int sig = 0;
     for (;;) {
@@ -122,7 +148,12 @@ int fp_cmd_serve(int argc, char **argv)
             fp_store_maintain(store);
             next_maintenance = now + 60;
         }
-        if (follows_cloud && now >= next_revocations) {
+        if (fog && now >= next_revocations) {
+            sync_fog(&cfg, reg);
+            next_revocations =
+                now + (cfg.node_revocation_interval_s ? cfg.node_revocation_interval_s : 10);
+        }
+        if (edge && now >= next_revocations) {
             json_t *ids = NULL;
             if (fp_node_fetch_revoked(&cfg, &ids, &err) == 0) {
                 fp_registry_set_revoked(reg, ids);

@@ -69,6 +69,7 @@ static const struct key keys[] = {
     STR("auth", "token_keys", token_keys),
     STR("auth", "token_key", token_key),
     STR("auth", "token_audiences", token_audiences),
+    STR("auth", "token_signers", token_signers),
     NUM("auth", "token_ttl", K_DURATION, token_ttl_s),
     NUM("auth", "login_failures", K_UINT, login_failures),
     NUM("limits", "max_manifest_size", K_SIZE, max_manifest_bytes),

@@ -58,6 +58,7 @@ typedef struct fp_config {
     char token_keys[FP_PATH_MAX]; /* PEM public keys tokens may be signed with */
     char token_key[FP_PATH_MAX];  /* PEM private key: this node issues tokens (/auth/token) */
     char token_audiences[1024];   /* services the issuer signs for (comma list; default: own) */
+    char token_signers[1024];     /* nodes whose x5c (signer certificate) tokens are trusted */
     unsigned token_ttl_s;
     unsigned login_failures; /* failed logins per address per minute before 429 */
     /* [limits] */

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <sys/statvfs.h>
 
-#include "auth/join.h"
+#include "auth/cloudapi.h"
 #include "core/fs.h"
 #include "core/http_client.h"
 #include "core/log.h"
@@ -251,9 +251,7 @@ void fp_node_advertised_url(const fp_config *cfg, char *out, size_t outlen)
 
 int fp_directory_heartbeat(const fp_config *cfg, fp_error *err)
 {
-    fp_node_cred cred;
-    if (fp_node_cred_load(cfg, &cred, err) < 0) return -1;
-    char url[600], self[512];
+    char self[512];
     fp_node_advertised_url(cfg, self, sizeof self);
     uint64_t capacity = cfg->node_capacity, used = 0;
     struct statvfs vfs;
@@ -266,16 +264,10 @@ int fp_directory_heartbeat(const fp_config *cfg, fp_error *err)
                              "capacity", (json_int_t)capacity, "used", (json_int_t)used);
     char *text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
-    snprintf(url, sizeof url, "%s/api/v1/heartbeat", cfg->node_cloud);
-    fp_http_opts o = {.timeout_s = 5};
-    fp_node_cred_opts(&cred, &o);
+    if (!text) return fp_error_set(err, ENOMEM, "heartbeat");
     fp_http_response resp;
-    int rc = text ? fp_http_post_json(url, &o, text, &resp, err)
-                  : fp_error_set(err, ENOMEM, "heartbeat");
+    int rc = fp_node_call_cloud(cfg, "/api/v1/heartbeat", text, &resp, err);
     free(text);
-    fp_node_cred_clear(&cred);
-    if (rc < 0) return -1;
-    long status = resp.status;
-    fp_http_response_free(&resp);
-    return status == 204 || status == 200 ? 0 : fp_error_set(err, 0, "heartbeat: HTTP %ld", status);
+    if (rc == 0) fp_http_response_free(&resp);
+    return rc;
 }

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "auth/join.h"
+#include "auth/cloudapi.h"
 #include "auth/nodes.h"
 #include "core/http_client.h"
 #include "core/log.h"
@@ -137,23 +137,10 @@ struct fp_replicator {
 static int call_cloud(fp_replicator *rp, const char *path, const char *json, json_t **out,
                       fp_error *err)
 {
-    fp_node_cred cred;
-    if (fp_node_cred_load(rp->cfg, &cred, err) < 0) return -1;
-    char url[700];
-    snprintf(url, sizeof url, "%s%s", rp->cfg->node_cloud, path);
-    fp_http_opts o = {.timeout_s = 10};
-    fp_node_cred_opts(&cred, &o);
     fp_http_response resp;
-    int rc = json ? fp_http_post_json(url, &o, json, &resp, err) : fp_http_get(url, &o, &resp, err);
-    fp_node_cred_clear(&cred);
-    if (rc < 0) return -1;
-    long status = resp.status;
+    if (fp_node_call_cloud(rp->cfg, path, json, &resp, err) < 0) return -1;
     if (out) *out = json_loadb(resp.body.data ? resp.body.data : "", resp.body.len, 0, NULL);
     fp_http_response_free(&resp);
-    if (status / 100 != 2) {
-        if (out) json_decref(*out);
-        return fp_error_set(err, 0, "%s: HTTP %ld", path, status);
-    }
     return 0;
 }
 

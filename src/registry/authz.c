@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "registry/request.h"
@@ -44,6 +45,19 @@ int fp_authz_open(fp_authz **out, const fp_config *cfg, fp_error *err)
             goto fail;
         if (!a->htpasswd) fp_warn("event=token_service_without_users hint=\"set [auth] htpasswd\"");
     }
+    /* x5c tokens are verified against the deployment CA and nothing else:
+     * the cloud's CA directory, or the CA certificate a node received */
+    char ca[FP_PATH_MAX + 16] = "";
+    if (cfg->node_ca[0])
+        snprintf(ca, sizeof ca, "%s/ca.crt", cfg->node_ca);
+    else if (cfg->node_cacert[0])
+        snprintf(ca, sizeof ca, "%s", cfg->node_cacert);
+    if (ca[0] && fp_x5c_trust_load(ca, &a->trust, err) < 0) goto fail;
+    a->token_service = a->signing || !strcmp(cfg->node_role, "fog");
+    if (!strcmp(cfg->node_role, "fog")) {
+        snprintf(a->cloud_realm, sizeof a->cloud_realm, "%s/auth/token", cfg->node_cloud);
+        fp_authz_node_reload(a);
+    }
     if (a->mode == FP_AUTH_TOKEN && fp_keyring_size(a->keys) == 0) {
         fp_error_set(err, 0, "[auth] token_realm needs token_keys (or token_key)");
         goto fail;
@@ -71,6 +85,9 @@ void fp_authz_free(fp_authz *a)
     fp_key_free(a->signing);
     fp_ratelimit_free(a->logins);
     fp_nodes_close(a->nodes);
+    fp_x5c_trust_free(a->trust);
+    fp_signer_unref(a->signer);
+    fp_authdata_unref(a->synced);
     pthread_mutex_destroy(&a->cache_lock);
     free(a);
 }
@@ -119,8 +136,14 @@ static bool challenge(fp_req *r, unsigned action, const char *error)
     } else {
         char scope[FP_NAME_MAX + 40];
         scope_text(r, action, scope, sizeof scope);
+        /* a fog that cannot sign yet (its cloud has no CA, or was never
+         * reachable since it joined) sends clients to the cloud */
+        const char *realm = cfg->token_realm;
+        fp_signer *sg = r->reg->authz->cloud_realm[0] ? fp_authz_signer(r->reg->authz) : NULL;
+        if (r->reg->authz->cloud_realm[0] && !sg) realm = r->reg->authz->cloud_realm;
+        fp_signer_unref(sg);
         int n = snprintf(r->challenge, sizeof r->challenge, "Bearer realm=\"%s\",service=\"%s\"",
-                         cfg->token_realm, cfg->token_service);
+                         realm, cfg->token_service);
         if (scope[0] && n > 0 && (size_t)n < sizeof r->challenge)
             n +=
                 snprintf(r->challenge + n, sizeof r->challenge - (size_t)n, ",scope=\"%s\"", scope);
@@ -170,6 +193,11 @@ bool fp_authz_login(fp_req *r, const char *name, const char *password)
         snprintf(r->kind, sizeof r->kind, "node");
         return true;
     }
+    /* a fog: the cloud's nodes and users, as last synced */
+    fp_authdata *d = fp_authz_synced(a);
+    bool synced = d && fp_authdata_login(d, name, password, r->user, r->kind, r->role);
+    fp_authdata_unref(d);
+    if (synced) return true;
     if (a->htpasswd && fp_auth_verify(a->htpasswd, name, password, r->user)) {
         snprintf(r->kind, sizeof r->kind, "user");
         r->role[0] = '\0';
@@ -183,6 +211,27 @@ static fp_principal principal_of(fp_req *r)
 {
     return (fp_principal){
         .kind = r->user[0] ? r->kind : "anonymous", .name = r->user, .role = r->role};
+}
+
+/* Verify a token: signed by a key of the keyring (kid), or by a signer
+ * certificate (x5c; authz_x5c.c). */
+static fp_grant *verify(fp_authz *a, const char *token, size_t tl, time_t now, char *why,
+                        size_t whylen)
+{
+    json_t *header = fp_jwt_header(token, tl);
+    fp_grant *g = NULL;
+    if (json_object_get(header, "x5c")) {
+        g = fp_authz_x5c_grant(a, token, tl, header, now, why, whylen);
+        json_decref(header);
+        return g;
+    }
+    json_decref(header);
+    json_t *claims = NULL;
+    if (fp_jwt_verify(token, tl, a->keys, &claims, why, whylen) < 0) return NULL;
+    int rc = fp_grant_from_claims(claims, a->cfg->token_issuer, a->cfg->token_service, now,
+                                  CLOCK_SKEW_S, &g, why, whylen);
+    json_decref(claims);
+    return rc < 0 ? NULL : g;
 }
 
 /* Look the token up in the cache, or verify it and remember the grant. The
@@ -206,13 +255,8 @@ static fp_grant *grant_for(fp_authz *a, const char *token, char *why, size_t why
     }
     pthread_mutex_unlock(&a->cache_lock);
 
-    json_t *claims = NULL;
-    if (fp_jwt_verify(token, tl, a->keys, &claims, why, whylen) < 0) return NULL;
-    g = NULL;
-    int rc = fp_grant_from_claims(claims, a->cfg->token_issuer, a->cfg->token_service, now,
-                                  CLOCK_SKEW_S, &g, why, whylen);
-    json_decref(claims);
-    if (rc < 0) return NULL;
+    g = verify(a, token, tl, now, why, whylen);
+    if (!g) return NULL;
     char *copy = strdup(token);
     if (!copy) return g; /* valid, just not remembered */
     pthread_mutex_lock(&a->cache_lock);
@@ -243,6 +287,13 @@ static bool authorize_token(fp_req *r, unsigned need)
     snprintf(r->user, sizeof r->user, "%s", r->grant->subject);
     if (r->grant->node && fp_authz_node_revoked(r->reg->authz, r->user)) {
         fp_warn("event=token_rejected remote=%s reason=\"node %s is revoked\"", r->remote, r->user);
+        return challenge(r, need, "invalid_token");
+    }
+    /* revoking a fog revokes its signer certificate: checked on every
+     * request, so cached grants end with the revocation too */
+    if (r->grant->signer[0] && fp_authz_node_revoked(r->reg->authz, r->grant->signer)) {
+        fp_warn("event=token_rejected remote=%s reason=\"signer %s is revoked\"", r->remote,
+                r->grant->signer);
         return challenge(r, need, "invalid_token");
     }
     if (!need) return true;
@@ -330,4 +381,82 @@ bool fp_authz_node_revoked(fp_authz *a, const char *id)
         revoked = !strcmp(a->revoked[i], id);
     pthread_mutex_unlock(&a->cache_lock);
     return revoked;
+}
+
+fp_signer *fp_authz_signer(fp_authz *a)
+{
+    pthread_mutex_lock(&a->cache_lock);
+    fp_signer *s = a->signer;
+    if (s) __atomic_add_fetch(&s->refs, 1, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&a->cache_lock);
+    return s;
+}
+
+void fp_signer_unref(fp_signer *s)
+{
+    if (!s || __atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) != 0) return;
+    fp_key_free(s->key);
+    fp_buf_free(&s->x5c);
+    free(s);
+}
+
+fp_authdata *fp_authz_synced(fp_authz *a)
+{
+    pthread_mutex_lock(&a->cache_lock);
+    fp_authdata *d = fp_authdata_ref(a->synced);
+    pthread_mutex_unlock(&a->cache_lock);
+    return d;
+}
+
+static void load_signer(fp_authz *a, const char *dir)
+{
+    char key[FP_PATH_MAX + 32], crt[FP_PATH_MAX + 32];
+    snprintf(key, sizeof key, "%s/signer.key", dir);
+    snprintf(crt, sizeof crt, "%s/signer.crt", dir);
+    if (access(crt, F_OK) != 0) return;
+    fp_signer *s = calloc(1, sizeof *s); /* zeroed: an empty fp_buf */
+    if (!s) return;
+    fp_error err;
+    time_t not_after = 0;
+    if (fp_x5c_signer_load(key, crt, &s->key, &s->x5c, &not_after, &err) < 0) {
+        fp_warn("event=signer_unusable error=\"%s\"", err.msg);
+        fp_buf_free(&s->x5c);
+        free(s);
+        return;
+    }
+    s->refs = 1;
+    pthread_mutex_lock(&a->cache_lock);
+    fp_signer *old = a->signer;
+    a->signer = s;
+    pthread_mutex_unlock(&a->cache_lock);
+    fp_signer_unref(old);
+}
+
+static void load_synced(fp_authz *a, const char *dir)
+{
+    char path[FP_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/authdata.json", dir);
+    if (access(path, F_OK) != 0) return;
+    fp_authdata *d = NULL;
+    fp_error err;
+    if (fp_authdata_load(path, &d, &err) < 0) {
+        fp_warn("event=authdata_unusable error=\"%s\"", err.msg);
+        return;
+    }
+    json_t *ids = fp_authdata_revoked(d);
+    fp_authz_set_revoked(a, ids);
+    json_decref(ids);
+    pthread_mutex_lock(&a->cache_lock);
+    fp_authdata *old = a->synced;
+    a->synced = d;
+    pthread_mutex_unlock(&a->cache_lock);
+    fp_authdata_unref(old);
+}
+
+void fp_authz_node_reload(fp_authz *a)
+{
+    char dir[FP_PATH_MAX + 16];
+    snprintf(dir, sizeof dir, "%s/node", a->cfg->data_dir);
+    load_signer(a, dir);
+    load_synced(a, dir);
 }

@@ -4,17 +4,22 @@
  *   basic  - htpasswd users with HTTP Basic, the access policy decides;
  *   token  - token_realm set: requests carry a Bearer JWT from the token
  *            service (Docker token flow); its access claim decides.
- * A node with token_key also is a token service (/auth/token). */
+ * A node with token_key also is a token service (/auth/token), and so is a
+ * fog, with its token-signing certificate (x5c tokens; src/auth/x5c.h):
+ * every registry with a deployment CA accepts those from the signers it
+ * trusts (a fog itself, [auth] token_signers). */
 #ifndef FP_REGISTRY_AUTHZ_H
 #define FP_REGISTRY_AUTHZ_H
 
 #include <stdbool.h>
 
 #include "auth/access.h"
+#include "auth/authdata.h"
 #include "auth/htpasswd.h"
 #include "auth/jwt.h"
 #include "auth/nodes.h"
 #include "auth/ratelimit.h"
+#include "auth/x5c.h"
 #include "core/config.h"
 
 struct fp_req;
@@ -22,6 +27,14 @@ struct fp_req;
 enum fp_auth_mode { FP_AUTH_NONE, FP_AUTH_BASIC, FP_AUTH_TOKEN };
 
 #define FP_TOKEN_CACHE 128
+
+/* A fog's token signer: its key and the x5c header value for its chain.
+ * Reference counted: a renewal replaces it while requests still sign. */
+typedef struct fp_signer {
+    int refs;
+    fp_key *key;
+    fp_buf x5c;
+} fp_signer;
 
 typedef struct fp_authz {
     enum fp_auth_mode mode;
@@ -31,7 +44,14 @@ typedef struct fp_authz {
     fp_keyring *keys;  /* token verification keys */
     fp_key *signing;   /* token issuing key; NULL if not a token service */
     fp_ratelimit *logins;
-    fp_nodes *nodes; /* the cloud's joined nodes; NULL elsewhere */
+    fp_nodes *nodes;     /* the cloud's joined nodes; NULL elsewhere */
+    bool token_service;  /* serves /auth/token: a token key, or a fog */
+    fp_x5c_trust *trust; /* the deployment CA for x5c tokens; NULL: none accepted */
+    /* a fog: its signer and its copy of the cloud's auth data, replaced by
+     * fp_authz_node_reload (under cache_lock; users take references) */
+    fp_signer *signer;
+    fp_authdata *synced;
+    char cloud_realm[600]; /* a fog without a signer yet sends clients here */
     /* fog/edge: nodes the cloud has revoked (fetched periodically) */
     char **revoked;
     size_t nrevoked;
@@ -65,5 +85,17 @@ bool fp_authz_login(struct fp_req *r, const char *name, const char *password);
 void fp_authz_set_revoked(fp_authz *a, const json_t *ids);
 /* Is node id revoked (at the cloud: its directory; elsewhere: the list)? */
 bool fp_authz_node_revoked(fp_authz *a, const char *id);
+/* A fog: (re)load DATA/node/signer.{key,crt} and DATA/node/authdata.json
+ * (its revoked nodes included), keeping what is there when a file is
+ * missing or bad. */
+void fp_authz_node_reload(fp_authz *a);
+/* References to the signer and the synced auth data (NULL when none). */
+fp_signer *fp_authz_signer(fp_authz *a);
+void fp_signer_unref(fp_signer *s);
+fp_authdata *fp_authz_synced(fp_authz *a);
+/* The grant of a token whose header has x5c (authz_x5c.c); NULL with why
+ * when it is refused. */
+fp_grant *fp_authz_x5c_grant(fp_authz *a, const char *token, size_t len, const json_t *header,
+                             time_t now, char *why, size_t whylen);
 
 #endif

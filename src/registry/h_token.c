@@ -80,7 +80,9 @@ static enum MHD_Result collect_scope(void *cls, enum MHD_ValueKind kind, const c
     return MHD_YES;
 }
 
-static void issue(fp_req *r, struct token_request *tr)
+/* Sign with the token key (kid), or as a fog with its signer certificate
+ * (x5c), under pol: the cloud's policy, or a fog's synced copy of it. */
+static void issue_with(fp_req *r, struct token_request *tr, const fp_policy *pol, fp_signer *sg)
 {
     fp_authz *a = r->reg->authz;
     const fp_config *cfg = a->cfg;
@@ -101,10 +103,10 @@ static void issue(fp_req *r, struct token_request *tr)
         fp_scope *s = &tr->scopes[i];
         unsigned granted;
         if (!strcmp(s->type, "registry")) {
-            catalog = fp_policy_may_list(a->policy, &p);
+            catalog = fp_policy_may_list(pol, &p);
             granted = catalog ? FP_ACT_CATALOG : 0;
         } else {
-            granted = s->actions & fp_policy_actions(a->policy, &p, s->name);
+            granted = s->actions & fp_policy_actions(pol, &p, s->name);
         }
         json_array_append_new(access, json_pack("{s:s, s:s, s:o}", "type", s->type, "name", s->name,
                                                 "actions", fp_actions_json(granted)));
@@ -114,17 +116,20 @@ static void issue(fp_req *r, struct token_request *tr)
     char jti[33];
     for (int i = 0; i < 16; i++)
         snprintf(jti + 2 * i, 3, "%02x", jti_raw[i]);
-    json_t *claims = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:o}", "iss", cfg->token_issuer,
-                               "sub", tr->authenticated ? tr->user : "", "aud", tr->service, "exp",
+    /* a fog's tokens name it as issuer: registries check iss = the signer */
+    const char *iss = sg ? cfg->node_id : cfg->token_issuer;
+    json_t *claims = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:o}", "iss", iss, "sub",
+                               tr->authenticated ? tr->user : "", "aud", tr->service, "exp",
                                (json_int_t)(now + cfg->token_ttl_s), "nbf", (json_int_t)(now - 10),
                                "iat", (json_int_t)now, "jti", jti, "access", access);
     json_t *ext = json_pack("{s:s}", "kind", p.kind);
-    if (catalog) json_object_set_new(ext, "pull", fp_policy_pull_patterns(a->policy, &p));
+    if (catalog) json_object_set_new(ext, "pull", fp_policy_pull_patterns(pol, &p));
     json_object_set_new(claims, "fogport", ext);
     cleanup_buf fp_buf token = FP_BUF_INIT;
     fp_error err;
-    int rc = claims ? fp_jwt_sign(a->signing, claims, &token, &err)
-                    : fp_error_set(&err, ENOMEM, "claims");
+    int rc = !claims ? fp_error_set(&err, ENOMEM, "claims")
+             : sg    ? fp_jwt_sign_x5c(sg->key, sg->x5c.data, claims, &token, &err)
+                     : fp_jwt_sign(a->signing, claims, &token, &err);
     json_decref(claims);
     if (rc < 0) {
         fp_respond_internal(r, &err);
@@ -149,6 +154,21 @@ static void issue(fp_req *r, struct token_request *tr)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     }
     fp_respond(r, 200, resp);
+}
+
+static void issue(fp_req *r, struct token_request *tr)
+{
+    fp_authz *a = r->reg->authz;
+    fp_signer *sg = a->signing ? NULL : fp_authz_signer(a);
+    if (!a->signing && !sg) {
+        /* a fog that could not reach the cloud since it first started */
+        oauth_error(r, 503, "temporarily_unavailable", "no token-signing certificate yet");
+        return;
+    }
+    fp_authdata *synced = fp_authz_synced(a);
+    issue_with(r, tr, synced ? fp_authdata_policy(synced) : a->policy, sg);
+    fp_authdata_unref(synced);
+    fp_signer_unref(sg);
 }
 
 /* GET: Basic credentials, scopes as query parameters. */

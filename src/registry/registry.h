@@ -24,6 +24,9 @@ void fp_registry_set_revoked(fp_registry *r, const json_t *ids);
 void fp_registry_set_federation(fp_registry *r, fp_federation *fed);
 /* From the serve loop: scheduled replication passes (cloud). */
 void fp_registry_tick(fp_registry *r, time_t now);
+/* A fog: take up its renewed signer certificate and refreshed auth data
+ * from DATA/node/ (src/auth/cloudapi.h). */
+void fp_registry_node_reload(fp_registry *r);
 /* Stop accepting, finish in-flight requests, free. */
 void fp_registry_stop(fp_registry *r);
 

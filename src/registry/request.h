@@ -139,6 +139,8 @@ void fp_handle_replication(fp_req *r);
 void fp_handle_resolve(fp_req *r);
 /* A manifest was pushed with these tags: queue replication tasks. */
 void fp_replication_on_push(fp_req *r, const char *digest, const char *const *tags, size_t ntags);
+void fp_handle_signer(fp_req *r);
+void fp_handle_authdata(fp_req *r);
 
 /* Validate a digest from a request; on failure responds DIGEST_INVALID. */
 bool fp_req_digest_ok(fp_req *r, const char *digest);

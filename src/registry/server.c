@@ -276,7 +276,7 @@ static void dispatch(fp_req *r)
         fp_respond_error(r, 403, "DENIED", "a client certificate from the deployment is required");
         return;
     }
-    if (r->reg->authz->signing && strcmp(r->path, "/auth/token") == 0) {
+    if (r->reg->authz->token_service && strcmp(r->path, "/auth/token") == 0) {
         fp_handle_token(r);
         return;
     }
@@ -299,6 +299,14 @@ static void dispatch(fp_req *r)
     if (r->reg->dir && (!strcmp(r->path, "/api/v1/replication") ||
                         !strncmp(r->path, "/api/v1/replication/tasks", 25))) {
         fp_handle_replication(r);
+        return;
+    }
+    if (r->reg->authz->nodes && strcmp(r->path, "/api/v1/signer") == 0) {
+        fp_handle_signer(r);
+        return;
+    }
+    if (r->reg->authz->nodes && strcmp(r->path, "/api/v1/authdata") == 0) {
+        fp_handle_authdata(r);
         return;
     }
     fp_route_parse(r->path, &r->route);
@@ -563,6 +571,11 @@ int fp_registry_start(fp_registry **out, const fp_config *cfg, fp_store *store, 
 void fp_registry_set_federation(fp_registry *r, fp_federation *fed)
 {
     r->fed = fed;
+}
+
+void fp_registry_node_reload(fp_registry *r)
+{
+    fp_authz_node_reload(r->authz);
 }
 
 void fp_registry_set_revoked(fp_registry *r, const json_t *ids)

@@ -177,12 +177,13 @@ def test_fog_joins_on_first_start(world):
     assert rows["fog-1"][0] == "fog" and "revoked" not in rows["fog-1"], rows["fog-1"]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", rows["fog-1"][1]), rows["fog-1"]
 
-    # HTTPS verified with the deployment CA; token auth pointing at the cloud
+    # HTTPS verified with the deployment CA; token auth pointing at the fog's
+    # own token service (it issues tokens itself, x5c; test_x5c.py)
     r = requests.get(fog.url + "/v2/", verify=world.ca, timeout=10)
     assert r.status_code == 401, (r.status_code, r.text)
     scheme, params = challenge(r)
     assert scheme == "Bearer", r.headers
-    assert params.get("realm") == f"{world.cloud_url}/auth/token", params
+    assert params.get("realm") == f"{fog.url}/auth/token", params
     assert params.get("service") == "fog-1", params
 
     # restart without the join token: the credential is reused, nothing re-joins
@@ -300,11 +301,12 @@ def test_fog_and_edge_rights_on_the_cloud(world, images, tmp_path):  # noqa: F81
 
 def test_ops_on_the_fog_and_token_audiences(world, images, tmp_path):  # noqa: F811
     fog1, certs = world.fog1, world.dep.certs
-    # ops pushes to the fog: skopeo follows the fog's challenge to the cloud
+    # ops pushes to the fog: skopeo follows the fog's challenge to the fog's
+    # own token service, which knows ops from its copy of the cloud's users
     skopeo("copy", "--quiet", "--dest-cert-dir", certs, "--dest-creds", f"ops:{PW['ops']}",
            images.ref("iot_service:1.0"), f"docker://{fog1.host}/iot_service:1.0")
-    assert re.search(r"event=token_issued remote=\S+ sub=ops service=fog-1", world.cloud.log()), \
-        world.cloud.log()[-2000:]
+    assert re.search(r"event=token_issued remote=\S+ sub=ops service=fog-1", fog1.log()), \
+        fog1.log()[-2000:]
     out = fogport("ls", "--registry", fog1.url, "--cacert", world.ca, "--user",
                   f"ops:{PW['ops']}", check=False)
     assert out.returncode == 0, out.stderr
