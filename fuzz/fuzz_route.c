@@ -53,7 +53,12 @@ static void check_route(const char *path)
         return;
     case FP_ROUTE_NAME_INVALID:
         CHECK(nl == 0 && rl == 0);
-        CHECK(starts_with(path, "/v2/"));
+        CHECK(starts_with(path, "/v2/") || starts_with(path, "/api/v1/resolve/"));
+        return;
+    case FP_ROUTE_RESOLVE:
+        /* the whole rest of the path is the name */
+        CHECK(starts_with(path, "/api/v1/resolve/"));
+        CHECK(strcmp(path + 16, r.name) == 0 && fp_name_valid(r.name, nl) && rl == 0);
         return;
     case FP_ROUTE_BASE:
         CHECK(strcmp(path, "/v2") == 0 || strcmp(path, "/v2/") == 0);
