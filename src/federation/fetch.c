@@ -28,12 +28,13 @@ struct fp_fetch {
     fp_fed_origin origin;
     /* under fed->lock */
     enum fetch_state state;
-    bool not_found;                 /* failed because nobody had it */
-    unsigned epoch;                 /* bumped when bytes are thrown away */
-    fp_upload *upload;              /* the session being written (the fetch thread's alone) */
-    char session[FP_PATH_MAX + 64]; /* its file, for readers; "" when none */
-    uint64_t written;               /* bytes in the session */
-    uint64_t size;                  /* announced by the holder; 0 until known */
+    bool not_found;    /* failed because nobody had it */
+    unsigned epoch;    /* bumped when bytes are thrown away */
+    fp_upload *upload; /* the session being written (the fetch thread's alone) */
+    int session_fd;    /* read-only on the session's file, for readers to dup (-1: none);
+                          once committed the same inode is the stored blob */
+    uint64_t written;  /* bytes in the session */
+    uint64_t size;     /* announced by the holder; 0 until known */
     bool size_known;
     pthread_cond_t moved; /* written, state or epoch changed */
     struct fp_fetch *next;
@@ -134,7 +135,8 @@ static int learn_size(fp_fetch *x, const struct fp_source *src)
 {
     char path[FP_NAME_MAX + FP_DIGEST_MAX + 32];
     snprintf(path, sizeof path, "/v2/%s/blobs/%s", x->repo, x->digest);
-    fp_http_opts opts = {.timeout_s = 15, .connect_timeout_s = x->fed->cfg->fed_peer_timeout_s};
+    unsigned quiet = x->fed->cfg->fed_peer_timeout_s ? x->fed->cfg->fed_peer_timeout_s : 3;
+    fp_http_opts opts = {.timeout_s = 15, .connect_timeout_s = quiet, .stall_s = quiet};
     fp_http_response resp;
     fp_error err;
     if (fp_fed_call(x->fed, src, "HEAD", path, x->repo, &x->origin, NULL, &opts, &resp, &err) < 0)
@@ -153,14 +155,18 @@ static int learn_size(fp_fetch *x, const struct fp_source *src)
     return 0;
 }
 
-/* A new session to write into, published to the readers. */
+/* A new session to write into, published to the readers as a descriptor
+ * (a path would race with the rename into the store). */
 static int begin_session(fp_fetch *x, fp_error *err)
 {
     if (fp_upload_begin_ephemeral(x->fed->store, x->repo, &x->upload, err) < 0) return -1;
-    char path[sizeof x->session];
+    char path[FP_PATH_MAX + 64];
     fp_upload_file_path(x->upload, path, sizeof path);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return fp_error_set(err, errno, "open fetched bytes");
     pthread_mutex_lock(&x->fed->lock);
-    memcpy(x->session, path, sizeof path);
+    if (x->session_fd >= 0) close(x->session_fd);
+    x->session_fd = fd;
     pthread_mutex_unlock(&x->fed->lock);
     return 0;
 }
@@ -172,7 +178,8 @@ static int restart(fp_fetch *x, fp_error *err)
     x->upload = NULL;
     pthread_mutex_lock(&x->fed->lock);
     x->written = 0;
-    x->session[0] = '\0';
+    if (x->session_fd >= 0) close(x->session_fd);
+    x->session_fd = -1;
     x->epoch++;
     pthread_cond_broadcast(&x->moved);
     pthread_mutex_unlock(&x->fed->lock);
@@ -231,17 +238,11 @@ static void *fetch_main(void *arg)
         rc = fp_upload_finish(x->upload, x->digest, computed, &err);
         if (rc == 0) {
             x->upload = NULL;
-            pthread_mutex_lock(&f->lock);
-            x->session[0] = '\0';
-            pthread_mutex_unlock(&f->lock);
             done = true;
             fp_info("event=pulled kind=blob repo=%s digest=%s size=%" PRIu64 " source=%s", x->repo,
                     x->digest, x->written, s->id);
         } else if (rc == FP_STORE_MISMATCH) {
             x->upload = NULL; /* finish discarded it */
-            pthread_mutex_lock(&f->lock);
-            x->session[0] = '\0';
-            pthread_mutex_unlock(&f->lock);
             fp_warn("event=fetch_rejected source=%s digest=%s reason=\"bytes hash to %s\"", s->id,
                     x->digest, computed);
             if (!s->parent) fp_fed_source_failed(f, s->id);
@@ -286,6 +287,7 @@ int fp_fed_fetch_blob(fp_federation *f, const char *repo, const char *digest, bo
         snprintf(x->digest, sizeof x->digest, "%s", digest);
         x->origin = *o;
         pthread_cond_init(&x->moved, NULL);
+        x->session_fd = -1;
         x->state = F_RUNNING;
         x->next = f->inflight;
         f->inflight = x;
@@ -330,21 +332,14 @@ int fp_fetch_reader_open(fp_fetch *x, fp_fetch_reader **out, fp_error *err)
     return 0;
 }
 
-/* The reader's descriptor for the current bytes: the session's file while
- * the fetch runs, the stored blob once it is committed (the session's file
- * has then been renamed into place). Under the lock. */
+/* The reader's own descriptor for the bytes of the current epoch. Under
+ * the lock. */
 static int reader_fd(fp_fetch_reader *rd)
 {
     fp_fetch *x = rd->fetch;
     if (rd->fd >= 0) return rd->fd;
     rd->epoch = x->epoch;
-    if (x->session[0]) rd->fd = open(x->session, O_RDONLY | O_CLOEXEC);
-    if (rd->fd < 0) {
-        uint64_t size;
-        fp_error err;
-        if (fp_store_blob_open(x->fed->store, x->repo, x->digest, &rd->fd, &size, &err) != 0)
-            rd->fd = -1;
-    }
+    if (x->session_fd >= 0) rd->fd = fcntl(x->session_fd, F_DUPFD_CLOEXEC, 0);
     return rd->fd;
 }
 
@@ -356,13 +351,20 @@ long fp_fetch_reader_read(fp_fetch_reader *rd, uint64_t pos, char *buf, size_t m
     for (;;) {
         if (rd->fd >= 0 && rd->epoch != x->epoch) break; /* the bytes it read were wrong */
         if (x->state == F_FAILED) break;
-        if (pos < x->written || x->state == F_DONE) {
-            if (pos >= x->size) {
-                pthread_mutex_unlock(&f->lock);
-                return 0;
-            }
+        bool done = x->state == F_DONE;
+        /* The last byte waits for the digest check: the client must not see
+         * a complete response made of bytes that turn out wrong. */
+        uint64_t ready = done                   ? x->size
+                         : x->written < x->size ? x->written
+                         : x->size              ? x->size - 1
+                                                : 0;
+        if (pos >= x->size && done) {
+            pthread_mutex_unlock(&f->lock);
+            return 0;
+        }
+        if (pos < ready) {
             int fd = reader_fd(rd);
-            uint64_t avail = x->written - pos;
+            uint64_t avail = ready - pos;
             pthread_mutex_unlock(&f->lock);
             if (fd < 0) return -1;
             ssize_t n = pread(fd, buf, max < avail ? max : (size_t)avail, (off_t)pos);
@@ -400,6 +402,7 @@ void fp_fetch_unref(fp_fetch *x)
     bool last = --x->refs == 0;
     pthread_mutex_unlock(&f->lock);
     if (!last) return;
+    if (x->session_fd >= 0) close(x->session_fd);
     pthread_cond_destroy(&x->moved);
     free(x);
 }

@@ -23,8 +23,10 @@ static int pull_from(fp_federation *f, const struct fp_source *src, const char *
     char path[FP_NAME_MAX + FP_DIGEST_MAX + 32];
     snprintf(path, sizeof path, "/v2/%s/manifests/%s", repo, ref);
     const char *extra[] = {accept_manifests, NULL};
+    /* a reused connection skips the connect phase: silence ends it too */
+    unsigned quiet = f->cfg->fed_peer_timeout_s ? f->cfg->fed_peer_timeout_s : 3;
     fp_http_opts opts = {
-        .timeout_s = 30, .connect_timeout_s = f->cfg->fed_peer_timeout_s, .max_body = 4u << 20};
+        .timeout_s = 30, .connect_timeout_s = quiet, .stall_s = quiet, .max_body = 4u << 20};
     if (f->cfg->max_manifest_bytes) opts.max_body = f->cfg->max_manifest_bytes;
     fp_http_response resp;
     if (fp_fed_call(f, src, "GET", path, repo, o, extra, &opts, &resp, err) < 0) return -1;
