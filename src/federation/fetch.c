@@ -269,7 +269,10 @@ int fp_fed_fetch_blob(fp_federation *f, const char *repo, const char *digest, bo
     fp_fetch *x = f->inflight;
     while (x && strcmp(x->digest, digest) != 0)
         x = x->next;
-    if (!x && !start) {
+    /* A peer only joins a fetch that already knows what it is fetching:
+     * waiting on one that is still asking around could wait on the asker
+     * itself (two fogs each fetching through the other). */
+    if ((!x && !start) || (x && !start && !x->size_known)) {
         pthread_mutex_unlock(&f->lock);
         return FP_STORE_NOT_FOUND;
     }

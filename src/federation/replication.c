@@ -17,7 +17,7 @@
 #include "core/name.h"
 
 #define MAX_RULES 64
-#define POLL_S    2
+#define POLL_MS 500 /* how soon a fog takes up a new task */
 
 struct rule {
     char repo[256], tag[128], targets[512];
@@ -289,7 +289,9 @@ static void *replicator_main(void *arg)
         }
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += POLL_S;
+        until.tv_nsec += POLL_MS * 1000000L;
+        until.tv_sec += until.tv_nsec / 1000000000L;
+        until.tv_nsec %= 1000000000L;
         pthread_mutex_lock(&rp->lock);
         if (!rp->stop) pthread_cond_timedwait(&rp->wake, &rp->lock, &until);
         pthread_mutex_unlock(&rp->lock);
