@@ -105,6 +105,38 @@ static bool wait_ready(const char *url, const char *cacert, pid_t pid, unsigned 
     return false;
 }
 
+/* Wait until the cloud's directory lists n nodes (itself included) that
+ * have all reported, up to timeout_s. */
+static bool wait_directory(const char *cloud, const char *cacert, const char *password, size_t n,
+                           unsigned timeout_s)
+{
+    char url[128], userpwd[128];
+    snprintf(url, sizeof url, "%s/api/v1/nodes", cloud);
+    snprintf(userpwd, sizeof userpwd, "admin:%s", password);
+    fp_http_opts o = {.cacert = cacert, .userpwd = userpwd, .timeout_s = 2};
+    for (unsigned i = 0; i < timeout_s * 10; i++) {
+        fp_http_response resp;
+        fp_error err;
+        size_t seen = 0;
+        if (fp_http_get(url, &o, &resp, &err) == 0) {
+            json_t *doc = json_loadb(resp.body.data ? resp.body.data : "", resp.body.len, 0, NULL);
+            size_t k;
+            json_t *node;
+            json_array_foreach(json_object_get(doc, "nodes"), k, node)
+            {
+                const char *u = json_string_value(json_object_get(node, "url"));
+                if (u && u[0] && json_integer_value(json_object_get(node, "last_seen")) > 0) seen++;
+            }
+            json_decref(doc);
+            fp_http_response_free(&resp);
+        }
+        if (seen >= n) return true;
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return false;
+}
+
 struct node_spec {
     char id[32];
     const char *role;
@@ -188,12 +220,16 @@ static int up(const char *dir, unsigned fogs, unsigned edges)
                 rc = fp_cli_fail(&err);
                 break;
             }
-            fp_buf_printf(&c,
-                          "[node]\nid = cloud\nrole = cloud\nca = %s\nurl = %s\n[server]\nlisten = "
-                          "127.0.0.1:%u\n[storage]\ndata = %s/data\n[tls]\ncert = %s.crt\nkey = "
-                          "%s.key\n[auth]\nhtpasswd = %s\npolicy = %s\ntoken_realm = "
-                          "%s/auth/token\n[federation]\nreplication = %s\n[log]\naccess = true\n",
-                          ca, url, s->port, ndir, crt, crt, htpasswd, policy, url, replication);
+            /* Every node of a sandbox calls from 127.0.0.1: the per-address
+             * failed-login limit must not let one revoked node (whose
+             * polls now fail) lock the others out. */
+            fp_buf_printf(
+                &c,
+                "[node]\nid = cloud\nrole = cloud\nca = %s\nurl = %s\n[server]\nlisten = "
+                "127.0.0.1:%u\n[storage]\ndata = %s/data\n[tls]\ncert = %s.crt\nkey = "
+                "%s.key\n[auth]\nhtpasswd = %s\npolicy = %s\nlogin_failures = 1000\ntoken_realm = "
+                "%s/auth/token\n[federation]\nreplication = %s\n[log]\naccess = true\n",
+                ca, url, s->port, ndir, crt, crt, htpasswd, policy, url, replication);
         } else {
             fp_nodes *db;
             char token[64], cdata[4096];
@@ -242,6 +278,12 @@ static int up(const char *dir, unsigned fogs, unsigned edges)
         if (s->parent) json_object_set_new(o, "parent", json_string(s->parent));
         json_array_append_new(list, o);
         printf("%-8s %-6s %s (pid %d)\n", s->id, s->role, url, (int)s->pid);
+    }
+    /* ready means every node is in the cloud's directory, where the other
+     * nodes find it */
+    if (rc == 0 && !wait_directory(cloud_url, cacert, pw.data, n, 20)) {
+        fprintf(stderr, "fogport: not every node reported to the cloud's directory\n");
+        rc = 1;
     }
     json_t *top = json_pack("{s:s, s:{s:s, s:s}, s:o}", "ca", cacert, "admin", "user", "admin",
                             "password", pw.data, "nodes", list);

@@ -138,6 +138,9 @@ int fp_cmd_serve(int argc, char **argv)
     }
     bool follows_cloud = edge || !strcmp(cfg.node_role, "fog");
     time_t next_maintenance = time(NULL) + 60, next_revocations = 0, next_heartbeat = 0;
+    /* report at once: the directory is how other nodes find this one */
+    if (follows_cloud && fp_directory_heartbeat(&cfg, &err) == 0)
+        next_heartbeat = time(NULL) + (cfg.fed_heartbeat_s ? cfg.fed_heartbeat_s : 5);
     int sig = 0;
     for (;;) {
         struct timespec tick = {.tv_sec = 1};

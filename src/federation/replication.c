@@ -17,7 +17,7 @@
 #include "core/name.h"
 
 #define MAX_RULES 64
-#define POLL_MS 500 /* how soon a fog takes up a new task */
+#define POLL_MS   500 /* how soon a fog takes up a new task */
 
 struct rule {
     char repo[256], tag[128], targets[512];
@@ -265,6 +265,7 @@ static void run_task(fp_replicator *rp, json_t *t)
 static void *replicator_main(void *arg)
 {
     fp_replicator *rp = arg;
+    unsigned wait_ms = POLL_MS;
     for (;;) {
         pthread_mutex_lock(&rp->lock);
         bool stop = rp->stop;
@@ -284,12 +285,15 @@ static void *replicator_main(void *arg)
                 run_task(rp, t);
             }
             json_decref(doc);
+            wait_ms = POLL_MS;
         } else {
+            /* the cloud away, or this node revoked: ask less and less often */
             fp_debug("event=replication_poll_failed error=\"%s\"", err.msg);
+            wait_ms = wait_ms * 2 > 30000 ? 30000 : wait_ms * 2;
         }
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += POLL_MS * 1000000L;
+        until.tv_nsec += (long)wait_ms * 1000000L;
         until.tv_sec += until.tv_nsec / 1000000000L;
         until.tv_nsec %= 1000000000L;
         pthread_mutex_lock(&rp->lock);
