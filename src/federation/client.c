@@ -45,6 +45,16 @@ static void remember_token(fp_federation *f, const char *key, const char *token,
     pthread_mutex_unlock(&f->lock);
 }
 
+/* Does url start with base's scheme://host:port (followed by '/' or end)? */
+static bool same_origin(const char *url, const char *base)
+{
+    if (!base[0]) return false;
+    const char *hs = strstr(base, "://");
+    if (!hs) return false;
+    size_t n = strcspn(hs + 3, "/") + (size_t)(hs + 3 - base);
+    return !strncmp(url, base, n) && (url[n] == '/' || url[n] == '\0');
+}
+
 int fp_fed_call(fp_federation *f, const struct fp_source *src, const char *method, const char *path,
                 const char *repo, const fp_fed_origin *o, const char *const *extra,
                 fp_http_opts *opts, fp_http_response *resp, fp_error *err)
@@ -80,6 +90,16 @@ int fp_fed_call(fp_federation *f, const struct fp_source *src, const char *metho
     char challenge[sizeof resp->www_authenticate];
     memcpy(challenge, resp->www_authenticate, sizeof challenge);
     fp_http_response_free(resp);
+    /* The node credential goes only to a token service of the deployment:
+     * the cloud's or the holder's own. A holder naming any other realm
+     * would be harvesting credentials. */
+    char realm[512] = "";
+    fp_http_challenge_param(challenge, "realm", realm, sizeof realm);
+    if (!same_origin(realm, f->cfg->node_cloud) && !same_origin(realm, src->url)) {
+        memset(resp, 0, sizeof *resp);
+        return fp_error_set(err, 0, "%s names a token service outside the deployment (%.200s)",
+                            src->id, realm);
+    }
     fp_http_opts topts = *opts;
     topts.userpwd = userpwd;
     topts.timeout_s = 10;

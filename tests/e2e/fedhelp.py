@@ -400,9 +400,10 @@ class EvilPeer:
     `hold` seconds later: the fog has every byte long before it can verify
     them, so what it does with its own clients meanwhile is visible."""
 
-    def __init__(self, sb, blobs, hold=0.8):
+    def __init__(self, sb, blobs, hold=0.8, realm=None):
         self.blobs = dict(blobs)  # digest -> size
         self.hold = hold
+        self.realm = realm        # set: challenge every request to get a token there
         self.requests = []        # (method, path, headers dict)
         prefix = os.path.join(sb.dir, "evil-tls")
         fogport("cert", "issue", "--ca", os.path.join(sb.dir, "ca"), "--name", "evil",
@@ -419,7 +420,11 @@ class EvilPeer:
                 peer.requests.append((self.command, self.path, dict(self.headers)))
                 path = self.path.split("?", 1)[0]
                 m = re.fullmatch(r"/v2/(.+)/(blobs|manifests)/(sha256:[0-9a-f]{64})", path)
-                if path == "/v2/":
+                if peer.realm and path != "/v2/" and "Authorization" not in self.headers:
+                    status, data = 401, b'{"errors":[{"code":"UNAUTHORIZED","message":"x"}]}'
+                    hdrs = {"Content-Type": "application/json", "WWW-Authenticate":
+                            f'Bearer realm="{peer.realm}",service="evil"'}
+                elif path == "/v2/":
                     status, data, hdrs = 200, b"{}", {"Content-Type": "application/json"}
                 elif m and m.group(3) in peer.blobs:
                     size = peer.blobs[m.group(3)]
@@ -461,6 +466,7 @@ class EvilPeer:
                 self.answer(False)
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.name = prefix
         self.server.daemon_threads = True
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(prefix + ".crt", prefix + ".key")

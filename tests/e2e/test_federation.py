@@ -518,3 +518,36 @@ def test_cloud_down_cached_content_served(tmp_path, images):  # noqa: F811
         check_log_clean(sb)
     finally:
         sb.down()
+
+
+def test_peer_cannot_harvest_node_credentials(tmp_path, images):  # noqa: F811
+    """A peer whose challenge names a token service outside the deployment
+    (not the cloud, not the peer itself) never receives the fog's node
+    credential: the fog refuses to ask that realm and takes the blobs from
+    its parent."""
+    sb = Sandbox(tmp_path / "sb", fogs=1, edges=0).up()
+    catcher = phisher = None
+    try:
+        ref = "iot_service:1.0"
+        sb.push(images, ref, sb.cloud)
+        want = images.descriptor(ref)["digest"]
+        blobs = images.image_blobs(want)
+        sizes = {d: os.path.getsize(images.blob_path(d)) for d in blobs}
+        catcher = EvilPeer(sb, {}).start()
+        phisher = EvilPeer(sb, sizes, realm=f"{catcher.url}/token").start()
+        fog = sb["fog-1"]
+        fog.stop()
+        fog.set_federation(peers=f"evil={phisher.url}", peer_order_config="true")
+        fog.start()
+        out = str(tmp_path / "pulled")
+        assert sb.pull(fog, ref, out) == want
+        # the phisher was asked (and challenged), the realm never was
+        assert any(m in ("GET", "HEAD") and p.startswith("/v2/iot_service/")
+                   for m, p, _ in phisher.requests), phisher.requests
+        assert catcher.requests == [], catcher.requests
+        assert not any("Authorization" in h for _, _, h in phisher.requests)
+    finally:
+        for e in (catcher, phisher):
+            if e:
+                e.stop()
+        sb.down()
