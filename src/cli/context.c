@@ -8,7 +8,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/buf.h"
+#include "core/cleanup.h"
 #include "core/fs.h"
+#include "core/http_client.h"
 
 static void context_path(char out[1024])
 {
@@ -65,4 +68,23 @@ int fp_context_save(const char *cloud, const char *ca, const char *user, const c
     OPENSSL_cleanse(text, strlen(text));
     free(text);
     return rc;
+}
+
+int fp_context_get_json(const char *path, json_t **doc, fp_error *err)
+{
+    fp_context ctx;
+    int rc = fp_context_load(&ctx, err);
+    if (rc < 0) return -1;
+    if (rc == 1) return fp_error_set(err, 0, "no client context: run fogport login first");
+    cleanup_buf fp_buf url = FP_BUF_INIT;
+    fp_buf_printf(&url, "%s%s", ctx.cloud, path);
+    fp_http_opts o = {.userpwd = ctx.userpwd, .cacert = ctx.ca[0] ? ctx.ca : NULL, .timeout_s = 10};
+    fp_http_response resp;
+    rc = fp_http_get(url.data, &o, &resp, err);
+    OPENSSL_cleanse(ctx.userpwd, sizeof ctx.userpwd);
+    if (rc < 0) return -1;
+    *doc = resp.status == 200 ? json_loadb(resp.body.data, resp.body.len, 0, NULL) : NULL;
+    long status = resp.status;
+    fp_http_response_free(&resp);
+    return *doc ? 0 : fp_error_set(err, 0, "GET %s: HTTP %ld", url.data, status);
 }

@@ -20,6 +20,10 @@ typedef struct fp_context {
 
 /* 0 loaded, 1 no context file, -1 error (unreadable or malformed). */
 int fp_context_load(fp_context *ctx, fp_error *err);
+/* GET cloud/path with the client context's credential; *doc is the 200
+ * answer's JSON (caller decrefs). */
+struct json_t;
+int fp_context_get_json(const char *path, struct json_t **doc, fp_error *err);
 int fp_context_save(const char *cloud, const char *ca, const char *user, const char *password,
                     char path_out[1024], fp_error *err);
 

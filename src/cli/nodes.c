@@ -28,24 +28,14 @@ static void help(void)
 
 int fp_cli_fetch_nodes(json_t **nodes, fp_error *err)
 {
-    fp_context ctx;
-    int rc = fp_context_load(&ctx, err);
-    if (rc < 0) return -1;
-    if (rc == 1) return fp_error_set(err, 0, "no client context: run fogport login first");
-    cleanup_buf fp_buf url = FP_BUF_INIT;
-    fp_buf_printf(&url, "%s/api/v1/nodes", ctx.cloud);
-    fp_http_opts o = {.userpwd = ctx.userpwd, .cacert = ctx.ca[0] ? ctx.ca : NULL, .timeout_s = 10};
-    fp_http_response resp;
-    if (fp_http_get(url.data, &o, &resp, err) < 0) return -1;
-    json_t *doc = resp.status == 200 ? json_loadb(resp.body.data, resp.body.len, 0, NULL) : NULL;
-    long status = resp.status;
-    fp_http_response_free(&resp);
-    if (!json_is_array(json_object_get(doc, "nodes"))) {
-        json_decref(doc);
-        return fp_error_set(err, 0, "GET %s: HTTP %ld", url.data, status);
-    }
+    json_t *doc;
+    if (fp_context_get_json("/api/v1/nodes", &doc, err) < 0) return -1;
     *nodes = json_incref(json_object_get(doc, "nodes"));
     json_decref(doc);
+    if (!json_is_array(*nodes)) {
+        json_decref(*nodes);
+        return fp_error_set(err, 0, "the cloud's node list is not a list");
+    }
     return 0;
 }
 

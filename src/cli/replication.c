@@ -42,26 +42,13 @@ int fp_cmd_replication(int argc, char **argv)
     }
     if (optind >= argc || strcmp(argv[optind], "status") != 0)
         return fp_cli_usage_error("replication", "usage: fogport replication status [--json]");
-    fp_context ctx;
+    json_t *doc;
     fp_error err;
-    int rc = fp_context_load(&ctx, &err);
-    if (rc < 0) return fp_cli_fail(&err);
-    if (rc == 1) {
-        fp_error_set(&err, 0, "no client context: run fogport login first");
-        return fp_cli_fail(&err);
-    }
-    cleanup_buf fp_buf url = FP_BUF_INIT;
-    fp_buf_printf(&url, "%s/api/v1/replication", ctx.cloud);
-    fp_http_opts o = {.userpwd = ctx.userpwd, .cacert = ctx.ca[0] ? ctx.ca : NULL, .timeout_s = 10};
-    fp_http_response resp;
-    if (fp_http_get(url.data, &o, &resp, &err) < 0) return fp_cli_fail(&err);
-    json_t *doc = resp.status == 200 ? json_loadb(resp.body.data, resp.body.len, 0, NULL) : NULL;
-    long status = resp.status;
-    fp_http_response_free(&resp);
+    if (fp_context_get_json("/api/v1/replication", &doc, &err) < 0) return fp_cli_fail(&err);
     json_t *tasks = json_object_get(doc, "tasks");
     if (!json_is_array(tasks)) {
         json_decref(doc);
-        fp_error_set(&err, 0, "GET %s: HTTP %ld", url.data, status);
+        fp_error_set(&err, 0, "the cloud's task list is not a list");
         return fp_cli_fail(&err);
     }
     if (as_json) {

@@ -185,6 +185,17 @@ int fp_authz_basic(fp_req *r)
     return -1;
 }
 
+bool fp_authz_require_login(fp_req *r)
+{
+    if (fp_authz_basic(r) > 0) return true;
+    if (!r->responded) {
+        snprintf(r->challenge, sizeof r->challenge, "Basic realm=\"%s\"",
+                 r->reg->authz->cfg->realm);
+        fp_respond_error(r, 401, "UNAUTHORIZED", "authentication required");
+    }
+    return false;
+}
+
 bool fp_authz_login(fp_req *r, const char *name, const char *password)
 {
     fp_authz *a = r->reg->authz;

@@ -78,6 +78,9 @@ int fp_authz_basic(struct fp_req *r);
 /* Too many failed logins from this address? Then answers 429 with
  * Retry-After and returns true. */
 bool fp_authz_throttled(struct fp_req *r);
+/* The cloud's node APIs: Basic credentials of a user or node are required;
+ * otherwise answers 401 (or 429) and returns false. */
+bool fp_authz_require_login(struct fp_req *r);
 /* Verify a name and password: a joined node's credential (cloud) or an
  * htpasswd user. Fills r->user, r->kind, r->role. Not rate limited here. */
 bool fp_authz_login(struct fp_req *r, const char *name, const char *password);

@@ -21,34 +21,13 @@
 /* Is the request from a fog? Otherwise answers 401/403 and returns false. */
 static bool from_fog(fp_req *r)
 {
-    int basic = fp_authz_basic(r);
-    if (basic <= 0) {
-        if (!r->responded) {
-            snprintf(r->challenge, sizeof r->challenge, "Basic realm=\"%s\"",
-                     r->reg->authz->cfg->realm);
-            fp_respond_error(r, 401, "UNAUTHORIZED", "a fog's node credential is required");
-        }
-        return false;
-    }
+    if (!fp_authz_require_login(r)) return false;
     if (strcmp(r->kind, "node") != 0 || strcmp(r->role, "fog") != 0) {
         fp_warn("event=fog_api_refused remote=%s user=%s path=%s", r->remote, r->user, r->path);
         fp_respond_error(r, 403, "DENIED", "only fogs may use this endpoint");
         return false;
     }
     return true;
-}
-
-static void respond_json(fp_req *r, json_t *out)
-{
-    char *text = json_dumps(out, JSON_COMPACT);
-    json_decref(out);
-    if (!text) {
-        fp_error err;
-        fp_error_set(&err, ENOMEM, "answer");
-        fp_respond_internal(r, &err);
-        return;
-    }
-    fp_respond_owned(r, 200, "application/json", text, strlen(text));
 }
 
 static int signer_body(fp_req *r, const char *data, size_t len)
@@ -78,7 +57,7 @@ static void signer_end(fp_req *r)
         return;
     }
     fp_info("event=signer_issued remote=%s node=%s days=%d", r->remote, r->user, SIGNER_DAYS);
-    respond_json(r, json_pack("{s:s}", "certificate", cert.data));
+    fp_respond_json(r, json_pack("{s:s}", "certificate", cert.data));
 }
 
 void fp_handle_signer(fp_req *r)

@@ -154,16 +154,7 @@ static int add_revoked(void *ctx, const char *id, const char *role, time_t creat
  * edges to refuse those nodes' tokens too. Any joined node or user. */
 void fp_handle_revoked(fp_req *r)
 {
-    if (!fp_req_read_only(r)) return;
-    int basic = fp_authz_basic(r);
-    if (basic <= 0) {
-        if (!r->responded) {
-            snprintf(r->challenge, sizeof r->challenge, "Basic realm=\"%s\"",
-                     r->reg->authz->cfg->realm);
-            fp_respond_error(r, 401, "UNAUTHORIZED", "authentication required");
-        }
-        return;
-    }
+    if (!fp_req_read_only(r) || !fp_authz_require_login(r)) return;
     json_t *ids = json_array();
     fp_error err;
     if (fp_nodes_list(r->reg->authz->nodes, add_revoked, ids, &err) < 0) {
@@ -171,13 +162,5 @@ void fp_handle_revoked(fp_req *r)
         fp_respond_internal(r, &err);
         return;
     }
-    json_t *out = json_pack("{s:o}", "nodes", ids);
-    char *text = json_dumps(out, JSON_COMPACT);
-    json_decref(out);
-    if (!text) {
-        fp_error_set(&err, ENOMEM, "revocation list");
-        fp_respond_internal(r, &err);
-        return;
-    }
-    fp_respond_owned(r, 200, "application/json", text, strlen(text));
+    fp_respond_json(r, json_pack("{s:o}", "nodes", ids));
 }

@@ -13,18 +13,6 @@
 #include "federation/directory.h"
 #include "registry/request.h"
 
-static bool authenticated(fp_req *r)
-{
-    int basic = fp_authz_basic(r);
-    if (basic > 0) return true;
-    if (!r->responded) {
-        snprintf(r->challenge, sizeof r->challenge, "Basic realm=\"%s\"",
-                 r->reg->authz->cfg->realm);
-        fp_respond_error(r, 401, "UNAUTHORIZED", "authentication required");
-    }
-    return false;
-}
-
 static int heartbeat_body(fp_req *r, const char *data, size_t len)
 {
     if (r->body.len + len > 8192) return fp_req_fail(r, 413, "UNSUPPORTED", "heartbeat too large");
@@ -72,7 +60,7 @@ void fp_handle_heartbeat(fp_req *r)
         fp_respond_error(r, 405, "UNSUPPORTED", "method not allowed");
         return;
     }
-    if (!authenticated(r)) return;
+    if (!fp_authz_require_login(r)) return;
     if (strcmp(r->kind, "node") != 0) {
         fp_respond_error(r, 403, "DENIED", "only nodes report heartbeats");
         return;
@@ -106,7 +94,7 @@ static int add_directory(void *ctx, const fp_directory_entry *e)
 void fp_handle_nodes(fp_req *r)
 {
     if (!fp_req_read_only(r)) return;
-    if (!authenticated(r)) return;
+    if (!fp_authz_require_login(r)) return;
     const fp_config *cfg = r->reg->cfg;
     json_t *by_id = json_object();
     fp_error err;
@@ -142,13 +130,5 @@ void fp_handle_nodes(fp_req *r)
         json_array_append(list, o);
     }
     json_decref(by_id);
-    json_t *out = json_pack("{s:o}", "nodes", list);
-    char *text = json_dumps(out, JSON_COMPACT);
-    json_decref(out);
-    if (!text) {
-        fp_error_set(&err, ENOMEM, "node list");
-        fp_respond_internal(r, &err);
-        return;
-    }
-    fp_respond_owned(r, 200, "application/json", text, strlen(text));
+    fp_respond_json(r, json_pack("{s:o}", "nodes", list));
 }

@@ -16,15 +16,7 @@
 
 static bool authenticated(fp_req *r, bool node_only)
 {
-    int basic = fp_authz_basic(r);
-    if (basic <= 0) {
-        if (!r->responded) {
-            snprintf(r->challenge, sizeof r->challenge, "Basic realm=\"%s\"",
-                     r->reg->authz->cfg->realm);
-            fp_respond_error(r, 401, "UNAUTHORIZED", "authentication required");
-        }
-        return false;
-    }
+    if (!fp_authz_require_login(r)) return false;
     if (node_only && strcmp(r->kind, "node") != 0) {
         fp_respond_error(r, 403, "DENIED", "only nodes have replication tasks");
         return false;
@@ -52,15 +44,7 @@ static void respond_tasks(fp_req *r, const char *node, bool offer)
         fp_respond_internal(r, &err);
         return;
     }
-    json_t *out = json_pack("{s:o}", "tasks", list);
-    char *text = json_dumps(out, JSON_COMPACT);
-    json_decref(out);
-    if (!text) {
-        fp_error_set(&err, ENOMEM, "tasks");
-        fp_respond_internal(r, &err);
-        return;
-    }
-    fp_respond_owned(r, 200, "application/json", text, strlen(text));
+    fp_respond_json(r, json_pack("{s:o}", "tasks", list));
 }
 
 static int report_body(fp_req *r, const char *data, size_t len)

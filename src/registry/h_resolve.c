@@ -41,13 +41,7 @@ static void answer(fp_req *r, const char *node, const char *url, double rtt, boo
     json_t *j = json_pack("{s:s, s:s, s:s, s:b}", "service", r->route.name, "node", node,
                           "registry", url, "local", local);
     json_object_set_new(j, "rtt_ms", rtt >= 0 ? json_real(rtt) : json_null());
-    char *text = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    if (!text) {
-        fp_respond(r, 500, NULL);
-        return;
-    }
-    fp_respond_owned(r, 200, "application/json", text, strlen(text));
+    fp_respond_json(r, j);
 }
 
 void fp_handle_resolve(fp_req *r)

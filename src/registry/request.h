@@ -4,6 +4,7 @@
 #ifndef FP_REGISTRY_REQUEST_H
 #define FP_REGISTRY_REQUEST_H
 
+#include <jansson.h>
 #include <microhttpd.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -104,6 +105,8 @@ void fp_respond_bytes(fp_req *r, unsigned status, const char *content_type, cons
                       size_t len);
 /* A body the response takes ownership of (free()d later). */
 void fp_respond_owned(fp_req *r, unsigned status, const char *content_type, void *data, size_t len);
+/* 200 with doc as compact JSON; takes the reference (NULL: 500). */
+void fp_respond_json(fp_req *r, json_t *doc);
 /* No body; headers as name/value pairs, NULL-terminated. */
 void fp_respond_empty(fp_req *r, unsigned status, ...) __attribute__((sentinel));
 

@@ -31,6 +31,19 @@ const char *fp_req_header(fp_req *r, const char *name)
     return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
 
+void fp_respond_json(fp_req *r, json_t *doc)
+{
+    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    if (!text) {
+        fp_error err;
+        fp_error_set(&err, ENOMEM, "JSON answer");
+        fp_respond_internal(r, &err);
+        return;
+    }
+    fp_respond_owned(r, 200, "application/json", text, strlen(text));
+}
+
 void fp_req_fed_origin(fp_req *r, fp_fed_origin *o)
 {
     const char *peer = fp_req_header(r, "Fogport-Peer");

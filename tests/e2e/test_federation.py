@@ -264,6 +264,36 @@ def test_fog_registered_service(world):
 
 # ============================================================ loops
 
+def test_resolve_nearest_holder(world):
+    """GET /api/v1/resolve/SERVICE names the nearest node holding a service:
+    the node itself when it holds it, else the owning fog (asked directly by
+    a peer fog, named from the directory by the cloud), else the parent (an
+    edge has no peers); a service nobody holds is NAME_UNKNOWN at the cloud;
+    the answer is authorized like a pull."""
+    sb = world.sb
+    fog1, fog2, edge = sb["fog-1"], sb["fog-2"], sb["edge-1"]
+
+    def resolve(node, svc):
+        r = sb.session(node, svc).get(f"{node.url}/api/v1/resolve/{svc}", timeout=10)
+        return r.status_code, (r.json() if r.headers.get("Content-Type", "").startswith(
+            "application/json") else r.text)
+
+    svc = f"fog-2/resolve-{secrets.token_hex(3)}"  # held by fog-2 alone
+    push_image(sb.session(fog2, svc, "pull,push"), fog2, svc, "1", [gz_layer(100)])
+    st, j = resolve(fog2, svc)
+    assert st == 200 and j["node"] == "fog-2" and j["local"] is True, j
+    st, j = resolve(fog1, svc)
+    assert st == 200 and (j["node"], j["registry"], j["local"]) == ("fog-2", fog2.url, False), j
+    st, j = resolve(sb.cloud, svc)
+    assert st == 200 and (j["node"], j["registry"]) == ("fog-2", fog2.url), j
+    st, j = resolve(edge, svc)
+    assert st == 200 and (j["node"], j["registry"]) == ("parent", fog1.url), j
+    st, j = resolve(sb.cloud, "nobody/has-this")
+    assert st == 404 and j["errors"][0]["code"] == "NAME_UNKNOWN", j
+    r = requests.get(f"{sb.cloud.url}/api/v1/resolve/fog-2/probe", verify=sb.ca, timeout=10)
+    assert r.status_code == 401 and "Bearer" in r.headers.get("WWW-Authenticate", "")
+
+
 def test_loop_prevention(world):
     """A request from a peer (Fogport-Peer: 1) or one that has used up its
     hops (Fogport-Hops: 4) is answered from what the fog holds: 404 for
