@@ -1,6 +1,7 @@
 /* Service definitions to and from JSON, with the validation that makes them
  * safe to hand to the runtime: a name that can be a path component, ports
- * in range, K=V environment, capabilities only from Docker's default set. */
+ * in range, K=V environment, capabilities only from Docker's default set,
+ * a numeric user, and no NUL hidden in a string or a key. */
 #include "agent/spec.h"
 
 #include <ctype.h>
@@ -147,6 +148,26 @@ static int env_valid(const char *kv)
     return !isdigit((unsigned char)kv[0]);
 }
 
+/* "uid[:gid]": decimal ids, as the runtime sets them without the image's
+ * passwd; 4294967295 is (uid_t)-1, "leave unchanged" to setresuid. */
+static bool user_valid(const char *u)
+{
+    if (!u[0]) return true; /* keep the image's */
+    for (int part = 0; part < 2; part++) {
+        uint64_t id = 0;
+        const char *start = u;
+        for (; *u >= '0' && *u <= '9'; u++) {
+            id = id * 10 + (uint64_t)(*u - '0');
+            if (id >= UINT32_MAX) return false;
+        }
+        if (u == start) return false;
+        if (!*u) return true;
+        if (*u != ':' || part == 1) return false;
+        u++;
+    }
+    return false;
+}
+
 static int parse_field(const char *key, const json_t *v, fp_service *s, fp_error *err)
 {
     if (strcmp(key, "name") == 0) return copy_str(v, key, s->name, sizeof s->name, err);
@@ -154,7 +175,12 @@ static int parse_field(const char *key, const json_t *v, fp_service *s, fp_error
     if (strcmp(key, "digest") == 0) return copy_str(v, key, s->digest, sizeof s->digest, err);
     if (strcmp(key, "node") == 0) return copy_str(v, key, s->node, sizeof s->node, err);
     if (strcmp(key, "role") == 0) return copy_str(v, key, s->role, sizeof s->role, err);
-    if (strcmp(key, "user") == 0) return copy_str(v, key, s->user, sizeof s->user, err);
+    if (strcmp(key, "user") == 0) {
+        if (copy_str(v, key, s->user, sizeof s->user, err) < 0) return -1;
+        if (!user_valid(s->user))
+            return fp_error_set(err, 0, "user: \"%s\" is not uid[:gid]", s->user);
+        return 0;
+    }
     if (strcmp(key, "entrypoint") == 0) return copy_strv(v, key, &s->entrypoint, err);
     if (strcmp(key, "cmd") == 0) return copy_strv(v, key, &s->cmd, err);
     if (strcmp(key, "env") == 0) return copy_strv(v, key, &s->env, err);
@@ -165,7 +191,9 @@ static int parse_field(const char *key, const json_t *v, fp_service *s, fp_error
         return 0;
     }
     if (strcmp(key, "restart") == 0) {
-        if (!json_is_string(v) || fp_restart_parse(json_string_value(v), &s->restart) < 0)
+        /* a NUL inside would make "always\0junk" read as "always" */
+        if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v) ||
+            fp_restart_parse(json_string_value(v), &s->restart) < 0)
             return fp_error_set(err, 0, "restart: expected always, on-failure or never");
         return 0;
     }
@@ -219,6 +247,13 @@ int fp_service_from_json(const json_t *j, fp_service *s, fp_error *err)
     json_t *v;
     json_object_foreach((json_t *)j, key, v)
     {
+        /* a key with a NUL ("name\0x", which code can build with
+         * json_object_setn) would read as another; looking it up by its C
+         * string finds a different value then */
+        if (json_object_get(j, key) != v) {
+            fp_error_set(err, 0, "a field name contains a NUL byte");
+            goto fail;
+        }
         if (json_is_null(v)) continue;
         if (parse_field(key, v, s, err) < 0) goto fail;
     }
