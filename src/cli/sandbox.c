@@ -269,7 +269,7 @@ static int up(const char *dir, unsigned fogs, unsigned edges, fp_sbnet *net)
      * it before any node starts (a node's first heartbeat goes over it) */
     if (net && (rc = net_up(dir, net, nodes, n)) != 0) {
         free(nodes);
-        down(dir);
+        fp_sbnet_destroy(dir); /* no node runs yet: the network is all */
         return rc;
     }
     json_t *list = json_array();
