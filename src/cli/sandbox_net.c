@@ -103,12 +103,12 @@ static int run(const char *const *argv, bool quiet, fp_error *err)
 int fp_sbnet_check(fp_error *err)
 {
     if (geteuid() != 0)
-        return fp_error_set(err, EPERM,
+        return fp_error_set(err, 0,
                             "sandbox --netns needs root (it creates network namespaces, a "
                             "bridge, veth pairs and tc qdiscs)");
     char path[64];
     if (tool("ip", path, sizeof path)[0] != '/' || tool("tc", path, sizeof path)[0] != '/')
-        return fp_error_set(err, ENOENT,
+        return fp_error_set(err, 0,
                             "sandbox --netns needs iproute2 (ip and tc): apt-get install iproute2");
     if (RUN(err, "ip", "netns", "list") < 0)
         return fp_error_prefix(err, "network namespaces are not available");

@@ -12,7 +12,7 @@ import ipaddress
 import json
 import os
 import re
-import secrets
+import shutil
 import socket
 import ssl
 import subprocess
@@ -21,7 +21,8 @@ import time
 import pytest
 import requests
 
-from fedhelp import Sandbox, fogport, gz_layer, layout_blobs_ok, pid_alive, push_image, sha256
+from conftest import FOGPORT
+from fedhelp import ENV, Sandbox, fogport, gz_layer, layout_blobs_ok, pid_alive, push_image, sha256
 from helpers import images  # noqa: F401 (fixture)
 
 UPLINK, PEER = 50, 400
@@ -61,15 +62,6 @@ def peer_cert_ips(node, ca):
     with socket.create_connection((node.address, int(node.url.rsplit(":", 1)[1])), 5) as raw:
         with ctx.wrap_socket(raw, server_hostname=node.address) as tls:
             return {v for k, v in tls.getpeercert()["subjectAltName"] if k == "IP Address"}
-
-
-def holds(sb, node, repo, ref):
-    """Does node hold repo@ref itself? (Fogport-Peer: 1: answered from what it
-    holds, never fetched.)"""
-    kind = "blobs" if ref.startswith("sha256:") and "/blobs/" not in ref else "manifests"
-    return kind, sb.session(node, repo).head(
-        f"{node.url}/v2/{repo}/{kind}/{ref}", headers={"Fogport-Peer": "1"},
-        timeout=10).status_code == 200
 
 
 def wait_held(sb, node, repo, ref, blobs, timeout=30):
@@ -113,6 +105,25 @@ def world(tmp_path_factory, images):  # noqa: F811
             assert not m, f"{n.id}: sanitizer report:\n{n.log()[m.start():][:3000]}"
     finally:
         sb.down()
+
+
+def test_options_checked(tmp_path):
+    """--netns needs root (a clear error, nothing created); the shaping
+    options need --netns and a positive rate."""
+    d = tmp_path / "sb"
+    if not shutil.which("setpriv"):
+        pytest.skip("setpriv (util-linux) not found")
+    r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", FOGPORT,
+                        "sandbox", "up", "--dir", str(d), "--netns"], capture_output=True,
+                       text=True, env=ENV, timeout=30)
+    assert r.returncode == 1 and "sandbox --netns needs root" in r.stderr, r.stderr
+    assert not d.exists()
+    for args in (["--uplink-mbit", "50"], ["--peer-mbit", "400"]):
+        r = fogport("sandbox", "up", "--dir", d, *args, check=False)
+        assert r.returncode == 2 and "give --netns too" in r.stderr, r.stderr
+    r = fogport("sandbox", "up", "--dir", d, "--netns", "--uplink-mbit", "0", check=False)
+    assert r.returncode == 2 and "Mbit/s" in r.stderr, r.stderr
+    assert not d.exists()
 
 
 def test_each_node_its_own_host(world):
