@@ -4,7 +4,9 @@
  * directory; the sandbox makes the deployment CA, an admin user and an
  * access policy, gives each fog and edge a one-time join token, waits until
  * every node answers, and describes it all in DIR/topology.json (and an
- * admin client context in DIR/client.json). `down` stops what `up` started. */
+ * admin client context in DIR/client.json). `down` stops what `up` started.
+ * With --netns every node is its own host instead: a network namespace with
+ * its own address on a bridge, links shaped with tc (sandbox_net.c). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +28,7 @@
 #include "auth/nodes.h"
 #include "auth/pki.h"
 #include "cli/cli.h"
+#include "cli/sandbox_net.h"
 #include "core/buf.h"
 #include "core/cleanup.h"
 #include "core/fs.h"
@@ -45,12 +48,19 @@ static const char default_replication[] =
 static void help(void)
 {
     printf("usage: fogport sandbox up --dir DIR [--fogs N] [--edges M]\n"
+           "                         [--netns [--uplink-mbit N] [--peer-mbit M]]\n"
            "       fogport sandbox down --dir DIR\n\n"
            "Start a whole deployment on this machine: a cloud, N fogs (default 3) and M\n"
            "edges (default 1), each a separate `fogport serve` on a loopback port with its\n"
            "own data directory and certificate, joined to the cloud. Returns once every\n"
            "node answers; DIR/topology.json describes it, DIR/client.json holds the\n"
-           "admin's context (FOGPORT_CONFIG=DIR/client.json). `down` stops it all.\n");
+           "admin's context (FOGPORT_CONFIG=DIR/client.json). `down` stops it all.\n\n"
+           "  --netns          every node its own host (root): a network namespace with\n"
+           "                   its own address on a bridge of the host, port %u\n"
+           "  --uplink-mbit N  the cloud sends at most N Mbit/s (tbf on its interface)\n"
+           "  --peer-mbit M    each fog sends to each other fog at most M Mbit/s (an htb\n"
+           "                   class per destination); other traffic is not shaped\n",
+           FP_SBNET_PORT);
 }
 
 static unsigned free_port(void)
@@ -66,8 +76,9 @@ static unsigned free_port(void)
     return port;
 }
 
-/* Start `fogport serve --config conf` detached, logging to log. */
-static pid_t spawn_node(const char *conf, const char *log)
+/* Start `fogport serve --config conf` detached, logging to log; in network
+ * namespace ns when not NULL. */
+static pid_t spawn_node(const char *conf, const char *log, const char *ns)
 {
     char self[4096];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -83,6 +94,10 @@ static pid_t spawn_node(const char *conf, const char *log)
         dup2(fd, STDERR_FILENO);
     }
     if (null >= 0) dup2(null, STDIN_FILENO);
+    if (ns && fp_sbnet_enter(ns) < 0) {
+        fprintf(stderr, "fogport: enter network namespace %s: %s\n", ns, strerror(errno));
+        _exit(127);
+    }
     execl(self, "fogport", "serve", "--config", conf, (char *)NULL);
     _exit(127);
 }
@@ -143,6 +158,8 @@ struct node_spec {
     const char *parent;
     unsigned port;
     pid_t pid;
+    char addr[24]; /* its host: 127.0.0.1, or its own with --netns */
+    char ns[96];   /* its network namespace (--netns) */
 };
 
 static int write_text(const char *path, const char *text, mode_t mode, fp_error *err)
@@ -150,7 +167,48 @@ static int write_text(const char *path, const char *text, mode_t mode, fp_error 
     return fp_write_file_atomic(path, text, strlen(text), mode, err);
 }
 
-static int up(const char *dir, unsigned fogs, unsigned edges)
+static int down(const char *dir);
+
+/* The network of a --netns sandbox: bridge, namespaces, veths, shaping. */
+static int net_up(const char *dir, fp_sbnet *net, struct node_spec *nodes, size_t n)
+{
+    fp_error err;
+    if (fp_sbnet_create(net, dir, &err) < 0) return fp_cli_fail(&err);
+    for (size_t i = 0; i < n; i++) {
+        fp_sbnet_node_names(net, i, nodes[i].id, nodes[i].ns, sizeof nodes[i].ns, nodes[i].addr,
+                            sizeof nodes[i].addr);
+        if (fp_sbnet_add_node(net, i, nodes[i].id, &err) < 0) return fp_cli_fail(&err);
+    }
+    if (net->uplink_mbit && fp_sbnet_shape_all(net, 0, nodes[0].id, net->uplink_mbit, &err) < 0)
+        return fp_cli_fail(&err);
+    for (size_t i = 0; net->peer_mbit && i < n; i++) {
+        if (strcmp(nodes[i].role, "fog") != 0) continue;
+        const char *peers[FP_SBNET_MAX_NODES];
+        size_t np = 0;
+        for (size_t k = 0; k < n; k++)
+            if (k != i && !strcmp(nodes[k].role, "fog")) peers[np++] = nodes[k].addr;
+        if (np && fp_sbnet_shape_peers(net, i, nodes[i].id, peers, np, net->peer_mbit, &err) < 0)
+            return fp_cli_fail(&err);
+    }
+    printf("network  %s.0/24 on bridge %s (host %s)\n", net->prefix, net->bridge, net->gateway);
+    return 0;
+}
+
+/* A node that joined before (a second `up` on the same directory) keeps its
+ * identity, but its certificate must name its address of this run: with
+ * --netns the address may differ. The sandbox holds the CA; it re-issues. */
+static int reissue_node_cert(const char *ca, const struct node_spec *s, const char *ndir,
+                             fp_error *err)
+{
+    char cred[4096], prefix[4096];
+    snprintf(cred, sizeof cred, "%s/data/node/credential.json", ndir);
+    if (access(cred, F_OK) != 0) return 0; /* it joins: the cloud signs its request */
+    snprintf(prefix, sizeof prefix, "%s/data/node/tls", ndir);
+    const char *ips[] = {s->addr}, *dns[] = {s->id};
+    return fp_cert_issue(ca, s->id, dns, 1, ips, 1, 365, prefix, err);
+}
+
+static int up(const char *dir, unsigned fogs, unsigned edges, fp_sbnet *net)
 {
     fp_error err;
     char path[4096], ca[4096], cacert[4096];
@@ -159,6 +217,14 @@ static int up(const char *dir, unsigned fogs, unsigned edges)
         fprintf(stderr, "fogport: %s exists: a sandbox runs there (sandbox down first)\n", path);
         return 1;
     }
+    if (fp_sbnet_recorded(dir)) {
+        fprintf(stderr,
+                "fogport: %s/netns.json exists: an earlier sandbox up did not finish "
+                "(sandbox down first)\n",
+                dir);
+        return 1;
+    }
+    if (net && fp_sbnet_check(&err) < 0) return fp_cli_fail(&err);
     if (fp_mkdir_p(dir, 0700, &err) < 0) return fp_cli_fail(&err);
     snprintf(ca, sizeof ca, "%s/ca", dir);
     snprintf(cacert, sizeof cacert, "%s/ca/ca.crt", dir);
@@ -197,15 +263,24 @@ static int up(const char *dir, unsigned fogs, unsigned edges)
     }
     char cloud_url[64];
     int rc = 0;
+    for (size_t i = 0; i < n; i++)
+        snprintf(nodes[i].addr, sizeof nodes[i].addr, "127.0.0.1");
+    /* with --netns: the bridge, a namespace per node, the shaping; all of
+     * it before any node starts (a node's first heartbeat goes over it) */
+    if (net && (rc = net_up(dir, net, nodes, n)) != 0) {
+        free(nodes);
+        fp_sbnet_destroy(dir); /* no node runs yet: the network is all */
+        return rc;
+    }
     json_t *list = json_array();
     for (size_t i = 0; i < n && rc == 0; i++) {
         struct node_spec *s = &nodes[i];
-        s->port = free_port();
+        s->port = net ? FP_SBNET_PORT : free_port();
         char ndir[4096], conf[4096], log[4096], url[64];
         snprintf(ndir, sizeof ndir, "%s/%s", dir, s->id);
         snprintf(conf, sizeof conf, "%s/fogport.conf", ndir);
         snprintf(log, sizeof log, "%s/serve.log", ndir);
-        snprintf(url, sizeof url, "https://127.0.0.1:%u", s->port);
+        snprintf(url, sizeof url, "https://%s:%u", s->addr, s->port);
         if (fp_mkdir_p(ndir, 0700, &err) < 0) {
             rc = fp_cli_fail(&err);
             break;
@@ -215,7 +290,7 @@ static int up(const char *dir, unsigned fogs, unsigned edges)
             snprintf(cloud_url, sizeof cloud_url, "%s", url);
             char crt[4096];
             snprintf(crt, sizeof crt, "%s/tls", ndir);
-            const char *ips[] = {"127.0.0.1"}, *dns[] = {"localhost", "cloud"};
+            const char *ips[] = {s->addr}, *dns[] = {"localhost", "cloud"};
             if (fp_cert_issue(ca, "cloud", dns, 2, ips, 1, 365, crt, &err) < 0) {
                 rc = fp_cli_fail(&err);
                 break;
@@ -226,10 +301,10 @@ static int up(const char *dir, unsigned fogs, unsigned edges)
             fp_buf_printf(
                 &c,
                 "[node]\nid = cloud\nrole = cloud\nca = %s\nurl = %s\n[server]\nlisten = "
-                "127.0.0.1:%u\n[storage]\ndata = %s/data\n[tls]\ncert = %s.crt\nkey = "
+                "%s:%u\n[storage]\ndata = %s/data\n[tls]\ncert = %s.crt\nkey = "
                 "%s.key\n[auth]\nhtpasswd = %s\npolicy = %s\nlogin_failures = 1000\ntoken_realm = "
                 "%s/auth/token\n[federation]\nreplication = %s\n[log]\naccess = true\n",
-                ca, url, s->port, ndir, crt, crt, htpasswd, policy, url, replication);
+                ca, url, s->addr, s->port, ndir, crt, crt, htpasswd, policy, url, replication);
         } else {
             fp_nodes *db;
             char token[64], cdata[4096];
@@ -244,13 +319,14 @@ static int up(const char *dir, unsigned fogs, unsigned edges)
             char parent[96] = "";
             for (size_t k = 0; k < i; k++)
                 if (!strcmp(s->role, "edge") && s->parent && !strcmp(nodes[k].id, s->parent))
-                    snprintf(parent, sizeof parent, "parent = https://127.0.0.1:%u\n",
+                    snprintf(parent, sizeof parent, "parent = https://%s:%u\n", nodes[k].addr,
                              nodes[k].port);
             fp_buf_printf(&c,
                           "[node]\nid = %s\nrole = %s\ncloud = %s\njoin_token = %s\ncacert = "
                           "%s\nrevocation_interval = 2s\nurl = %s\n%s[server]\nlisten = "
-                          "127.0.0.1:%u\n[storage]\ndata = %s/data\n[federation]\nheartbeat = 2s\n",
-                          s->id, s->role, cloud_url, token, cacert, url, parent, s->port, ndir);
+                          "%s:%u\n[storage]\ndata = %s/data\n[federation]\nheartbeat = 2s\n",
+                          s->id, s->role, cloud_url, token, cacert, url, parent, s->addr, s->port,
+                          ndir);
             /* a fog issues tokens for its edges too, and each edge trusts
              * its parent's signer certificate (x5c) */
             cleanup_buf fp_buf children = FP_BUF_INIT;
@@ -261,11 +337,12 @@ static int up(const char *dir, unsigned fogs, unsigned edges)
             if (!strcmp(s->role, "edge") && strcmp(s->parent, "cloud") != 0)
                 fp_buf_printf(&c, "[auth]\ntoken_signers = %s\n", s->parent);
         }
-        if (write_text(conf, c.data, 0600, &err) < 0) {
+        if (write_text(conf, c.data, 0600, &err) < 0 ||
+            (i > 0 && reissue_node_cert(ca, s, ndir, &err) < 0)) {
             rc = fp_cli_fail(&err);
             break;
         }
-        s->pid = spawn_node(conf, log);
+        s->pid = spawn_node(conf, log, net ? s->ns : NULL);
         char v2[96];
         snprintf(v2, sizeof v2, "%s/v2/", url);
         if (s->pid < 0 || !wait_ready(v2, cacert, s->pid, 20)) {
@@ -276,6 +353,8 @@ static int up(const char *dir, unsigned fogs, unsigned edges)
                               "registry", url, "api", url, "pid", (json_int_t)s->pid, "data", ndir,
                               "config", conf);
         if (s->parent) json_object_set_new(o, "parent", json_string(s->parent));
+        json_object_set_new(o, "address", json_string(s->addr));
+        if (net) json_object_set_new(o, "netns", json_string(s->ns));
         json_array_append_new(list, o);
         printf("%-8s %-6s %s (pid %d)\n", s->id, s->role, url, (int)s->pid);
     }
@@ -287,6 +366,7 @@ static int up(const char *dir, unsigned fogs, unsigned edges)
     }
     json_t *top = json_pack("{s:s, s:{s:s, s:s}, s:o}", "ca", cacert, "admin", "user", "admin",
                             "password", pw.data, "nodes", list);
+    if (net) json_object_set_new(top, "netns", fp_sbnet_json(net));
     char *text = json_dumps(top, JSON_INDENT(2));
     json_decref(top);
     if (write_text(path, text, 0600, &err) < 0 && rc == 0) rc = fp_cli_fail(&err);
@@ -299,7 +379,10 @@ static int up(const char *dir, unsigned fogs, unsigned edges)
     write_text(path, text, 0600, &err);
     free(text);
     free(nodes);
-    if (rc == 0) printf("sandbox up: %s/topology.json\n", dir);
+    if (rc == 0)
+        printf("sandbox up: %s/topology.json\n", dir);
+    else /* what was started goes again; the logs stay */
+        down(dir);
     return rc;
 }
 
@@ -324,6 +407,12 @@ static int down(const char *dir)
     json_error_t jerr;
     json_t *top = json_load_file(path, 0, &jerr);
     if (!top) {
+        /* an `up` that died before it wrote topology.json: its network
+         * (and any node in it) is all there is to remove */
+        if (fp_sbnet_destroy(dir)) {
+            printf("sandbox down: network removed (no topology.json)\n");
+            return 0;
+        }
         fprintf(stderr, "fogport: no sandbox in %s (%s)\n", dir, jerr.text);
         return 1;
     }
@@ -356,6 +445,7 @@ static int down(const char *dir)
     }
     for (size_t k = 0; k < np; k++)
         if (pids[k] && is_fogport(pids[k])) kill(pids[k], SIGKILL);
+    fp_sbnet_destroy(dir);
     unlink(path);
     printf("sandbox down: %zu nodes stopped\n", np);
     return 0;
@@ -367,11 +457,16 @@ int fp_cmd_sandbox(int argc, char **argv)
         {"dir", required_argument, NULL, 'd'},
         {"fogs", required_argument, NULL, 'f'},
         {"edges", required_argument, NULL, 'e'},
+        {"netns", no_argument, NULL, 'n'},
+        {"uplink-mbit", required_argument, NULL, 'u'},
+        {"peer-mbit", required_argument, NULL, 'p'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *dir = NULL;
     unsigned fogs = 3, edges = 1;
+    bool netns = false;
+    fp_sbnet net = {0};
     int c;
     while ((c = getopt_long(argc, argv, "d:f:e:h", opts, NULL)) != -1) {
         switch (c) {
@@ -384,6 +479,19 @@ int fp_cmd_sandbox(int argc, char **argv)
         case 'e':
             edges = (unsigned)strtoul(optarg, NULL, 10);
             break;
+        case 'n':
+            netns = true;
+            break;
+        case 'u':
+        case 'p': {
+            char *end;
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (*end || !v || v > 100000 || optarg[0] == '-')
+                return fp_cli_usage_error("sandbox", "--uplink-mbit and --peer-mbit take a rate "
+                                                     "in Mbit/s, 1 to 100000");
+            *(c == 'u' ? &net.uplink_mbit : &net.peer_mbit) = (unsigned)v;
+            break;
+        }
         case 'h':
             help();
             return 0;
@@ -395,6 +503,9 @@ int fp_cmd_sandbox(int argc, char **argv)
         return fp_cli_usage_error("sandbox", "usage: sandbox up|down --dir DIR");
     if (fogs > 64 || edges > 64)
         return fp_cli_usage_error("sandbox", "at most 64 fogs and 64 edges");
+    if (!netns && (net.uplink_mbit || net.peer_mbit))
+        return fp_cli_usage_error("sandbox", "--uplink-mbit and --peer-mbit shape the links of "
+                                             "--netns: give --netns too");
     char abs[4096];
     if (dir[0] != '/') {
         char cwd[2048];
@@ -402,7 +513,7 @@ int fp_cmd_sandbox(int argc, char **argv)
         snprintf(abs, sizeof abs, "%s/%s", cwd, dir);
         dir = abs;
     }
-    if (!strcmp(argv[optind], "up")) return up(dir, fogs, edges);
+    if (!strcmp(argv[optind], "up")) return up(dir, fogs, edges, netns ? &net : NULL);
     if (!strcmp(argv[optind], "down")) return down(dir);
     return fp_cli_usage_error("sandbox", "usage: sandbox up|down --dir DIR");
 }

@@ -85,6 +85,8 @@ class Node:
         self.config = entry["config"]
         self.log_path = os.path.join(self.dir, "serve.log")
         self.pid = entry["pid"]
+        self.address = entry.get("address")
+        self.netns = entry.get("netns")  # sandbox up --netns: the node's own namespace
         self.proc = None  # a process this test started
 
     # -- log ----------------------------------------------------------------
@@ -157,8 +159,9 @@ class Node:
         """`fogport serve --config <its config>`, logging to its serve.log,
         answering over HTTPS."""
         assert self.proc is None and not pid_alive(self.pid), f"{self.id} is running"
+        inside = ["ip", "netns", "exec", self.netns] if self.netns else []
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen([FOGPORT, "serve", "--config", self.config],
+            self.proc = subprocess.Popen([*inside, FOGPORT, "serve", "--config", self.config],
                                          stdout=log, stderr=log, stdin=subprocess.DEVNULL,
                                          env=ENV)
         self.pid = self.proc.pid
@@ -218,9 +221,10 @@ class Sandbox:
     # through, so by default nothing is pushed to a fog before it is asked.
     NO_REPLICATION = "# federation tests: no replication rules (pull-through only)\n"
 
-    def __init__(self, base, fogs=3, edges=1, replication=NO_REPLICATION):
+    def __init__(self, base, fogs=3, edges=1, replication=NO_REPLICATION, args=()):
         self.dir = str(base)
         self.fogs, self.edges = fogs, edges
+        self.args = list(args)  # more `sandbox up` options (--netns ...)
         self.replication = replication
         self.nodes = {}
 
@@ -229,7 +233,8 @@ class Sandbox:
             os.makedirs(self.dir, mode=0o700, exist_ok=True)
             with open(os.path.join(self.dir, "replication"), "w") as f:
                 f.write(self.replication)
-        fogport("sandbox", "up", "--dir", self.dir, "--fogs", self.fogs, "--edges", self.edges)
+        fogport("sandbox", "up", "--dir", self.dir, "--fogs", self.fogs, "--edges", self.edges,
+                *self.args)
         with open(os.path.join(self.dir, "topology.json")) as f:
             self.topo = json.load(f)
         self.ca = self.topo["ca"]
