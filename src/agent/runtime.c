@@ -247,7 +247,16 @@ static int rt_exec(const fp_runtime *rt, const char *const *args, struct rt_call
         for (int k = 0; k < np; k++) {
             if (!pfd[k].revents) continue;
             if (pfd[k].fd == pidfd) {
-                if (waitpid(pid, &c->status, WNOHANG) == pid) exited = true;
+                pid_t w = waitpid(pid, &c->status, WNOHANG);
+                if (w == pid) exited = true;
+                if (w < 0 && errno != EINTR) {
+                    /* someone else reaped it (SIGCHLD ignored?): its status is lost */
+                    for (int i = 0; i < 2; i++)
+                        if (fds[i] >= 0) close(fds[i]);
+                    free(fp_steal_ptr(c->out));
+                    return fp_error_set(err, errno, "%s %s: exit status", base_name(rt->bin),
+                                        args[0]);
+                }
                 continue;
             }
             char buf[8192];
@@ -317,15 +326,19 @@ static bool rt_ok(const struct rt_call *c)
     return WIFEXITED(c->status) && WEXITSTATUS(c->status) == 0;
 }
 
-/* After a failed call: is it because the container does not exist? Both
- * runtimes keep a container's state in ROOT/ID. */
-static bool rt_missing(const fp_runtime *rt, const char *id, const struct rt_call *c)
+/* Both runtimes keep a container's state in ROOT/ID. */
+static bool state_exists(const fp_runtime *rt, const char *id)
 {
     char path[2048];
     snprintf(path, sizeof path, "%s/%s", rt->root, id);
     struct stat st;
-    if (lstat(path, &st) < 0 && errno == ENOENT) return true;
-    return strstr(c->errtxt, "does not exist") != NULL;
+    return !(lstat(path, &st) < 0 && errno == ENOENT);
+}
+
+/* After a failed call: is it because the container does not exist? */
+static bool rt_missing(const fp_runtime *rt, const char *id, const struct rt_call *c)
+{
+    return !state_exists(rt, id) || strstr(c->errtxt, "does not exist") != NULL;
 }
 
 static int check_id(const char *id, fp_error *err)
@@ -386,6 +399,8 @@ int fp_runtime_kill(const fp_runtime *rt, const char *id, int sig, fp_error *err
 int fp_runtime_delete(const fp_runtime *rt, const char *id, bool force, fp_error *err)
 {
     if (check_id(id, err) < 0) return -1;
+    /* delete --force succeeds for a missing container: say so first */
+    if (!state_exists(rt, id)) return 1;
     struct rt_call c = {.stdio_fd = -1};
     const char *args[] = {"delete", force ? "--force" : id, force ? id : NULL, NULL};
     if (rt_exec(rt, args, &c, err) < 0) return -1;
