@@ -30,8 +30,10 @@
 
 extern char **environ;
 
-/* How long the agent waits for the shim to report the container started. */
-#define SHIM_START_DEADLINE_MS 90000
+/* How long the agent waits for the shim to report the container started:
+ * longer than create and start may take (60 s each, then the shim reports
+ * their failure). */
+#define SHIM_START_DEADLINE_MS 150000
 /* After the container's init is gone, how long output still draining from
  * the pipe is copied (its other processes die with it). */
 #define SHIM_DRAIN_MS 2000
@@ -88,6 +90,13 @@ int fp_shim_start(const fp_shim_opts *o, pid_t *container_pid, fp_error *err)
     char state[PATH_MAX], bundle[PATH_MAX];
     if (!realpath(o->state_dir, state)) return fp_error_set(err, errno, "%s", o->state_dir);
     if (!realpath(o->bundle, bundle)) return fp_error_set(err, errno, "bundle %s", o->bundle);
+    /* a container (and so a shim) still there keeps its files */
+    fp_container_state st;
+    int r = fp_runtime_state(o->rt, o->id, &st, err);
+    if (r < 0) return -1;
+    if (r == 0)
+        return fp_error_set(err, EEXIST, "container %s (%s)", o->id,
+                            st.status[0] ? st.status : "unknown state");
     static const char *const stale[] = {"exit", "shim.pid", "container.pid"};
     for (size_t i = 0; i < sizeof stale / sizeof stale[0]; i++) {
         char p[PATH_MAX + 32];

@@ -193,8 +193,8 @@ struct ctr {
 };
 
 /* A service running `sh -c script`, ready for fp_shim_start. */
-static void prepare(struct fx *f, struct ctr *c, const char *script, fp_service *svc,
-                    bool own_cgroup)
+static void prepare_ex(struct fx *f, struct ctr *c, const char *script, fp_service *svc,
+                       bool own_cgroup, bool host_network, const char *resolv_conf)
 {
     snprintf(c->id, sizeof c->id, "fp-t-%d-%u", (int)getpid(), ++g_seq);
     snprintf(f->ids[f->nids++], sizeof f->ids[0], "%s", c->id);
@@ -211,12 +211,20 @@ static void prepare(struct fx *f, struct ctr *c, const char *script, fp_service 
     assert_int_equal(fp_strv_push(&svc->cmd, script), 0);
     char cg[256];
     snprintf(cg, sizeof cg, "%s/%s", g_cgparent, c->id);
-    fp_bundle_opts o = {
-        .rootfs = g_rootfs, .cgroup_path = own_cgroup ? cg : NULL, .host_network = true};
+    fp_bundle_opts o = {.rootfs = g_rootfs,
+                        .cgroup_path = own_cgroup ? cg : NULL,
+                        .host_network = host_network,
+                        .resolv_conf = resolv_conf};
     json_t *config = NULL;
     if (fp_bundle_config(NULL, svc, &o, &config, &err) < 0) fail_msg("bundle: %s", err.msg);
     assert_int_equal(fp_bundle_write(c->bundle, config, &err), 0);
     json_decref(config);
+}
+
+static void prepare(struct fx *f, struct ctr *c, const char *script, fp_service *svc,
+                    bool own_cgroup)
+{
+    prepare_ex(f, c, script, svc, own_cgroup, true, NULL);
 }
 
 static int start(struct fx *f, struct ctr *c, fp_error *err)
@@ -381,6 +389,13 @@ static void test_run_log_stop(void **state)
     assert_int_not_equal(getsid(spid), spid); /* and not its leader: no terminal can reach it */
     expect_fds(spid, 6);
     expect_fds(c.pid, 3);
+    /* a second start of a running container fails and leaves it alone */
+    pid_t first = c.pid;
+    assert_int_equal(start(f, &c, &err), -1);
+    assert_int_equal(err.errnum, EEXIST);
+    c.pid = first;
+    assert_int_equal(stat(shim_pid, &sb), 0);
+    expect_status(f, &c, "running");
 
     int64_t t0 = now_ms();
     if (fp_runtime_stop(&f->rt, c.id, 5, &err) < 0) fail_msg("stop: %s", err.msg);
@@ -498,11 +513,15 @@ static void test_readonly_root_no_new_privs(void **state)
     fp_service svc;
     fp_service_init(&svc);
     struct ctr c;
-    prepare(f, &c,
-            "touch /x && echo root-writable; touch /tmp/y && echo tmp-ok; "
-            "touch /run/z && echo run-ok; grep -E 'NoNewPrivs|CapBnd' /proc/self/status; "
-            "exit 3",
-            &svc, true);
+    /* also: a network namespace of its own (only lo), the node's
+     * resolv.conf read-only */
+    prepare_ex(f, &c,
+               "touch /x && echo root-writable; touch /tmp/y && echo tmp-ok; "
+               "touch /run/z && echo run-ok; grep -E 'NoNewPrivs|CapBnd' /proc/self/status; "
+               "echo ifaces=$(grep -c : /proc/net/dev); "
+               "cat /etc/resolv.conf >/dev/null && echo resolv-ok; "
+               "echo x >>/etc/resolv.conf || echo resolv-ro; exit 3",
+               &svc, true, false, "/etc/resolv.conf");
     must_start(f, &c);
     fp_shim_exit ex = wait_exit(&c, 5000);
     assert_int_equal(ex.exit_code, 3);
@@ -516,6 +535,9 @@ static void test_readonly_root_no_new_privs(void **state)
      * setuid setpcap net_bind_service net_raw sys_chroot mknod audit_write
      * setfcap */
     assert_true(log_has(c.log, "CapBnd:\t00000000a80425fb"));
+    assert_true(log_has(c.log, "ifaces=1\n"));
+    assert_true(log_has(c.log, "resolv-ok"));
+    assert_true(log_has(c.log, "resolv-ro"));
     char p[300];
     snprintf(p, sizeof p, "%s/x", g_rootfs);
     struct stat st;
