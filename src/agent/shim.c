@@ -256,6 +256,14 @@ static void diag(const char *id, const char *what, const fp_error *e)
     fprintf(stderr, "%s shim %s: %s%s%s\n", when, id, what, e ? ": " : "", e ? e->msg : "");
 }
 
+/* Give up before the container runs: say why in shim.log and to the agent. */
+static int setup_failed(const char *id, int *status_fd, const char *what, const fp_error *e)
+{
+    diag(id, what, e);
+    report(status_fd, 0, e->msg);
+    return 1;
+}
+
 /* The container's output log: timestamped lines, rotated at max bytes. */
 struct clog {
     int fd;
@@ -448,8 +456,7 @@ static int shim_run(struct shim_args *a)
     cleanup_close int sigfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
     if (sigfd < 0) {
         fp_error_set(&err, errno, "signalfd");
-        report(&status_fd, 0, err.msg);
-        return 1;
+        return setup_failed(a->id, &status_fd, "setup", &err);
     }
 
     fp_runtime rt;
@@ -461,14 +468,13 @@ static int shim_run(struct shim_args *a)
         state_path(shim_pid, sizeof shim_pid, a->state_dir, "shim.pid", &err) < 0 ||
         state_path(log.path, sizeof log.path, a->state_dir, "log", &err) < 0 ||
         state_path(log.old, sizeof log.old, a->state_dir, "log.1", &err) < 0) {
-        diag(a->id, "setup", &err);
-        report(&status_fd, 0, err.msg);
-        return 1;
+        return setup_failed(a->id, &status_fd, "setup", &err);
     }
+    if (fp_mkdir_p(a->state_dir, 0700, &err) < 0)
+        return setup_failed(a->id, &status_fd, "state dir", &err);
     if (clog_open(&log, false) < 0) {
         fp_error_set(&err, errno, "open %s", log.path);
-        report(&status_fd, 0, err.msg);
-        return 1;
+        return setup_failed(a->id, &status_fd, "log", &err);
     }
 
     /* one pipe for stdout and stderr: the container's init inherits it
@@ -476,8 +482,7 @@ static int shim_run(struct shim_args *a)
     int op[2];
     if (pipe2(op, O_CLOEXEC) < 0) {
         fp_error_set(&err, errno, "pipe");
-        report(&status_fd, 0, err.msg);
-        return 1;
+        return setup_failed(a->id, &status_fd, "setup", &err);
     }
     int created = fp_runtime_create(&rt, a->id, a->bundle, pid_file, rt_log, op[1], &err);
     close(op[1]);
@@ -492,11 +497,9 @@ static int shim_run(struct shim_args *a)
             clog_feed(&log, buf, (size_t)n);
         if (log.len) clog_emit(&log);
         close(op[0]);
-        diag(a->id, "create", &err);
-        report(&status_fd, 0, err.msg);
         fp_error derr;
         fp_runtime_delete(&rt, a->id, true, &derr);
-        return 1;
+        return setup_failed(a->id, &status_fd, "create", &err);
     }
 
     /* the memory cgroup, found while the init is alive: runc removes the
@@ -509,12 +512,10 @@ static int shim_run(struct shim_args *a)
     }
 
     if (fp_runtime_start(&rt, a->id, &err) < 0) {
-        diag(a->id, "start", &err);
-        report(&status_fd, 0, err.msg);
         close(op[0]);
         fp_error derr;
         fp_runtime_delete(&rt, a->id, true, &derr);
-        return 1;
+        return setup_failed(a->id, &status_fd, "start", &err);
     }
     char pidtxt[32];
     snprintf(pidtxt, sizeof pidtxt, "%d\n", (int)getpid());
