@@ -23,6 +23,7 @@ static const struct command {
     {"replication", fp_cmd_replication, "show which nodes hold (or fetch) which services"},
     {"sandbox", fp_cmd_sandbox, "start or stop a whole deployment on this machine"},
     {"login", fp_cmd_login, "log in to a cloud and save it as the client context"},
+    {"shim", fp_cmd_shim, NULL}, /* internal: the agent's per-container supervisor */
 };
 
 static void usage(FILE *f)
@@ -31,7 +32,7 @@ static void usage(FILE *f)
                "fogport runs private OCI/Docker registries on cloud, fog and edge nodes.\n\n"
                "commands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+        if (commands[i].summary) fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "  %-8s %s\n", "version", "print the version");
     fprintf(f, "\nRun 'fogport COMMAND --help' for a command's options.\n");
 }
