@@ -300,7 +300,7 @@ static const tent normal_layer[] = {
     {.name = "./usr/bin/env", .type = 'l', .link = "../../bin/sh", .uid = 7, .mtime = T0 + 6},
     {.name = "lib", .type = 'l', .link = "usr/lib"},
     {.name = "abs", .type = 'l', .link = "/etc/hosts"},
-    {.name = "run/fifo", .type = 'p', .mode = 0600, .uid = 5, .gid = 6, .mtime = T0 + 7},
+    {.name = "run/fifo", .type = 'p', .mode = 0640, .uid = 5, .gid = 6, .mtime = T0 + 7},
     {.name = "implicit/deep/file", .type = 'f', .data = "deep"},
     {.name = "etc/caf\xc3\xa9 \xe2\x98\x95", .type = 'f', .data = "utf-8"}, /* pax, C locale */
 };
@@ -360,7 +360,7 @@ static void check_normal(struct fx *f, enum filter filter)
     assert_true(S_ISLNK(lstat_in(l, "abs").st_mode));
 
     sb = lstat_in(l, "run/fifo");
-    assert_int_equal(sb.st_mode, S_IFIFO | 0600);
+    assert_int_equal(sb.st_mode, S_IFIFO | 0640);
     assert_int_equal(sb.st_uid, 5);
     assert_int_equal(sb.st_gid, 6);
     assert_int_equal(sb.st_mtime, T0 + 7);
