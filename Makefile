@@ -18,7 +18,7 @@ RELEASE_CFLAGS := -O2 -g -fstack-protector-strong -D_FORTIFY_SOURCE=2
 SAN_CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
               -fno-sanitize-recover=undefined
 
-LIB_SRC  := $(sort $(wildcard src/core/*.c src/store/*.c src/auth/*.c src/federation/*.c src/agent/*.c src/registry/*.c))
+LIB_SRC  := $(sort $(wildcard src/core/*.c src/store/*.c src/auth/*.c src/federation/*.c src/agent/*.c src/control/*.c src/registry/*.c))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))

@@ -59,12 +59,4 @@ int fp_runtime_create(const fp_runtime *rt, const char *id, const char *bundle,
 /* `start`: run the created container's process. */
 int fp_runtime_start(const fp_runtime *rt, const char *id, fp_error *err);
 
-/* The directory of pid's cgroup for a controller ("memory", "pids", "cpu"):
- * the cgroup v1 hierarchy that has the controller when there is one, else
- * the unified v2 hierarchy. Read from /proc/PID/cgroup and mapped through
- * /proc/self/mountinfo, honouring a mount's root (a hierarchy mounted from
- * a nested cgroup, as inside another container). */
-int fp_cgroup_dir(pid_t pid, const char *controller, char *out, size_t outlen, bool *v2,
-                  fp_error *err);
-
 #endif

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent/cgroup.h"
 #include "core/cleanup.h"
 #include "core/fs.h"
 
@@ -504,12 +505,11 @@ static int shim_run(struct shim_args *a)
 
     /* the memory cgroup, found while the init is alive: runc removes the
      * cgroup on delete, and the OOM counters must be read before that */
-    char memdir[PATH_MAX] = "";
-    bool v2 = false;
-    if (fp_cgroup_dir(cpid, "memory", memdir, sizeof memdir, &v2, &err) < 0) {
+    fp_cgroup cg = {0};
+    if (fp_cgroup_of_pid("/proc", cpid, &cg, &err) < 0)
         diag(a->id, "memory cgroup (OOM kills will not be detected)", &err);
-        memdir[0] = '\0';
-    }
+    const char *memdir = cg.memory;
+    bool v2 = cg.v2;
 
     if (fp_runtime_start(&rt, a->id, &err) < 0) {
         close(op[0]);

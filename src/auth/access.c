@@ -319,11 +319,18 @@ int fp_grant_from_claims(const json_t *claims, const char *issuer, const char *a
             unsigned b = 0;
             const char *s = json_string_value(a);
             if (s && fp_actions_parse(s, strlen(s), &b) == 0) bits |= b;
+            if (s && !strcmp(type, "service") && !strcmp(s, "logs")) bits |= FP_ACT_LOGS;
         }
         if (!strcmp(type, "repository") && fp_name_valid(name, strlen(name))) {
             snprintf(sc->type, sizeof sc->type, "repository");
             snprintf(sc->name, sizeof sc->name, "%s", name);
             sc->actions = bits & ~(unsigned)FP_ACT_CATALOG;
+            g->nscopes++;
+        } else if (!strcmp(type, "service") && fp_name_valid(name, strlen(name)) &&
+                   (bits & FP_ACT_LOGS)) {
+            snprintf(sc->type, sizeof sc->type, "service");
+            snprintf(sc->name, sizeof sc->name, "%s", name);
+            sc->actions = FP_ACT_LOGS;
             g->nscopes++;
         } else if (!strcmp(type, "registry") && !strcmp(name, "catalog") &&
                    (bits & FP_ACT_CATALOG)) {
@@ -364,12 +371,21 @@ unsigned fp_grant_actions(const fp_grant *g, const char *repo, bool *mentioned)
     unsigned a = 0;
     bool m = false;
     for (size_t i = 0; i < g->nscopes; i++)
-        if (!strcmp(g->scopes[i].name, repo)) {
+        if (!strcmp(g->scopes[i].type, "repository") && !strcmp(g->scopes[i].name, repo)) {
             a |= g->scopes[i].actions;
             m = true;
         }
     if (mentioned) *mentioned = m;
     return a;
+}
+
+bool fp_grant_service_logs(const fp_grant *g, const char *service)
+{
+    for (size_t i = 0; i < g->nscopes; i++)
+        if (!strcmp(g->scopes[i].type, "service") && !strcmp(g->scopes[i].name, service) &&
+            (g->scopes[i].actions & FP_ACT_LOGS))
+            return true;
+    return false;
 }
 
 bool fp_grant_lists(const fp_grant *g, const char *repo)

@@ -20,6 +20,7 @@ enum {
     FP_ACT_PUSH = 2,
     FP_ACT_DELETE = 4,
     FP_ACT_CATALOG = 8, /* registry:catalog:* */
+    FP_ACT_LOGS = 16,   /* service:NAME:logs, in tokens the cloud mints to relay a log read */
 };
 
 /* "pull,push" -> bits; "*" -> everything. Returns -1 on an unknown action. */
@@ -28,7 +29,7 @@ int fp_actions_parse(const char *list, size_t len, unsigned *out);
 json_t *fp_actions_json(unsigned actions);
 
 typedef struct fp_scope {
-    char type[16];              /* "repository" or "registry" */
+    char type[16];              /* "repository", "registry" or "service" */
     char name[FP_NAME_MAX + 1]; /* repository name, or "catalog" */
     unsigned actions;
 } fp_scope;
@@ -87,6 +88,8 @@ void fp_grant_unref(fp_grant *g);
 /* Actions granted on a repository; *mentioned says whether the token names
  * it at all (if not, the client should fetch a token for it: 401). */
 unsigned fp_grant_actions(const fp_grant *g, const char *repo, bool *mentioned);
+/* May the grant's holder read service's log (a scope the cloud mints)? */
+bool fp_grant_service_logs(const fp_grant *g, const char *service);
 /* Does a repository name match one of the grant's catalog patterns? */
 bool fp_grant_lists(const fp_grant *g, const char *repo);
 

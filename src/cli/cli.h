@@ -22,6 +22,9 @@ int fp_cmd_login(int argc, char **argv);
 int fp_cmd_nodes(int argc, char **argv);
 int fp_cmd_replication(int argc, char **argv);
 int fp_cmd_shim(int argc, char **argv);
+int fp_cmd_service(int argc, char **argv);
+int fp_cmd_ps(int argc, char **argv);
+int fp_cmd_logs(int argc, char **argv);
 
 /* The cloud's node directory (GET /api/v1/nodes) with the client context's
  * credential: a JSON array (caller decrefs). */

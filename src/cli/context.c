@@ -70,21 +70,41 @@ int fp_context_save(const char *cloud, const char *ca, const char *user, const c
     return rc;
 }
 
-int fp_context_get_json(const char *path, json_t **doc, fp_error *err)
+int fp_context_call(const char *method, const char *where, const char *json, json_t **doc,
+                    fp_error *err)
 {
     fp_context ctx;
     int rc = fp_context_load(&ctx, err);
     if (rc < 0) return -1;
     if (rc == 1) return fp_error_set(err, 0, "no client context: run fogport login first");
     cleanup_buf fp_buf url = FP_BUF_INIT;
-    fp_buf_printf(&url, "%s%s", ctx.cloud, path);
+    fp_buf_printf(&url, "%s%s", where[0] == '/' ? ctx.cloud : "", where);
     fp_http_opts o = {.userpwd = ctx.userpwd, .cacert = ctx.ca[0] ? ctx.ca : NULL, .timeout_s = 10};
     fp_http_response resp;
-    rc = fp_http_get(url.data, &o, &resp, err);
+    rc = fp_http_request(method, url.data, &o, NULL, json, &resp, err);
     OPENSSL_cleanse(ctx.userpwd, sizeof ctx.userpwd);
     if (rc < 0) return -1;
-    *doc = resp.status == 200 ? json_loadb(resp.body.data, resp.body.len, 0, NULL) : NULL;
+    json_t *body = json_loadb(resp.body.data ? resp.body.data : "", resp.body.len, 0, NULL);
     long status = resp.status;
     fp_http_response_free(&resp);
-    return *doc ? 0 : fp_error_set(err, 0, "GET %s: HTTP %ld", url.data, status);
+    if (status < 200 || status > 299) {
+        /* the registry's error: {"errors":[{"code","message"}]} */
+        json_t *e = json_array_get(json_object_get(body, "errors"), 0);
+        const char *msg = json_string_value(json_object_get(e, "message"));
+        fp_error_set(err, 0, "%s %s: HTTP %ld%s%s", method, url.data, status, msg ? ": " : "",
+                     msg ? msg : "");
+        json_decref(body);
+        return -1;
+    }
+    if (doc)
+        *doc = body;
+    else
+        json_decref(body);
+    return 0;
+}
+
+int fp_context_get_json(const char *path, json_t **doc, fp_error *err)
+{
+    if (fp_context_call("GET", path, NULL, doc, err) < 0) return -1;
+    return *doc ? 0 : fp_error_set(err, 0, "GET %s: not JSON", path);
 }

@@ -24,6 +24,13 @@ int fp_context_load(fp_context *ctx, fp_error *err);
  * answer's JSON (caller decrefs). */
 struct json_t;
 int fp_context_get_json(const char *path, struct json_t **doc, fp_error *err);
+/* method ("GET", "POST", "DELETE") to the cloud's path, or to an absolute
+ * URL of another node of the deployment (same CA, same credential), with
+ * an optional JSON body. *doc (may be NULL) gets a 2xx answer's JSON, NULL
+ * when it has none; any other status is an error carrying the registry's
+ * message. */
+int fp_context_call(const char *method, const char *where, const char *json, struct json_t **doc,
+                    fp_error *err);
 int fp_context_save(const char *cloud, const char *ca, const char *user, const char *password,
                     char path_out[1024], fp_error *err);
 

@@ -21,6 +21,9 @@ static const struct command {
     {"node", fp_cmd_node, "join tokens, list and revoke nodes (on the cloud)"},
     {"nodes", fp_cmd_nodes, "list the deployment's nodes from the cloud's directory"},
     {"replication", fp_cmd_replication, "show which nodes hold (or fetch) which services"},
+    {"service", fp_cmd_service, "create, delete and list the services agents run (on the cloud)"},
+    {"ps", fp_cmd_ps, "list every service instance on every node, with its usage"},
+    {"logs", fp_cmd_logs, "print a service's log from the node that runs it"},
     {"sandbox", fp_cmd_sandbox, "start or stop a whole deployment on this machine"},
     {"login", fp_cmd_login, "log in to a cloud and save it as the client context"},
     {"shim", fp_cmd_shim, NULL}, /* internal: the agent's per-container supervisor */

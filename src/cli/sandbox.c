@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent/agent.h"
 #include "auth/htpasswd.h"
 #include "auth/jwt.h"
 #include "auth/nodes.h"
@@ -208,9 +209,28 @@ static int reissue_node_cert(const char *ca, const struct node_spec *s, const ch
     return fp_cert_issue(ca, s->id, dns, 1, ips, 1, 365, prefix, err);
 }
 
+/* Can this machine run containers (root and an OCI runtime on PATH)? */
+static bool containers_possible(void)
+{
+    if (geteuid() != 0) return false;
+    const char *path = getenv("PATH");
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path ? path : "/usr/sbin:/usr/bin:/sbin:/bin");
+    char *save = NULL;
+    for (char *d = strtok_r(buf, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+        char exe[4200];
+        snprintf(exe, sizeof exe, "%s/runc", d);
+        if (access(exe, X_OK) == 0) return true;
+        snprintf(exe, sizeof exe, "%s/crun", d);
+        if (access(exe, X_OK) == 0) return true;
+    }
+    return false;
+}
+
 static int up(const char *dir, unsigned fogs, unsigned edges, fp_sbnet *net)
 {
     fp_error err;
+    bool agents = containers_possible();
     char path[4096], ca[4096], cacert[4096];
     snprintf(path, sizeof path, "%s/topology.json", dir);
     if (access(path, F_OK) == 0) {
@@ -336,6 +356,8 @@ static int up(const char *dir, unsigned fogs, unsigned edges, fp_sbnet *net)
             if (children.len) fp_buf_printf(&c, "[auth]\ntoken_audiences = %s\n", children.data);
             if (!strcmp(s->role, "edge") && strcmp(s->parent, "cloud") != 0)
                 fp_buf_printf(&c, "[auth]\ntoken_signers = %s\n", s->parent);
+            /* fogs and edges run services where containers can run */
+            if (agents) fp_buf_printf(&c, "[agent]\nenabled = true\n");
         }
         if (write_text(conf, c.data, 0600, &err) < 0 ||
             (i > 0 && reissue_node_cert(ca, s, ndir, &err) < 0)) {
@@ -445,6 +467,18 @@ static int down(const char *dir)
     }
     for (size_t k = 0; k < np; k++)
         if (pids[k] && is_fogport(pids[k])) kill(pids[k], SIGKILL);
+    /* the services the agents ran outlive them by design: end them too */
+    top = json_load_file(path, 0, &jerr);
+    json_array_foreach(json_object_get(top, "nodes"), i, node)
+    {
+        const char *ndir = json_string_value(json_object_get(node, "data"));
+        char data[4096];
+        fp_error err;
+        snprintf(data, sizeof data, "%s/data", ndir ? ndir : "");
+        if (ndir && fp_agent_purge(data, &err) < 0)
+            fprintf(stderr, "fogport: %s: %s\n", ndir, err.msg);
+    }
+    json_decref(top);
     fp_sbnet_destroy(dir);
     unlink(path);
     printf("sandbox down: %zu nodes stopped\n", np);

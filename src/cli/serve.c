@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "agent/agent.h"
 #include "auth/cloudapi.h"
 #include "auth/join.h"
 #include "cli/cli.h"
@@ -119,6 +120,15 @@ int fp_cmd_serve(int argc, char **argv)
     fp_replicator *replicator = NULL;
     if (fp_replicator_start(&replicator, &cfg, fed, store, &err) < 0)
         fp_warn("event=replicator_unavailable error=\"%s\"", err.msg);
+    fp_agent *agent = NULL;
+    if (fp_agent_start(&agent, &cfg, fed, store, &err) < 0) {
+        fp_replicator_stop(replicator);
+        fp_registry_stop(reg);
+        fp_federation_free(fed);
+        fp_store_close(store);
+        return fp_cli_fail(&err);
+    }
+    fp_registry_set_agent(reg, agent);
     fp_info("event=serving node=%s role=%s listen=%s port=%u data=%s tls=%s auth=%s version=%s",
             cfg.node_id[0] ? cfg.node_id : "-", cfg.node_role[0] ? cfg.node_role : "registry",
             cfg.listen, fp_registry_port(reg), cfg.data_dir, cfg.tls_cert[0] ? "on" : "off",
@@ -139,7 +149,7 @@ int fp_cmd_serve(int argc, char **argv)
     bool follows_cloud = edge || !strcmp(cfg.node_role, "fog");
     time_t next_maintenance = time(NULL) + 60, next_revocations = 0, next_heartbeat = 0;
     /* report at once: the directory is how other nodes find this one */
-    if (follows_cloud && fp_directory_heartbeat(&cfg, &err) == 0)
+    if (follows_cloud && fp_directory_heartbeat(&cfg, fp_agent_status(agent), &err) == 0)
         next_heartbeat = time(NULL) + (cfg.fed_heartbeat_s ? cfg.fed_heartbeat_s : 5);
     int sig = 0;
     for (;;) {
@@ -168,7 +178,7 @@ int fp_cmd_serve(int argc, char **argv)
                 now + (cfg.node_revocation_interval_s ? cfg.node_revocation_interval_s : 10);
         }
         if (follows_cloud && now >= next_heartbeat) {
-            if (fp_directory_heartbeat(&cfg, &err) < 0)
+            if (fp_directory_heartbeat(&cfg, fp_agent_status(agent), &err) < 0)
                 fp_debug("event=heartbeat_failed error=\"%s\"", err.msg);
             next_heartbeat = now + (cfg.fed_heartbeat_s ? cfg.fed_heartbeat_s : 5);
         }
@@ -176,6 +186,8 @@ int fp_cmd_serve(int argc, char **argv)
         fp_registry_tick(reg, now);
     }
     fp_info("event=stopping signal=%d", sig);
+    /* the agent first: its services keep running under their shims */
+    fp_agent_stop(agent);
     fp_replicator_stop(replicator);
     fp_registry_stop(reg);
     fp_federation_free(fed);

@@ -47,6 +47,11 @@ static const struct key keys[] = {
     NUM("federation", "peer_timeout", K_DURATION, fed_peer_timeout_s),
     NUM("federation", "heartbeat", K_DURATION, fed_heartbeat_s),
     STR("federation", "replication", fed_replication),
+    NUM("agent", "enabled", K_BOOL, agent_enabled),
+    STR("agent", "runtime", agent_runtime),
+    NUM("agent", "max_layer_bytes", K_SIZE, agent_max_layer_bytes),
+    NUM("agent", "log_max", K_SIZE, agent_log_max),
+    NUM("agent", "sync", K_DURATION, agent_sync_s),
     STR("server", "listen", listen),
     NUM("server", "threads", K_UINT, threads),
     NUM("server", "timeout", K_DURATION, timeout_s),
@@ -91,6 +96,9 @@ void fp_config_defaults(fp_config *cfg)
     cfg->fed_tag_ttl_s = 60;
     cfg->fed_peer_timeout_s = 3;
     cfg->fed_heartbeat_s = 5;
+    cfg->agent_max_layer_bytes = 8ULL << 30;
+    cfg->agent_log_max = 1 << 20;
+    cfg->agent_sync_s = 2;
     cfg->max_connections = 1024;
     cfg->max_connections_per_ip = 256;
     snprintf(cfg->data_dir, sizeof cfg->data_dir, "/var/lib/fogport");

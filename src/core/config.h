@@ -32,6 +32,12 @@ typedef struct fp_config {
     unsigned fed_peer_timeout_s;       /* connect/first-byte timeout before the next holder */
     unsigned fed_heartbeat_s;          /* how often a node reports to the cloud's directory */
     char fed_replication[FP_PATH_MAX]; /* cloud: replication rules file */
+    /* [agent] */
+    bool agent_enabled;             /* fog/edge: run the services the cloud places here */
+    char agent_runtime[16];         /* runc, crun, or "" (crun on unified cgroup v2, else runc) */
+    uint64_t agent_max_layer_bytes; /* most bytes one layer may unpack to */
+    uint64_t agent_log_max;         /* a service's log file rotates at this size */
+    unsigned agent_sync_s;          /* how often the agent asks the cloud for its services */
     /* [server] */
     char listen[256];   /* host:port, [v6]:port */
     unsigned threads;   /* 0: one per CPU */

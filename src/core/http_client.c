@@ -251,6 +251,8 @@ int fp_http_request(const char *method, const char *url, const fp_http_opts *opt
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_USERAGENT, "fogport");
     if (!strcmp(method, "HEAD")) curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    if (!strcmp(method, "DELETE") || !strcmp(method, "PUT"))
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     if (opts->userpwd) {
         curl_easy_setopt(c, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
         curl_easy_setopt(c, CURLOPT_USERPWD, opts->userpwd);

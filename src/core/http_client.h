@@ -42,7 +42,7 @@ typedef struct fp_http_response {
     int has_length;
 } fp_http_response;
 
-/* One request: method "GET", "HEAD" or "POST" (with json), an optional
+/* One request: method "GET", "HEAD", "DELETE" or "POST"/"PUT" (with json), an optional
  * Bearer token. Connections (and TLS sessions) are kept and reused between
  * calls from any thread. */
 int fp_http_request(const char *method, const char *url, const fp_http_opts *opts,

@@ -249,7 +249,7 @@ void fp_node_advertised_url(const fp_config *cfg, char *out, size_t outlen)
     snprintf(out, outlen, "%s://%s", cfg->tls_cert[0] ? "https" : "http", host);
 }
 
-int fp_directory_heartbeat(const fp_config *cfg, fp_error *err)
+int fp_directory_heartbeat(const fp_config *cfg, json_t *instances, fp_error *err)
 {
     char self[512];
     fp_node_advertised_url(cfg, self, sizeof self);
@@ -262,6 +262,7 @@ int fp_directory_heartbeat(const fp_config *cfg, fp_error *err)
     }
     json_t *body = json_pack("{s:s, s:s, s:I, s:I}", "url", self, "parent", cfg->node_parent,
                              "capacity", (json_int_t)capacity, "used", (json_int_t)used);
+    if (instances) json_object_set_new(body, "instances", instances);
     char *text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
     if (!text) return fp_error_set(err, ENOMEM, "heartbeat");

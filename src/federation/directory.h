@@ -10,6 +10,7 @@
 #define FP_FEDERATION_DIRECTORY_H
 
 #include <stdint.h>
+#include <jansson.h>
 #include <time.h>
 
 #include "core/config.h"
@@ -64,7 +65,8 @@ int fp_directory_task_report(fp_directory *d, int64_t id, const char *node, cons
 /* Node side: this node's URL as others reach it ([node] url, else derived
  * from [server] listen and TLS). */
 void fp_node_advertised_url(const fp_config *cfg, char *out, size_t outlen);
-/* Node side: report to the cloud. */
-int fp_directory_heartbeat(const fp_config *cfg, fp_error *err);
+/* Node side: report to the cloud, with the agent's instances (a JSON
+ * array, stolen; NULL when the node runs no agent). */
+int fp_directory_heartbeat(const fp_config *cfg, json_t *instances, fp_error *err);
 
 #endif

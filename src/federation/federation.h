@@ -67,6 +67,12 @@ void fp_fetch_reader_close(fp_fetch_reader *rd);
 int fp_fetch_wait(fp_fetch *x);
 void fp_fetch_unref(fp_fetch *x);
 
+/* Make store hold image repo@digest (manifest, an index's children, every
+ * blob) from the nearest holders; adds the bytes fetched to *bytes (may be
+ * NULL). f may be NULL: then only what the store holds counts. */
+int fp_fed_hold(fp_federation *f, fp_store *store, const char *repo, const char *digest,
+                const fp_fed_origin *o, uint64_t *bytes, fp_error *err);
+
 /* The nearest other node holding repo (one with tags for it): its id,
  * registry URL and measured round trip (-1 when unmeasured). The owner,
  * then peers by round-trip time are asked; the parent answers last (it

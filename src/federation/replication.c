@@ -159,56 +159,6 @@ static void report(fp_replicator *rp, json_int_t id, const char *state, uint64_t
     free(text);
 }
 
-/* Make the store hold blob digest of repo; adds the bytes moved. */
-static int hold_blob(fp_replicator *rp, const char *repo, const char *digest,
-                     const fp_fed_origin *o, uint64_t *bytes, fp_error *err)
-{
-    uint64_t size;
-    if (fp_store_blob_stat(rp->store, repo, digest, &size, err) == 0) return 0;
-    if (fp_store_blob_link_referenced(rp->store, repo, digest, err) == 0) return 0;
-    fp_fetch *x;
-    int rc = fp_fed_fetch_blob(rp->fed, repo, digest, true, o, &x, &size, err);
-    if (rc != 0)
-        return rc == FP_STORE_NOT_FOUND ? fp_error_set(err, 0, "no node holds %s", digest) : -1;
-    rc = fp_fetch_wait(x);
-    fp_fetch_unref(x);
-    if (rc < 0) return fp_error_set(err, EIO, "fetching %s failed", digest);
-    *bytes += size;
-    return 0;
-}
-
-/* Make the store hold manifest digest of repo and everything it
- * references (an index's children too); the tag is set by the caller. */
-static int hold_manifest(fp_replicator *rp, const char *repo, const char *digest,
-                         const fp_fed_origin *o, unsigned depth, uint64_t *bytes, fp_error *err)
-{
-    fp_manifest_row row;
-    int rc = fp_store_manifest_get(rp->store, repo, digest, true, true, &row, err);
-    if (rc == FP_STORE_NOT_FOUND) {
-        rc = fp_fed_pull_manifest(rp->fed, repo, digest, true, o, err);
-        if (rc == FP_STORE_NOT_FOUND) return fp_error_set(err, 0, "no node holds %s", digest);
-        if (rc == 0) rc = fp_store_manifest_get(rp->store, repo, digest, true, true, &row, err);
-    }
-    if (rc != 0) return -1;
-    fp_manifest m;
-    char why[256];
-    rc = fp_manifest_parse(row.body, row.size, row.media_type, &m, why, sizeof why);
-    free(row.body);
-    if (rc < 0) return fp_error_set(err, 0, "manifest %s: %s", digest, why);
-    if (m.is_index && depth > 0) {
-        fp_manifest_free(&m);
-        return fp_error_set(err, 0, "index nested too deep");
-    }
-    if (!m.is_index) rc = hold_blob(rp, repo, m.config.digest, o, bytes, err);
-    for (size_t i = 0; rc == 0 && i < m.nrefs; i++) {
-        if (m.refs[i].has_urls) continue; /* foreign layers stay foreign */
-        rc = m.is_index ? hold_manifest(rp, repo, m.refs[i].digest, o, depth + 1, bytes, err)
-                        : hold_blob(rp, repo, m.refs[i].digest, o, bytes, err);
-    }
-    fp_manifest_free(&m);
-    return rc;
-}
-
 static int set_tag(fp_replicator *rp, const char *repo, const char *tag, const char *digest,
                    fp_error *err)
 {
@@ -248,7 +198,7 @@ static void run_task(fp_replicator *rp, json_t *t)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     uint64_t bytes = 0;
     fp_error err;
-    int rc = hold_manifest(rp, repo, digest, &o, 0, &bytes, &err);
+    int rc = fp_fed_hold(rp->fed, rp->store, repo, digest, &o, &bytes, &err);
     if (rc == 0) rc = set_tag(rp, repo, tag, digest, &err);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;

@@ -362,6 +362,30 @@ bool fp_req_may(fp_req *r, const char *repo, unsigned action)
     return false;
 }
 
+bool fp_authz_bearer_logs(fp_req *r, const char *service)
+{
+    const char *h = fp_req_header(r, "Authorization");
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0) return false;
+    char why[128];
+    fp_grant *g = grant_for(r->reg->authz, h + 7, why, sizeof why);
+    bool ok = g && fp_grant_service_logs(g, service);
+    if (g) {
+        snprintf(r->user, sizeof r->user, "%s", g->subject);
+        snprintf(r->kind, sizeof r->kind, "user");
+        fp_grant_unref(g);
+    }
+    return ok;
+}
+
+bool fp_authz_policy_may(fp_req *r, const char *repo, unsigned action)
+{
+    fp_principal p = principal_of(r);
+    if (!r->user[0]) return false;
+    /* no policy: whoever logged in may do everything */
+    return !r->reg->authz->policy ||
+           (fp_policy_actions(r->reg->authz->policy, &p, repo) & action) != 0;
+}
+
 void fp_authz_set_revoked(fp_authz *a, const json_t *ids)
 {
     size_t n = json_array_size(ids);

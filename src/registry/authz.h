@@ -72,6 +72,13 @@ bool fp_authorize(struct fp_req *r);
 /* May the request's principal do `action` on repo? (mount sources,
  * catalog filtering) */
 bool fp_req_may(struct fp_req *r, const char *repo, unsigned action);
+/* Does the request carry a valid Bearer token (the cloud's, or its fog's)
+ * that lets it read service's log? */
+bool fp_authz_bearer_logs(struct fp_req *r, const char *service);
+/* The access policy's answer for the logged-in principal of an API
+ * request (Basic login, whatever the registry's mode): may it do action
+ * on repo? */
+bool fp_authz_policy_may(struct fp_req *r, const char *repo, unsigned action);
 /* Check Basic credentials (rate limited). Fills r->user. Returns 1 when
  * valid, 0 when absent, -1 when wrong (refusal already answered). */
 int fp_authz_basic(struct fp_req *r);

@@ -10,12 +10,15 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "control/services.h"
 #include "federation/directory.h"
 #include "registry/request.h"
 
 static int heartbeat_body(fp_req *r, const char *data, size_t len)
 {
-    if (r->body.len + len > 8192) return fp_req_fail(r, 413, "UNSUPPORTED", "heartbeat too large");
+    /* room for an agent's report on a few hundred instances */
+    if (r->body.len + len > 512 * 1024)
+        return fp_req_fail(r, 413, "UNSUPPORTED", "heartbeat too large");
     return fp_buf_append(&r->body, data, len);
 }
 
@@ -46,6 +49,9 @@ static void heartbeat_end(fp_req *r)
                             .used = (uint64_t)used};
     fp_error err;
     int rc = fp_directory_report(r->reg->dir, &e, &err);
+    json_t *instances = json_object_get(j, "instances");
+    if (rc == 0 && r->reg->services && json_is_array(instances))
+        rc = fp_services_report(r->reg->services, r->user, instances, &err);
     json_decref(j);
     if (rc < 0) {
         fp_respond_internal(r, &err);

@@ -22,6 +22,9 @@ unsigned fp_registry_port(const fp_registry *r);
 void fp_registry_set_revoked(fp_registry *r, const json_t *ids);
 /* Fetch what this node misses from other nodes (set before serving). */
 void fp_registry_set_federation(fp_registry *r, fp_federation *fed);
+/* The node's agent, for GET /api/v1/logs/SERVICE (NULL: none). */
+struct fp_agent;
+void fp_registry_set_agent(fp_registry *r, struct fp_agent *agent);
 /* From the serve loop: scheduled replication passes (cloud). */
 void fp_registry_tick(fp_registry *r, time_t now);
 /* A fog: take up its renewed signer certificate and refreshed auth data

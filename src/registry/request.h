@@ -24,9 +24,11 @@ struct fp_registry {
     const fp_config *cfg;
     fp_store *store;
     struct fp_authz *authz;
-    fp_federation *fed;          /* pull-through from other nodes, or NULL */
-    struct fp_directory *dir;    /* the cloud's node directory, or NULL */
-    struct fp_replication *repl; /* the cloud's replication rules, or NULL */
+    fp_federation *fed;           /* pull-through from other nodes, or NULL */
+    struct fp_directory *dir;     /* the cloud's node directory, or NULL */
+    struct fp_replication *repl;  /* the cloud's replication rules, or NULL */
+    struct fp_services *services; /* the cloud's service definitions, or NULL */
+    struct fp_agent *agent;       /* a fog's or edge's agent, or NULL */
     unsigned port;
 };
 
@@ -107,6 +109,7 @@ void fp_respond_bytes(fp_req *r, unsigned status, const char *content_type, cons
 void fp_respond_owned(fp_req *r, unsigned status, const char *content_type, void *data, size_t len);
 /* 200 with doc as compact JSON; takes the reference (NULL: 500). */
 void fp_respond_json(fp_req *r, json_t *doc);
+void fp_respond_json_status(fp_req *r, unsigned status, json_t *doc);
 /* No body; headers as name/value pairs, NULL-terminated. */
 void fp_respond_empty(fp_req *r, unsigned status, ...) __attribute__((sentinel));
 
@@ -140,6 +143,8 @@ void fp_handle_heartbeat(fp_req *r);
 void fp_handle_nodes(fp_req *r);
 void fp_handle_replication(fp_req *r);
 void fp_handle_resolve(fp_req *r);
+void fp_handle_services(fp_req *r);
+void fp_handle_logs(fp_req *r);
 /* A manifest was pushed with these tags: queue replication tasks. */
 void fp_replication_on_push(fp_req *r, const char *digest, const char *const *tags, size_t ntags);
 void fp_handle_signer(fp_req *r);

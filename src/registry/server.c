@@ -21,6 +21,7 @@
 #include "core/log.h"
 #include "core/range.h"
 #include "federation/directory.h"
+#include "control/services.h"
 #include "federation/replication.h"
 #include "registry/request.h"
 
@@ -33,6 +34,11 @@ const char *fp_req_header(fp_req *r, const char *name)
 
 void fp_respond_json(fp_req *r, json_t *doc)
 {
+    fp_respond_json_status(r, 200, doc);
+}
+
+void fp_respond_json_status(fp_req *r, unsigned status, json_t *doc)
+{
     char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
     json_decref(doc);
     if (!text) {
@@ -41,7 +47,7 @@ void fp_respond_json(fp_req *r, json_t *doc)
         fp_respond_internal(r, &err);
         return;
     }
-    fp_respond_owned(r, 200, "application/json", text, strlen(text));
+    fp_respond_owned(r, status, "application/json", text, strlen(text));
 }
 
 void fp_req_fed_origin(fp_req *r, fp_fed_origin *o)
@@ -314,6 +320,16 @@ static void dispatch(fp_req *r)
         fp_handle_replication(r);
         return;
     }
+    if (r->reg->services &&
+        (!strcmp(r->path, "/api/v1/services") || !strncmp(r->path, "/api/v1/services/", 17) ||
+         !strcmp(r->path, "/api/v1/agent/desired") || !strcmp(r->path, "/api/v1/instances"))) {
+        fp_handle_services(r);
+        return;
+    }
+    if ((r->reg->agent || r->reg->services) && !strncmp(r->path, "/api/v1/logs/", 13)) {
+        fp_handle_logs(r);
+        return;
+    }
     if (r->reg->authz->nodes && strcmp(r->path, "/api/v1/signer") == 0) {
         fp_handle_signer(r);
         return;
@@ -511,7 +527,8 @@ int fp_registry_start(fp_registry **out, const fp_config *cfg, fp_store *store, 
     }
     /* the cloud keeps the directory of where nodes are */
     if (reg->authz->nodes && (fp_directory_open(&reg->dir, cfg->data_dir, err) < 0 ||
-                              fp_replication_open(&reg->repl, cfg->fed_replication, err) < 0)) {
+                              fp_replication_open(&reg->repl, cfg->fed_replication, err) < 0 ||
+                              fp_services_open(&reg->services, cfg->data_dir, err) < 0)) {
         fp_registry_stop(reg);
         return -1;
     }
@@ -581,6 +598,11 @@ int fp_registry_start(fp_registry **out, const fp_config *cfg, fp_store *store, 
     return 0;
 }
 
+void fp_registry_set_agent(fp_registry *r, struct fp_agent *agent)
+{
+    r->agent = agent;
+}
+
 void fp_registry_set_federation(fp_registry *r, fp_federation *fed)
 {
     r->fed = fed;
@@ -607,6 +629,7 @@ void fp_registry_stop(fp_registry *r)
     if (r->daemon) MHD_stop_daemon(r->daemon);
     fp_authz_free(r->authz);
     fp_directory_close(r->dir);
+    fp_services_close(r->services);
     fp_replication_free(r->repl);
     free(r);
 }

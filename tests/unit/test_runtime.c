@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "agent/bundle.h"
+#include "agent/cgroup.h"
 #include "agent/runtime.h"
 #include "agent/shim.h"
 #include "core/fs.h"
@@ -489,11 +490,11 @@ static void test_pids_limit(void **state)
     must_start(f, &c);
     wait_log(&c, "spawned", 5000);
     assert_true(log_has(c.log, "can't fork"));
-    char dir[PATH_MAX], p[PATH_MAX + 32];
-    bool v2;
+    char p[PATH_MAX + 32];
+    fp_cgroup cg;
     fp_error err;
-    if (fp_cgroup_dir(c.pid, "pids", dir, sizeof dir, &v2, &err) < 0)
-        fail_msg("pids cgroup: %s", err.msg);
+    if (fp_cgroup_of_pid("/proc", c.pid, &cg, &err) < 0) fail_msg("pids cgroup: %s", err.msg);
+    const char *dir = cg.pids;
     assert_non_null(strstr(dir, c.id));
     /* cgroup files have no size: read them as streams */
     snprintf(p, sizeof p, "%s/pids.current", dir);

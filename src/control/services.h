@@ -1,0 +1,41 @@
+/* The cloud's desired state: the service definitions the operator wrote
+ * (`fogport service create`) and, for every node, the instances its agent
+ * last reported (state, image digest, endpoint, usage). The controller
+ * API (registry/h_services.c) serves both; agents fetch the definitions
+ * placed on them and report back with their heartbeat. Lives in
+ * DATA/control.db on the cloud. */
+#ifndef FP_CONTROL_SERVICES_H
+#define FP_CONTROL_SERVICES_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "agent/spec.h"
+#include "core/error.h"
+
+typedef struct fp_services fp_services;
+
+int fp_services_open(fp_services **out, const char *data_dir, fp_error *err);
+void fp_services_close(fp_services *sv);
+
+/* Create or replace the definition named s->name; *replaced tells which. */
+int fp_services_put(fp_services *sv, const fp_service *s, bool *replaced, fp_error *err);
+/* 0, or 1 when there is no such service. Its reported instances go too. */
+int fp_services_delete(fp_services *sv, const char *name, fp_error *err);
+/* Every definition, by name: a JSON array of fp_service_to_json objects
+ * each with "created" and "updated" (caller decrefs). */
+int fp_services_list(fp_services *sv, json_t **out, fp_error *err);
+/* One definition (as in the list); 1 when there is none. */
+int fp_services_get(fp_services *sv, const char *name, json_t **out, fp_error *err);
+
+/* Does the definition place the service on node id of role? */
+bool fp_service_placed_on(const json_t *def, const char *id, const char *role);
+
+/* Node's agent reports its instances (a JSON array of objects with at
+ * least "service"): replaces what that node reported before. */
+int fp_services_report(fp_services *sv, const char *node, const json_t *instances, fp_error *err);
+/* Every reported instance: objects as reported plus "node" and
+ * "reported" (time), by service then node. */
+int fp_services_instances(fp_services *sv, json_t **out, fp_error *err);
+
+#endif
