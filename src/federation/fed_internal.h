@@ -5,8 +5,11 @@
 #include <pthread.h>
 
 #include "auth/join.h"
+#include "auth/jwt.h"
+#include "auth/nodes.h"
 #include "core/http_client.h"
 #include "core/name.h"
+#include "federation/directory.h"
 #include "federation/federation.h"
 
 #define FED_MAX_SOURCES 16
@@ -30,7 +33,14 @@ struct fed_token {
 struct fp_federation {
     const fp_config *cfg;
     fp_store *store;
-    fp_node_cred cred;
+    fp_node_cred cred; /* the cloud: only its CA and TLS certificate */
+    /* The cloud: its sources are the fogs that own a namespace (from its
+     * own directory), and it authenticates to them with tokens it signs
+     * itself: fogs trust the cloud's token key. */
+    bool cloud;
+    fp_key *signing;
+    fp_directory *dir;
+    fp_nodes *nodes;
     pthread_mutex_t lock; /* guards everything below */
     struct fp_source parent;
     bool has_parent;
