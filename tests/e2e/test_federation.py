@@ -19,12 +19,12 @@ import warnings
 import pytest
 import requests
 
-from fedhelp import EvilPeer, Sandbox, gz_layer, layout_blobs_ok, push_image, sha256
+from fedhelp import (SANITIZER, EvilPeer, Sandbox, check_log_clean, gz_layer, layout_blobs_ok,
+                     push_image, sha256)
 from helpers import images  # noqa: F401 (fixture)
 
 PAPER = ["iot_service:1.0", "monitoring_service:1.0", "web_service:latest"]
 FOGS = ["fog-1", "fog-2", "fog-3"]
-SANITIZER = re.compile(r"AddressSanitizer|UndefinedBehaviorSanitizer|runtime error:|LeakSanitizer")
 
 
 def check_nodes_healthy(sb):
@@ -476,12 +476,6 @@ def test_wrong_bytes_from_peer(tmp_path, images):  # noqa: F811
         if evil:
             evil.stop()
         sb.down()
-
-
-def check_log_clean(sb):
-    for n in sb.nodes.values():
-        m = SANITIZER.search(n.log())
-        assert not m, f"{n.id}: sanitizer report:\n{n.log()[m.start():][:3000]}"
 
 
 # ============================================================ interrupted transfer
