@@ -187,6 +187,7 @@ static int learn_size(fp_fetch *x, const struct fp_source *src, fed_race *race, 
 static int begin_session(fp_fetch *x, fp_error *err)
 {
     if (fp_upload_begin_ephemeral(x->fed->store, x->repo, &x->upload, err) < 0) return -1;
+    fp_upload_set_cached(x->upload); /* cache, evictable ([storage] cache_max) */
     char path[FP_PATH_MAX + 64];
     fp_upload_file_path(x->upload, path, sizeof path);
     int fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -178,29 +178,33 @@ class Node:
         raise AssertionError(f"{self.id} did not answer: {last}\n{self.log()[-3000:]}")
 
     def set_federation(self, **keys):
-        """Set keys in the [federation] section of the node's config (the
-        sandbox writes one; a second section would be a duplicate)."""
+        """Set keys in the [federation] section of the node's config."""
+        self.set_config("federation", **keys)
+
+    def set_config(self, section, **keys):
+        """Set keys in a section of the node's config (the sandbox writes
+        some sections; a second one of the same name would be a duplicate)."""
         with open(self.config) as f:
             lines = f.read().splitlines()
-        section = None
+        current = None
         out, placed = [], set()
         for line in lines:
             m = re.match(r"\s*\[([^\]]+)\]\s*$", line)
             if m:
-                if section == "federation":
+                if current == section:
                     out += [f"{k} = {v}" for k, v in keys.items() if k not in placed]
                     placed.update(keys)
-                section = m.group(1).strip()
-            elif section == "federation":
+                current = m.group(1).strip()
+            elif current == section:
                 k = line.split("=", 1)[0].strip()
                 if k in keys:
                     continue  # replaced below
             out.append(line)
-        if section == "federation":
+        if current == section:
             out += [f"{k} = {v}" for k, v in keys.items() if k not in placed]
             placed.update(keys)
         if set(keys) - placed:
-            out.append("[federation]")
+            out.append(f"[{section}]")
             out += [f"{k} = {v}" for k, v in keys.items()]
         with open(self.config, "w") as f:
             f.write("\n".join(out) + "\n")
