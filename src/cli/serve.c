@@ -30,9 +30,11 @@ static void help(void)
 /* Keep pulled-through content under [storage] cache_max: the least
  * recently used images go first, never this node's own namespace, never
  * what was pushed here, never an image used in the last EVICT_IDLE_S (it
- * may still be on its way to a client). */
-#define EVICT_EVERY_S 2
-#define EVICT_IDLE_S  10
+ * may still be on its way to a client). Cached blobs no image here needs
+ * go first, once unneeded for EVICT_ORPHAN_IDLE_S. */
+#define EVICT_EVERY_S       2
+#define EVICT_IDLE_S        10
+#define EVICT_ORPHAN_IDLE_S 600
 static void evict_cache(const fp_config *cfg, fp_store *store, time_t now)
 {
     char own[80] = "";
@@ -41,6 +43,7 @@ static void evict_cache(const fp_config *cfg, fp_store *store, time_t now)
                               .protect = own,
                               .now = (int64_t)now,
                               .min_idle_s = EVICT_IDLE_S,
+                              .orphan_idle_s = EVICT_ORPHAN_IDLE_S,
                               .max_images = 64};
     struct fp_evict_stats st;
     fp_error err;

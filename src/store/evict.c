@@ -214,6 +214,62 @@ static int evict_image(fp_store *s, fp_db *db, const struct victim *v, struct fp
                      v->repo, NULL, NULL, err);
 }
 
+/* Cached blobs no image here needs: links (outside the protected
+ * namespace, older than orphan_idle_s) to cached blobs that no manifest of
+ * their repository references. A blob fetched by digest alone, or one that
+ * arrived after its image was evicted. ?1 cutoff, ?2/?3 the protected
+ * prefix and its length. */
+#define ORPHAN_LINKS                                                                               \
+    "FROM repo_blobs AS rb WHERE rb.created <= ?1 AND EXISTS (SELECT 1 FROM blobs b WHERE "        \
+    "b.digest = rb.digest AND b.cached = 1) AND (?3 = 0 OR substr((SELECT r.name FROM repos r "    \
+    "WHERE r.id = rb.repo), 1, ?3) != ?2) AND NOT EXISTS (SELECT 1 FROM repo_manifests p JOIN "    \
+    "manifest_refs mr ON mr.digest = p.digest WHERE p.repo = rb.repo AND mr.child = rb.digest)"
+
+static int exec_orphans(fp_db *db, const char *sql, const struct fp_evict_opts *o,
+                        uint64_t *changes, fp_error *err)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return fp_db_fail(db, err, "evict unneeded blobs");
+    const char *protect = o->protect ? o->protect : "";
+    sqlite3_bind_int64(st, 1, o->now - (int64_t)o->orphan_idle_s);
+    sqlite3_bind_text(st, 2, protect, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, (int64_t)strlen(protect));
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) return fp_db_fail(db, err, "evict unneeded blobs");
+    if (changes) *changes = (uint64_t)sqlite3_changes(db->db);
+    return 0;
+}
+
+/* Unneeded cached blobs go first, all at once: no image loses anything. */
+static int evict_orphans(fp_store *s, fp_db *db, const struct fp_evict_opts *o,
+                         struct fp_evict_stats *st, fp_error *err)
+{
+    uint64_t links = 0, before = st->blobs_removed;
+    if (fp_db_begin(db, err) < 0) return -1;
+    for (size_t i = 0; i < sizeof evict_steps / sizeof evict_steps[0]; i++)
+        if (exec_repo(db, evict_steps[i], 0, NULL, NULL, err) < 0) goto fail;
+    if (exec_orphans(db, "INSERT OR IGNORE INTO evict_b SELECT rb.digest " ORPHAN_LINKS, o, NULL,
+                     err) < 0 ||
+        exec_orphans(db, "DELETE " ORPHAN_LINKS, o, &links, err) < 0 ||
+        drop_blobs(s, db, st, err) < 0)
+        goto fail;
+    if (fp_db_commit(db, err) < 0) {
+        fp_store_recover_trash(s, err);
+        return -1;
+    }
+    fp_store_recover_trash(s, err);
+    if (links)
+        fp_info("event=evicted_unneeded links=%llu blobs=%llu", (unsigned long long)links,
+                (unsigned long long)(st->blobs_removed - before));
+    return 0;
+fail:
+    fp_db_rollback(db);
+    fp_store_recover_trash(s, err);
+    return -1;
+}
+
 int fp_store_evict(fp_store *s, const struct fp_evict_opts *o, struct fp_evict_stats *st,
                    fp_error *err)
 {
@@ -222,6 +278,10 @@ int fp_store_evict(fp_store *s, const struct fp_evict_opts *o, struct fp_evict_s
     if (!db) return -1;
     if (query_u64(db, usage_sql, &st->cache_bytes, err) < 0) return -1;
     uint64_t usage = st->cache_bytes;
+    if (usage > o->max_bytes && o->orphan_idle_s) {
+        if (evict_orphans(s, db, o, st, err) < 0 || query_u64(db, usage_sql, &usage, err) < 0)
+            return -1;
+    }
     while (usage > o->max_bytes && (!o->max_images || st->images_evicted < o->max_images)) {
         if (fp_db_begin(db, err) < 0) return -1;
         struct victim v;

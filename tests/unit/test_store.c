@@ -2491,6 +2491,53 @@ static void test_cache_eviction(void **state)
     assert_int_equal(usage(f->s), prot.config.size + prot.layer.size + prot.self.size);
 }
 
+/* Cached blobs no manifest of their repository references (fetched by
+ * digest alone) go before any image, once unneeded for orphan_idle_s; an
+ * image's blobs, pushed blobs and the protected namespace's stay. */
+static void test_cache_eviction_unneeded(void **state)
+{
+    struct fx *f = *state;
+    fp_error err = {0};
+    struct image im, own;
+    fetch_image(f->s, "img", "img", "image layer ", 2000, "1", &im);
+    push_image(f->s, "pushed", "pushed", NULL, "1", &own);
+    struct desc old_orphan, new_orphan, prot_orphan;
+    fetch_blob(f->s, "loose", MT_LAYER, "fetched by digest, long ago", &old_orphan);
+    fetch_blob(f->s, "loose", MT_LAYER, "fetched by digest, just now", &new_orphan);
+    fetch_blob(f->s, "fog-1/loose", MT_LAYER, "fetched into the own namespace", &prot_orphan);
+    int64_t now = (int64_t)time(NULL);
+    char *sql = fmt("UPDATE repo_blobs SET created = %lld WHERE digest IN ('%s', '%s', '%s'); "
+                    "UPDATE repo_manifests SET last_used = %lld;",
+                    (long long)(now - 1000), old_orphan.digest, prot_orphan.digest, im.layer.digest,
+                    (long long)(now - 1000));
+    sql_exec(f, sql);
+    free(sql);
+    struct fp_evict_opts o = {.max_bytes = usage(f->s) - 1,
+                              .protect = "fog-1/",
+                              .now = now,
+                              .min_idle_s = 10,
+                              .orphan_idle_s = 600};
+    struct fp_evict_stats st;
+    OK(fp_store_evict(f->s, &o, &st, &err));
+    /* the old loose blob was enough: the image stays */
+    assert_int_equal(st.images_evicted, 0);
+    assert_int_equal(st.blobs_removed, 1);
+    assert_blob_gone(f, &old_orphan);
+    assert_blob_kept(f, "loose", &new_orphan);
+    assert_blob_kept(f, "fog-1/loose", &prot_orphan);
+    assert_blob_kept(f, "img", &im.layer);
+    assert_int_equal(manifest_rc(f->s, "img", "1", false), 0);
+    assert_blob_kept(f, "pushed", &own.layer);
+    /* disabled: only images go */
+    o.max_bytes = 0;
+    o.orphan_idle_s = 0;
+    OK(fp_store_evict(f->s, &o, &st, &err));
+    assert_int_equal(st.images_evicted, 1);
+    assert_blob_kept(f, "loose", &new_orphan);
+    assert_blob_gone(f, &im.layer);
+    assert_fsck_clean(f->s);
+}
+
 /* A version 2 store (before the cache's columns) is migrated on open:
  * what it holds counts as pushed (its blobs are not cache), its images
  * were last used when stored. */
@@ -2534,6 +2581,7 @@ int main(void)
         T(test_open_close),
         T(test_cached_manifests_and_migration),
         T(test_cache_eviction),
+        T(test_cache_eviction_unneeded),
         T(test_cache_migration),
         T(test_upload_roundtrip),
         T(test_upload_async_hash_rollback),
