@@ -337,6 +337,11 @@ static void *fetch_main(void *arg)
 int fp_fed_fetch_blob(fp_federation *f, const char *repo, const char *digest, bool start,
                       const fp_fed_origin *o, fp_fetch **out, uint64_t *size, fp_error *err)
 {
+    /* the cloud misses most blobs a client pushes (it HEADs them first):
+     * outside a node's namespace there is no one to ask, and no thread to
+     * start */
+    struct fp_source owner;
+    if (f->cloud && fp_fed_sources(f, repo, true, NULL, &owner, 1) == 0) return FP_STORE_NOT_FOUND;
     pthread_mutex_lock(&f->lock);
     fp_fetch *x = f->inflight;
     while (x && strcmp(x->digest, digest) != 0)

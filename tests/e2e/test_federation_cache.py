@@ -14,18 +14,21 @@ from fedhelp import Sandbox, check_log_clean, gz_layer, layout_blobs_ok, push_im
 MiB = 1 << 20
 
 
-def held(sb, node, repo, what):
-    """Does node hold repo's manifest or blob `what` itself? (A peer's
-    request is answered from the store, never forwarded.)"""
-    kind = "blobs" if what in held.blobs else "manifests"
-    r = requests.get(f"{node.url}/v2/{repo}/{kind}/{what}", verify=sb.ca, timeout=15, headers={
+def held(sb, node, repo, kind, ref):
+    """Does node hold repo's manifest or blob (kind) ref itself? A peer's
+    request is answered from the store, never forwarded."""
+    r = requests.get(f"{node.url}/v2/{repo}/{kind}/{ref}", verify=sb.ca, timeout=15, headers={
         "Authorization": "Bearer " + sb.token(node.id, repo), "Fogport-Peer": "1",
         "Accept": "*/*"})
-    assert r.status_code in (200, 404), (repo, what, r.status_code, r.text[:200])
+    assert r.status_code in (200, 404), (repo, ref, r.status_code, r.text[:200])
     return r.status_code == 200
 
 
-held.blobs = set()
+def image_held(sb, node, repo, image):
+    """(tag, manifest, layer, config) held?"""
+    digest, layer, config = image
+    return (held(sb, node, repo, "manifests", "1"), held(sb, node, repo, "manifests", digest),
+            held(sb, node, repo, "blobs", layer), held(sb, node, repo, "blobs", config))
 
 
 def test_least_recently_used_image_evicted(tmp_path):
@@ -42,7 +45,6 @@ def test_least_recently_used_image_evicted(tmp_path):
             digest, _, config = push_image(sb.session(cloud, name, "pull,push"), cloud, name, "1",
                                            [layer], label=name)
             images[name] = (digest, sha256(layer), sha256(config))
-            held.blobs.update({sha256(layer), sha256(config)})
         fog.stop()
         fog.set_config("storage", cache_max="2560K")
         m = fog.mark()
@@ -53,7 +55,6 @@ def test_least_recently_used_image_evicted(tmp_path):
             layer = gz_layer(MiB)
             digest, _, _ = push_image(sb.session(fog, repo, "pull,push"), fog, repo, "1", [layer])
             pushed[repo] = (digest, sha256(layer))
-            held.blobs.add(sha256(layer))
 
         def pull(name):
             out = str(tmp_path / f"{name}-{len(os.listdir(tmp_path))}")
@@ -66,13 +67,10 @@ def test_least_recently_used_image_evicted(tmp_path):
         # a is the least recently used (and idle for 10 s): it goes
         ev = fog.wait_log(r"event=evicted repo=cache_a ", since=m, timeout=30)
         assert images["cache_a"][0] in ev[0], ev
-        d, layer, config = images["cache_a"]
-        assert not held(sb, fog, "cache_a", d) and not held(sb, fog, "cache_a", "1")
-        assert not held(sb, fog, "cache_a", layer) and not held(sb, fog, "cache_a", config)
+        assert image_held(sb, fog, "cache_a", images["cache_a"]) == (False,) * 4
         for name in ("cache_b", "cache_c"):
-            d, layer, config = images[name]
-            assert held(sb, fog, name, "1") and held(sb, fog, name, layer), name
-        assert len(fog.lines(r"event=evicted", since=m)) == 1, fog.lines(r"event=evicted")
+            assert image_held(sb, fog, name, images[name]) == (True,) * 4, name
+        assert len(fog.lines(r"event=evicted repo=", since=m)) == 1, fog.lines(r"event=evicted")
 
         # asked again: pulled through again, and now b is the oldest
         m2 = fog.mark()
@@ -82,11 +80,11 @@ def test_least_recently_used_image_evicted(tmp_path):
         fog.wait_log(rf"event=pulled kind=blob repo=cache_a digest={images['cache_a'][1]} ",
                      since=m2)
         fog.wait_log(r"event=evicted repo=cache_b ", since=m2, timeout=30)
-        assert not held(sb, fog, "cache_b", images["cache_b"][1])
+        assert image_held(sb, fog, "cache_b", images["cache_b"]) == (False,) * 4
         for name in ("cache_a", "cache_c"):
-            assert held(sb, fog, name, "1") and held(sb, fog, name, images[name][1]), name
+            assert image_held(sb, fog, name, images[name]) == (True,) * 4, name
         for repo, (d, layer) in pushed.items():
-            assert held(sb, fog, repo, d) and held(sb, fog, repo, layer), repo
+            assert held(sb, fog, repo, "manifests", d) and held(sb, fog, repo, "blobs", layer), repo
         evicted = fog.lines(r"event=evicted", since=m)
         assert all(re.search(r"repo=cache_[ab] ", line) for line in evicted), evicted
 
