@@ -28,6 +28,30 @@ static void help(void)
            "  fogport serve --config /etc/fogport/fogport.conf\n");
 }
 
+/* Keep pulled-through content under [storage] cache_max: the least
+ * recently used images go first, never this node's own namespace, never
+ * what was pushed here, never an image used in the last EVICT_IDLE_S (it
+ * may still be on its way to a client). Cached blobs no image here needs
+ * go first, once unneeded for EVICT_ORPHAN_IDLE_S. */
+#define EVICT_EVERY_S       2
+#define EVICT_IDLE_S        10
+#define EVICT_ORPHAN_IDLE_S 600
+static void evict_cache(const fp_config *cfg, fp_store *store, time_t now)
+{
+    char own[80] = "";
+    if (cfg->node_id[0]) snprintf(own, sizeof own, "%s/", cfg->node_id);
+    struct fp_evict_opts o = {.max_bytes = cfg->cache_max,
+                              .protect = own,
+                              .now = (int64_t)now,
+                              .min_idle_s = EVICT_IDLE_S,
+                              .orphan_idle_s = EVICT_ORPHAN_IDLE_S,
+                              .max_images = 64};
+    struct fp_evict_stats st;
+    fp_error err;
+    if (fp_store_evict(store, &o, &st, &err) < 0)
+        fp_warn("event=evict_failed error=\"%s\"", err.msg);
+}
+
 /* A fog's part of the tick; reg NULL before the registry runs. */
 static void sync_fog(const fp_config *cfg, fp_registry *reg)
 {
@@ -148,6 +172,7 @@ int fp_cmd_serve(int argc, char **argv)
     }
     bool follows_cloud = edge || !strcmp(cfg.node_role, "fog");
     time_t next_maintenance = time(NULL) + 60, next_revocations = 0, next_heartbeat = 0;
+    time_t next_evict = 0;
     /* report at once: the directory is how other nodes find this one */
     if (follows_cloud && fp_directory_heartbeat(&cfg, fp_agent_status(agent), &err) == 0)
         next_heartbeat = time(NULL) + (cfg.fed_heartbeat_s ? cfg.fed_heartbeat_s : 5);
@@ -181,6 +206,10 @@ int fp_cmd_serve(int argc, char **argv)
             if (fp_directory_heartbeat(&cfg, fp_agent_status(agent), &err) < 0)
                 fp_debug("event=heartbeat_failed error=\"%s\"", err.msg);
             next_heartbeat = now + (cfg.fed_heartbeat_s ? cfg.fed_heartbeat_s : 5);
+        }
+        if (fed && cfg.cache_max && now >= next_evict) {
+            evict_cache(&cfg, store, now);
+            next_evict = now + EVICT_EVERY_S;
         }
         fp_federation_tick(fed, now);
         fp_registry_tick(reg, now);

@@ -10,7 +10,7 @@
 #include "core/cleanup.h"
 #include "core/log.h"
 
-enum key_type { K_STR, K_UINT, K_SIZE, K_DURATION, K_BOOL, K_LOGLEVEL };
+enum key_type { K_STR, K_UINT, K_SIZE, K_DURATION, K_DURATION_MS, K_BOOL, K_LOGLEVEL };
 
 struct key {
     const char *section;
@@ -45,6 +45,7 @@ static const struct key keys[] = {
     NUM("federation", "peer_order_config", K_BOOL, fed_peer_order_config),
     NUM("federation", "tag_ttl", K_DURATION, fed_tag_ttl_s),
     NUM("federation", "peer_timeout", K_DURATION, fed_peer_timeout_s),
+    NUM("federation", "hedge_after", K_DURATION_MS, fed_hedge_after_ms),
     NUM("federation", "heartbeat", K_DURATION, fed_heartbeat_s),
     STR("federation", "replication", fed_replication),
     NUM("agent", "enabled", K_BOOL, agent_enabled),
@@ -61,6 +62,7 @@ static const struct key keys[] = {
     NUM("storage", "delete", K_BOOL, delete_enabled),
     NUM("storage", "gc_grace", K_DURATION, gc_grace_s),
     NUM("storage", "upload_expiry", K_DURATION, upload_expiry_s),
+    NUM("storage", "cache_max", K_SIZE, cache_max),
     STR("tls", "cert", tls_cert),
     STR("tls", "key", tls_key),
     STR("tls", "client_ca", tls_client_ca),
@@ -95,6 +97,7 @@ void fp_config_defaults(fp_config *cfg)
     cfg->fed_enabled = true;
     cfg->fed_tag_ttl_s = 60;
     cfg->fed_peer_timeout_s = 3;
+    cfg->fed_hedge_after_ms = 500;
     cfg->fed_heartbeat_s = 5;
     cfg->agent_max_layer_bytes = 8ULL << 30;
     cfg->agent_log_max = 1 << 20;
@@ -190,6 +193,28 @@ int fp_parse_duration(const char *s, unsigned *seconds)
     return 0;
 }
 
+int fp_parse_duration_ms(const char *s, unsigned *ms)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n > 2 && !strcmp(s + n - 2, "ms")) {
+        char digits[24];
+        if (n - 2 >= sizeof digits) return -1;
+        memcpy(digits, s, n - 2);
+        digits[n - 2] = '\0';
+        char *end;
+        errno = 0;
+        if (!isdigit((unsigned char)digits[0])) return -1;
+        unsigned long v = strtoul(digits, &end, 10);
+        if (errno || *end || v > 0xffffffffUL) return -1;
+        *ms = (unsigned)v;
+        return 0;
+    }
+    unsigned seconds;
+    if (fp_parse_duration(s, &seconds) < 0 || seconds > 0xffffffffU / 1000) return -1;
+    *ms = seconds * 1000;
+    return 0;
+}
+
 int fp_parse_bool(const char *s, bool *out)
 {
     if (!strcasecmp(s, "true") || !strcasecmp(s, "yes") || !strcasecmp(s, "on") || !strcmp(s, "1"))
@@ -235,6 +260,11 @@ int fp_config_set(fp_config *cfg, const char *section, const char *key, const ch
         case K_DURATION:
             if (fp_parse_duration(value, (unsigned *)field) < 0)
                 return fp_error_set(err, 0, "[%s] %s: '%s' is not a duration (e.g. 30s, 1h)",
+                                    section, key, value);
+            return 0;
+        case K_DURATION_MS:
+            if (fp_parse_duration_ms(value, (unsigned *)field) < 0)
+                return fp_error_set(err, 0, "[%s] %s: '%s' is not a duration (e.g. 500ms, 2s)",
                                     section, key, value);
             return 0;
         case K_BOOL:

@@ -30,6 +30,7 @@ typedef struct fp_config {
     bool fed_peer_order_config;        /* peers in configured order instead of by round-trip time */
     unsigned fed_tag_ttl_s;            /* re-validate a cached tag against its source after this */
     unsigned fed_peer_timeout_s;       /* connect/first-byte timeout before the next holder */
+    unsigned fed_hedge_after_ms;       /* silence before the next holder is asked too (0: never) */
     unsigned fed_heartbeat_s;          /* how often a node reports to the cloud's directory */
     char fed_replication[FP_PATH_MAX]; /* cloud: replication rules file */
     /* [agent] */
@@ -49,6 +50,7 @@ typedef struct fp_config {
     bool delete_enabled;
     unsigned gc_grace_s;      /* blobs/manifests younger than this are never collected */
     unsigned upload_expiry_s; /* idle upload sessions are purged after this */
+    uint64_t cache_max;       /* pulled-through content kept before LRU eviction (0: unbounded) */
     /* [tls] */
     char tls_cert[FP_PATH_MAX];
     char tls_key[FP_PATH_MAX];
@@ -89,6 +91,8 @@ bool fp_config_list_has(const char *list, const char *item);
 
 int fp_parse_size(const char *s, uint64_t *out);
 int fp_parse_duration(const char *s, unsigned *seconds);
+/* The same in milliseconds, which also accepts an "ms" suffix. */
+int fp_parse_duration_ms(const char *s, unsigned *ms);
 int fp_parse_bool(const char *s, bool *out);
 
 #endif

@@ -48,7 +48,18 @@ struct sink {
     size_t max;
     int overflow;
     int aborted;
+    int cancelled;
 };
+
+static int on_progress(void *cls, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    struct sink *s = cls;
+    if (!s->opts->cancel(s->opts->cancel_ctx)) return 0;
+    s->cancelled = 1;
+    return 1;
+}
 
 static size_t on_body(char *data, size_t size, size_t n, void *cls)
 {
@@ -247,6 +258,11 @@ int fp_http_request(const char *method, const char *url, const fp_http_opts *opt
         curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
         curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, opts->stall_s);
     }
+    if (opts->cancel) {
+        curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(c, CURLOPT_XFERINFODATA, &s);
+        curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    }
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_USERAGENT, "fogport");
@@ -285,9 +301,10 @@ int fp_http_request(const char *method, const char *url, const fp_http_opts *opt
     fp_buf_free(&auth);
     if (rc != CURLE_OK) {
         fp_error_set(err, 0, "%s %s: %s", method, url,
-                     s.overflow  ? "response too large"
-                     : s.aborted ? "aborted by the receiver"
-                                 : curl_easy_strerror(rc));
+                     s.overflow    ? "response too large"
+                     : s.aborted   ? "aborted by the receiver"
+                     : s.cancelled ? "cancelled"
+                                   : curl_easy_strerror(rc));
         curl_easy_cleanup(c);
         fp_buf_free(&resp->body);
         return -1;

@@ -28,6 +28,11 @@ typedef struct fp_http_opts {
     const char *const *headers; /* extra request header lines, NULL-terminated */
     fp_http_sink sink;          /* stream a 2xx body here instead of into resp->body */
     void *sink_ctx;
+    /* Asked with every piece that arrives and about once a second while
+     * nothing does (connecting, waiting for an answer): nonzero abandons
+     * the request (it fails with "cancelled"). NULL: never. */
+    int (*cancel)(void *ctx);
+    void *cancel_ctx;
 } fp_http_opts;
 
 typedef struct fp_http_response {

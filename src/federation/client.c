@@ -1,14 +1,17 @@
 /* Calls from this node to another node's registry: its own identity (a
  * token from the token service named in the holder's challenge, obtained
  * with the node credential and cached per holder and repository until it
- * expires) and the forwarding headers. The holder decides what this node
+ * expires; the cloud signs its own) and the forwarding headers. The holder decides what this node
  * may pull, so a fog never gets from a peer what the cloud's policy does
  * not grant it. */
+#include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "core/fs.h"
 #include "core/log.h"
 #include "federation/fed_internal.h"
 
@@ -55,6 +58,40 @@ static bool same_origin(const char *url, const char *base)
     return !strncmp(url, base, n) && (url[n] == '/' || url[n] == '\0');
 }
 
+/* The cloud's token for a fog: signed with the cloud's token key, which
+ * every fog trusts, addressed to that fog alone (its id is its service)
+ * and granting only pull on the one repository. The cloud's policy already
+ * allowed the request it fetches for; the cloud is that policy's author. */
+static char *cloud_token(fp_federation *f, const struct fp_source *src, const char *repo,
+                         unsigned *ttl, fp_error *err)
+{
+    const fp_config *cfg = f->cfg;
+    time_t now = time(NULL);
+    *ttl = cfg->token_ttl_s ? cfg->token_ttl_s : 300;
+    unsigned char raw[16];
+    char jti[33];
+    if (fp_random_bytes(raw, sizeof raw) < 0) {
+        fp_error_set(err, errno, "random");
+        return NULL;
+    }
+    for (int i = 0; i < 16; i++)
+        snprintf(jti + 2 * i, 3, "%02x", raw[i]);
+    json_t *claims = json_pack(
+        "{s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:[{s:s, s:s, s:[s]}], s:{s:s}}", "iss",
+        cfg->token_issuer, "sub", cfg->node_id[0] ? cfg->node_id : "cloud", "aud", src->id, "exp",
+        (json_int_t)(now + *ttl), "nbf", (json_int_t)(now - 10), "iat", (json_int_t)now, "jti", jti,
+        "access", "type", "repository", "name", repo, "actions", "pull", "fogport", "kind", "node");
+    fp_buf token = FP_BUF_INIT;
+    int rc =
+        claims ? fp_jwt_sign(f->signing, claims, &token, err) : fp_error_set(err, ENOMEM, "claims");
+    json_decref(claims);
+    if (rc < 0) {
+        fp_buf_free(&token);
+        return NULL;
+    }
+    return token.data;
+}
+
 int fp_fed_call(fp_federation *f, const struct fp_source *src, const char *method, const char *path,
                 const char *repo, const fp_fed_origin *o, const char *const *extra,
                 fp_http_opts *opts, fp_http_response *resp, fp_error *err)
@@ -82,9 +119,18 @@ int fp_fed_call(fp_federation *f, const struct fp_source *src, const char *metho
     snprintf(url, sizeof url, "%s%s", src->url, path);
     snprintf(key, sizeof key, "%s %s", src->url, repo);
     char *token = cached_token(f, key);
+    if (!token && f->signing) {
+        unsigned ttl;
+        if (!(token = cloud_token(f, src, repo, &ttl, err))) {
+            memset(resp, 0, sizeof *resp);
+            return -1;
+        }
+        remember_token(f, key, token, ttl);
+    }
     int rc = fp_http_request(method, url, opts, token, NULL, resp, err);
     free(token);
-    if (rc < 0 || resp->status != 401) return rc;
+    /* the cloud's own token is all it has: a 401 stands */
+    if (rc < 0 || resp->status != 401 || f->signing) return rc;
     if (strncasecmp(resp->www_authenticate, "Bearer ", 7) != 0) return 0;
 
     char challenge[sizeof resp->www_authenticate];

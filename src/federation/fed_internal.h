@@ -5,8 +5,11 @@
 #include <pthread.h>
 
 #include "auth/join.h"
+#include "auth/jwt.h"
+#include "auth/nodes.h"
 #include "core/http_client.h"
 #include "core/name.h"
+#include "federation/directory.h"
 #include "federation/federation.h"
 
 #define FED_MAX_SOURCES 16
@@ -30,7 +33,14 @@ struct fed_token {
 struct fp_federation {
     const fp_config *cfg;
     fp_store *store;
-    fp_node_cred cred;
+    fp_node_cred cred; /* the cloud: only its CA and TLS certificate */
+    /* The cloud: its sources are the fogs that own a namespace (from its
+     * own directory), and it authenticates to them with tokens it signs
+     * itself: fogs trust the cloud's token key. */
+    bool cloud;
+    fp_key *signing;
+    fp_directory *dir;
+    fp_nodes *nodes;
     pthread_mutex_t lock; /* guards everything below */
     struct fp_source parent;
     bool has_parent;
@@ -52,6 +62,37 @@ size_t fp_fed_sources(fp_federation *f, const char *repo, bool by_digest, const 
                       struct fp_source *out, size_t max);
 /* A source failed: skip it for a while. */
 void fp_fed_source_failed(fp_federation *f, const char *id);
+
+/* A hedged race between holders (hedge.c): one attempt per holder, each
+ * on its own thread, the next holder asked when those asked so far have
+ * been silent for [federation] hedge_after (or at once when they all ended
+ * without an answer). The first attempt to claim the race wins; the others
+ * are told (fp_fed_race_lost, polled by their transfers through
+ * fp_fed_race_opts) and end on their own. */
+#define FED_RACE_MAX (FED_MAX_SOURCES + 2)
+typedef struct fed_race fed_race;
+struct fed_race_spec {
+    /* One attempt at src; its result is the caller's convention. slot
+     * names the attempt in fp_fed_race_claim/lost/opts. */
+    int (*attempt)(fed_race *race, unsigned slot, const struct fp_source *src, void *ctx);
+    void *ctx;
+    /* attempts may outlive the race's return: ctx is kept alive for them */
+    void (*ctx_ref)(void *ctx);
+    void (*ctx_unref)(void *ctx);
+    bool hedge; /* false: one holder at a time */
+};
+/* Ask src[*next], src[*next + 1] ... until an attempt claims the race and
+ * ends. Returns the index in src of the winner (*rc its result), or -1
+ * when every holder was asked and none claimed. *next: the first holder
+ * not asked. Losers may still be running when this returns. */
+int fp_fed_race_run(fp_federation *f, const struct fp_source *src, size_t n, size_t *next,
+                    const struct fed_race_spec *spec, int *rc);
+/* From an attempt: take the race; true when this attempt holds it. */
+bool fp_fed_race_claim(fed_race *r, unsigned slot);
+/* Has another attempt won? */
+bool fp_fed_race_lost(fed_race *r, unsigned slot);
+/* Make the attempt's HTTP transfers end once another attempt has won. */
+void fp_fed_race_opts(fed_race *r, unsigned slot, fp_http_opts *opts);
 
 /* One request to a source as this node, with a cached token for the
  * repository's pull scope (fetched on a 401 Bearer challenge), and the

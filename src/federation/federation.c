@@ -46,17 +46,52 @@ static size_t parse_peers(const char *list, struct fp_source *out, size_t max)
     return n;
 }
 
+/* The cloud: no node credential, no parent. It verifies fogs with its CA,
+ * presents its own TLS certificate (a fog may require one), signs its
+ * tokens with the token key and finds the owners in its own directory. */
+static int open_cloud(fp_federation *f, fp_error *err)
+{
+    const fp_config *cfg = f->cfg;
+    f->cloud = true;
+    if (cfg->node_ca[0])
+        snprintf(f->cred.cacert, sizeof f->cred.cacert, "%s/ca.crt", cfg->node_ca);
+    else
+        snprintf(f->cred.cacert, sizeof f->cred.cacert, "%s", cfg->node_cacert);
+    if (cfg->tls_cert[0] && cfg->tls_key[0]) {
+        snprintf(f->cred.cert, sizeof f->cred.cert, "%s", cfg->tls_cert);
+        snprintf(f->cred.key, sizeof f->cred.key, "%s", cfg->tls_key);
+        f->cred.has_cert = true;
+    }
+    if (fp_key_load(cfg->token_key, &f->signing, err) < 0 ||
+        fp_directory_open(&f->dir, cfg->data_dir, err) < 0 ||
+        fp_nodes_open(&f->nodes, cfg->data_dir, err) < 0)
+        return -1;
+    fp_info("event=federation role=cloud sources=owners");
+    return 0;
+}
+
 int fp_federation_open(fp_federation **out, const fp_config *cfg, fp_store *store, fp_error *err)
 {
     *out = NULL;
     bool fog = !strcmp(cfg->node_role, "fog"), edge = !strcmp(cfg->node_role, "edge");
-    if (!cfg->fed_enabled || (!fog && !edge)) return 0;
+    /* a cloud fetches fog-registered services from their owners; without a
+     * token key it has nothing to authenticate to them with */
+    bool cloud = !strcmp(cfg->node_role, "cloud") && cfg->token_key[0];
+    if (!cfg->fed_enabled || (!fog && !edge && !cloud)) return 0;
     fp_federation *f = calloc(1, sizeof *f);
     if (!f) return fp_error_set(err, ENOMEM, "federation");
     f->cfg = cfg;
     f->store = store;
     pthread_mutex_init(&f->lock, NULL);
     pthread_cond_init(&f->threads_done, NULL);
+    if (cloud) {
+        if (open_cloud(f, err) < 0) {
+            fp_federation_free(f);
+            return -1;
+        }
+        *out = f;
+        return 0;
+    }
     if (fp_node_cred_load(cfg, &f->cred, err) < 0) {
         fp_federation_free(f);
         return -1;
@@ -93,6 +128,9 @@ void fp_federation_free(fp_federation *f)
     for (size_t i = 0; i < FED_TOKEN_SLOTS; i++)
         free(f->tokens[i].token);
     fp_node_cred_clear(&f->cred);
+    fp_key_free(f->signing);
+    fp_directory_close(f->dir);
+    fp_nodes_close(f->nodes);
     pthread_cond_destroy(&f->threads_done);
     pthread_mutex_destroy(&f->lock);
     free(f);
@@ -111,6 +149,8 @@ static int by_rtt(const void *a, const void *b)
     return rx < ry ? -1 : rx > ry ? 1 : 0;
 }
 
+static size_t cloud_owner(fp_federation *f, const char *repo, struct fp_source *out);
+
 size_t fp_fed_sources(fp_federation *f, const char *repo, bool by_digest, const char *via,
                       struct fp_source *out, size_t max)
 {
@@ -120,6 +160,8 @@ size_t fp_fed_sources(fp_federation *f, const char *repo, bool by_digest, const 
     if (repo[owner_len] == '/' && strlen(f->cfg->node_id) == owner_len &&
         !memcmp(f->cfg->node_id, repo, owner_len))
         return 0;
+    /* the cloud asks owners only: whatever else a fog holds came from it */
+    if (f->cloud) return max ? cloud_owner(f, repo, out) : 0;
     pthread_mutex_lock(&f->lock);
     struct fp_source peers[FED_MAX_SOURCES];
     size_t np = f->npeers;
@@ -158,6 +200,71 @@ void fp_fed_source_failed(fp_federation *f, const char *id)
     pthread_mutex_unlock(&f->lock);
 }
 
+/* Replace the peer list, keeping what was measured about peers that stay. */
+static void install_peers(fp_federation *f, struct fp_source *fresh, size_t n)
+{
+    pthread_mutex_lock(&f->lock);
+    for (size_t k = 0; k < n; k++)
+        for (size_t j = 0; j < f->npeers; j++)
+            if (!strcmp(fresh[k].id, f->peers[j].id) && !strcmp(fresh[k].url, f->peers[j].url)) {
+                fresh[k].rtt_ms = f->peers[j].rtt_ms;
+                fresh[k].down_until = f->peers[j].down_until;
+            }
+    memcpy(f->peers, fresh, n * sizeof *fresh);
+    f->npeers = n;
+    pthread_mutex_unlock(&f->lock);
+}
+
+static bool add_peer(struct fp_source *out, size_t *n, const char *id, const char *url)
+{
+    if (*n >= FED_MAX_SOURCES || !url[0] || strlen(url) >= sizeof out->url ||
+        strlen(id) >= sizeof out->id)
+        return false;
+    struct fp_source *s = &out[(*n)++];
+    memset(s, 0, sizeof *s);
+    snprintf(s->id, sizeof s->id, "%s", id);
+    snprintf(s->url, sizeof s->url, "%s", url);
+    trim_url(s->url);
+    s->rtt_ms = -1;
+    return true;
+}
+
+/* The cloud: the node whose namespace repo is (its first component), when
+ * it joined, is not revoked and said where it is. Looked up at each miss,
+ * so a deployment of any size needs no list kept here. */
+struct owner_scan {
+    const char *id;
+    struct fp_source *out;
+    bool found;
+};
+
+static int owner_location(void *ctx, const fp_directory_entry *e)
+{
+    struct owner_scan *os = ctx;
+    if (strcmp(e->id, os->id) != 0) return 0;
+    size_t n = 0;
+    os->found = add_peer(os->out, &n, e->id, e->url);
+    return 1;
+}
+
+static size_t cloud_owner(fp_federation *f, const char *repo, struct fp_source *out)
+{
+    char id[FP_NODE_ID_MAX + 1];
+    size_t len = strcspn(repo, "/");
+    if (!repo[len] || len >= sizeof id) return 0;
+    memcpy(id, repo, len);
+    id[len] = '\0';
+    if (!fp_node_id_valid(id) || !fp_nodes_known(f->nodes, id) || fp_nodes_revoked(f->nodes, id))
+        return 0;
+    struct owner_scan os = {.id = id, .out = out};
+    fp_error err;
+    if (fp_directory_list(f->dir, owner_location, &os, &err) < 0) {
+        fp_warn("event=directory_unavailable error=\"%s\"", err.msg);
+        return 0;
+    }
+    return os.found ? 1 : 0;
+}
+
 /* Peers from the cloud's node directory: the other fogs that have a URL. */
 static void refresh_peers(fp_federation *f)
 {
@@ -181,31 +288,15 @@ static void refresh_peers(fp_federation *f)
         const char *id = json_string_value(json_object_get(node, "id"));
         const char *role = json_string_value(json_object_get(node, "role"));
         const char *nurl = json_string_value(json_object_get(node, "url"));
-        if (!id || !role || !nurl || !nurl[0] || strcmp(role, "fog") != 0 ||
-            !strcmp(id, f->cfg->node_id) || json_is_true(json_object_get(node, "revoked")) ||
-            n >= FED_MAX_SOURCES || strlen(nurl) >= sizeof fresh[n].url)
+        if (!id || !role || !nurl || strcmp(role, "fog") != 0 || !strcmp(id, f->cfg->node_id) ||
+            json_is_true(json_object_get(node, "revoked")))
             continue;
-        memset(&fresh[n], 0, sizeof fresh[n]);
-        snprintf(fresh[n].id, sizeof fresh[n].id, "%s", id);
-        snprintf(fresh[n].url, sizeof fresh[n].url, "%s", nurl);
-        trim_url(fresh[n].url);
-        fresh[n].rtt_ms = -1;
-        n++;
+        add_peer(fresh, &n, id, nurl);
     }
     bool ok = json_is_array(json_object_get(doc, "nodes"));
     json_decref(doc);
     if (!ok) return; /* keep the peers we know */
-    pthread_mutex_lock(&f->lock);
-    /* keep what was measured about peers that stay */
-    for (size_t k = 0; k < n; k++)
-        for (size_t j = 0; j < f->npeers; j++)
-            if (!strcmp(fresh[k].id, f->peers[j].id) && !strcmp(fresh[k].url, f->peers[j].url)) {
-                fresh[k].rtt_ms = f->peers[j].rtt_ms;
-                fresh[k].down_until = f->peers[j].down_until;
-            }
-    memcpy(f->peers, fresh, n * sizeof *fresh);
-    f->npeers = n;
-    pthread_mutex_unlock(&f->lock);
+    install_peers(f, fresh, n);
 }
 
 static double now_ms(void)
@@ -266,7 +357,8 @@ void fp_federation_tick(fp_federation *f, time_t now)
         f->next_peers = now + (f->npeers ? PEERS_REFRESH_S : 2);
         f->next_rtt = 0; /* measure the new list at once */
     }
-    if (now >= f->next_rtt) {
+    /* the cloud asks each namespace's owner only: nothing to choose by */
+    if (!f->cloud && now >= f->next_rtt) {
         measure_all(f);
         f->next_rtt = now + RTT_INTERVAL_S;
     }

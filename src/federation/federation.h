@@ -4,7 +4,9 @@
  * then its parent), verifies it against its digest while it streams to the
  * client and into the store, and serves it locally from then on. The node
  * authenticates to other nodes with its own credential, so each holder
- * enforces the cloud's policy on the fog that asks.
+ * enforces the cloud's policy on the fog that asks. The cloud fetches a
+ * fog-registered service (fog-2/...) from its owner, with a token it signs
+ * itself.
  *
  * Loops are impossible by construction: a request from a peer (header
  * Fogport-Peer) is answered from what the node holds or is fetching, never
@@ -33,7 +35,7 @@ typedef struct fp_fed_origin {
 } fp_fed_origin;
 
 /* NULL in *out (and 0) when this node does not pull through (a standalone
- * registry, a cloud, or [federation] enabled = false). */
+ * registry, a cloud without a token key, or [federation] enabled = false). */
 int fp_federation_open(fp_federation **out, const fp_config *cfg, fp_store *store, fp_error *err);
 void fp_federation_free(fp_federation *f);
 /* From the serve loop, once a second: refresh the peer list, measure

@@ -1,8 +1,10 @@
 /* Blob pull-through. One fetch per digest at a time, on its own thread:
  * bytes from the nearest holder go into an upload session of the store
  * (hashed on the way, like a push) while every request waiting for the blob
- * reads them back from the session's file as they arrive. When a holder
- * fails part-way the fetch resumes from the next holder with a Range
+ * reads them back from the session's file as they arrive. Until the first
+ * byte a silent holder is hedged (hedge.c): the next holder is asked too,
+ * and the first to deliver a byte becomes the session's one writer. When a
+ * holder fails part-way the fetch resumes from the next holder with a Range
  * request; when the finished bytes do not match the digest, the readers'
  * streams are cut (their clients see a broken transfer, never wrong bytes
  * that look complete), the bytes are thrown away and the next holder is
@@ -29,8 +31,9 @@ struct fp_fetch {
     /* under fed->lock */
     enum fetch_state state;
     bool not_found;    /* failed because nobody had it */
+    bool anyone;       /* a holder said it has it */
     unsigned epoch;    /* bumped when bytes are thrown away */
-    fp_upload *upload; /* the session being written (the fetch thread's alone) */
+    fp_upload *upload; /* the session: written by the attempt that claimed the race */
     int session_fd;    /* read-only on the session's file, for readers to dup (-1: none);
                           once committed the same inode is the stored blob */
     uint64_t written;  /* bytes in the session */
@@ -49,6 +52,9 @@ struct fp_fetch_reader {
 /* Sink state for one request to one holder. */
 struct transfer {
     fp_fetch *x;
+    fed_race *race;
+    unsigned slot;
+    bool claimed;  /* this transfer is the session's one writer */
     uint64_t skip; /* bytes to drop first (a holder that ignored our Range) */
     fp_error err;
     bool write_failed;
@@ -64,6 +70,12 @@ static int on_bytes(void *ctx, const char *data, size_t len)
         data += drop;
         len -= drop;
         if (!len) return 0;
+    }
+    /* the first holder to deliver a byte writes the session; the others
+     * of a hedged race stop here */
+    if (!t->claimed && !(t->claimed = fp_fed_race_claim(t->race, t->slot))) {
+        fp_error_set(&t->err, 0, "another holder was faster");
+        return -1;
     }
     uint64_t max = x->fed->cfg->max_blob_bytes;
     if ((x->size_known && x->written + len > x->size) || (max && x->written + len > max)) {
@@ -93,23 +105,30 @@ static bool range_total(const char *cr, uint64_t *start, uint64_t *total)
 }
 
 /* 0: every byte arrived; 1: the holder does not have it; -1: failed. */
-static int fetch_from(fp_fetch *x, const struct fp_source *src)
+static int fetch_from(fp_fetch *x, const struct fp_source *src, fed_race *race, unsigned slot)
 {
     fp_federation *f = x->fed;
     char path[FP_NAME_MAX + FP_DIGEST_MAX + 32], range[64];
     snprintf(path, sizeof path, "/v2/%s/blobs/%s", x->repo, x->digest);
+    pthread_mutex_lock(&f->lock);
     uint64_t from = x->written;
+    pthread_mutex_unlock(&f->lock);
     snprintf(range, sizeof range, "Range: bytes=%" PRIu64 "-", from);
     const char *extra[] = {from ? range : NULL, NULL};
-    struct transfer t = {.x = x};
+    struct transfer t = {.x = x, .race = race, .slot = slot};
     fp_http_opts opts = {.connect_timeout_s =
                              f->cfg->fed_peer_timeout_s ? f->cfg->fed_peer_timeout_s : 3,
                          .stall_s = 15,
                          .sink = on_bytes,
                          .sink_ctx = &t};
+    fp_fed_race_opts(race, slot, &opts);
     fp_http_response resp;
     fp_error err;
     int rc = fp_fed_call(f, src, "GET", path, x->repo, &x->origin, extra, &opts, &resp, &err);
+    if (fp_fed_race_lost(race, slot)) {
+        if (rc == 0) fp_http_response_free(&resp);
+        return -1;
+    }
     long status = rc == 0 ? resp.status : 0;
     if (rc == 0) fp_http_response_free(&resp);
     if (rc == 0 && (status == 404 || status == 401 || status == 403)) return 1;
@@ -126,17 +145,23 @@ static int fetch_from(fp_fetch *x, const struct fp_source *src)
                 x->digest, x->written, t.write_failed ? t.err.msg : err.msg);
         return -1;
     }
-    return x->size_known && x->written != x->size ? -1 : 0;
+    /* an empty body: the first holder to finish wins */
+    if (!t.claimed && !fp_fed_race_claim(race, slot)) return -1;
+    pthread_mutex_lock(&f->lock);
+    bool whole = !x->size_known || x->written == x->size;
+    pthread_mutex_unlock(&f->lock);
+    return whole ? 0 : -1;
 }
 
 /* The size, once a holder has said it: from a HEAD (cheap, and lets the
  * waiting requests answer before the first byte). */
-static int learn_size(fp_fetch *x, const struct fp_source *src)
+static int learn_size(fp_fetch *x, const struct fp_source *src, fed_race *race, unsigned slot)
 {
     char path[FP_NAME_MAX + FP_DIGEST_MAX + 32];
     snprintf(path, sizeof path, "/v2/%s/blobs/%s", x->repo, x->digest);
     unsigned quiet = x->fed->cfg->fed_peer_timeout_s ? x->fed->cfg->fed_peer_timeout_s : 3;
     fp_http_opts opts = {.timeout_s = 15, .connect_timeout_s = quiet, .stall_s = quiet};
+    fp_fed_race_opts(race, slot, &opts);
     fp_http_response resp;
     fp_error err;
     if (fp_fed_call(x->fed, src, "HEAD", path, x->repo, &x->origin, NULL, &opts, &resp, &err) < 0)
@@ -148,9 +173,11 @@ static int learn_size(fp_fetch *x, const struct fp_source *src)
     if (status == 404 || status == 401 || status == 403) return 1;
     if (status != 200 || !has) return -1;
     pthread_mutex_lock(&x->fed->lock);
-    x->size = len;
-    x->size_known = true;
-    pthread_cond_broadcast(&x->moved);
+    if (!x->size_known) { /* a hedged holder may have said it first */
+        x->size = len;
+        x->size_known = true;
+        pthread_cond_broadcast(&x->moved);
+    }
     pthread_mutex_unlock(&x->fed->lock);
     return 0;
 }
@@ -160,6 +187,7 @@ static int learn_size(fp_fetch *x, const struct fp_source *src)
 static int begin_session(fp_fetch *x, fp_error *err)
 {
     if (fp_upload_begin_ephemeral(x->fed->store, x->repo, &x->upload, err) < 0) return -1;
+    fp_upload_set_cached(x->upload); /* cache, evictable ([storage] cache_max) */
     char path[FP_PATH_MAX + 64];
     fp_upload_file_path(x->upload, path, sizeof path);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -202,38 +230,79 @@ static void finish(fp_fetch *x, enum fetch_state state, bool not_found)
     pthread_mutex_unlock(&f->lock);
 }
 
+/* One attempt at a holder (on its own thread, see hedge.c): its size
+ * first unless known, then the bytes. 0: every byte arrived; 1: the holder
+ * does not have it; -1: failed, or another holder was faster. */
+static int fetch_attempt(fed_race *race, unsigned slot, const struct fp_source *s, void *ctx)
+{
+    fp_fetch *x = ctx;
+    fp_federation *f = x->fed;
+    pthread_mutex_lock(&f->lock);
+    bool known = x->size_known;
+    pthread_mutex_unlock(&f->lock);
+    if (!known) {
+        int h = learn_size(x, s, race, slot);
+        if (h != 0) {
+            if (h < 0 && !s->parent && !fp_fed_race_lost(race, slot))
+                fp_fed_source_failed(f, s->id);
+            return h;
+        }
+    }
+    pthread_mutex_lock(&f->lock);
+    x->anyone = true;
+    pthread_mutex_unlock(&f->lock);
+    int rc = fetch_from(x, s, race, slot);
+    if (rc < 0 && !s->parent && !fp_fed_race_lost(race, slot)) fp_fed_source_failed(f, s->id);
+    return rc;
+}
+
+static void fetch_ref(void *ctx)
+{
+    fp_fetch *x = ctx;
+    pthread_mutex_lock(&x->fed->lock);
+    x->refs++;
+    pthread_mutex_unlock(&x->fed->lock);
+}
+
+static void fetch_unref(void *ctx)
+{
+    fp_fetch_unref(ctx);
+}
+
 static void *fetch_main(void *arg)
 {
     fp_fetch *x = arg;
     fp_federation *f = x->fed;
-    struct fp_source src[FED_MAX_SOURCES + 1];
+    struct fp_source src[FED_MAX_SOURCES + 2];
     size_t n = fp_fed_sources(f, x->repo, true, x->origin.via, src, FED_MAX_SOURCES + 1);
+    /* the parent is the last resort: it gets a second try */
+    if (n && src[n - 1].parent) {
+        src[n] = src[n - 1];
+        n++;
+    }
     fp_error err;
-    bool done = false, anyone = false;
+    bool done = false;
     if (n && begin_session(x, &err) < 0) {
         fp_warn("event=fetch_failed digest=%s error=\"%s\"", x->digest, err.msg);
         n = 0;
     }
-    /* Each holder in turn, nearest first; an interrupted transfer goes on
-     * from the next holder where it stopped. The parent gets a second try,
-     * as it is the last resort. */
-    for (size_t i = 0; n && i < n + 1 && !done; i++) {
-        const struct fp_source *s = &src[i < n ? i : n - 1];
-        if (i == n && !s->parent) break;
-        if (!x->size_known) {
-            int h = learn_size(x, s);
-            if (h != 0) {
-                if (h < 0 && !s->parent) fp_fed_source_failed(f, s->id);
-                continue;
-            }
-        }
-        anyone = true;
-        int rc = fetch_from(x, s);
-        if (rc == 1) continue;
-        if (rc < 0) {
-            if (!s->parent) fp_fed_source_failed(f, s->id);
-            continue;
-        }
+    /* Holders nearest first. Until the first byte, a silent holder is
+     * hedged (the next one is asked too, the first to deliver writes the
+     * session); an interrupted transfer goes on from the next holder where
+     * it stopped, one holder at a time. */
+    for (size_t next = 0; next < n && !done;) {
+        pthread_mutex_lock(&f->lock);
+        bool fresh = x->written == 0;
+        pthread_mutex_unlock(&f->lock);
+        struct fed_race_spec spec = {.attempt = fetch_attempt,
+                                     .ctx = x,
+                                     .ctx_ref = fetch_ref,
+                                     .ctx_unref = fetch_unref,
+                                     .hedge = fresh};
+        int rc;
+        int w = fp_fed_race_run(f, src, n, &next, &spec, &rc);
+        if (w < 0 || rc != 0) continue;
+        const struct fp_source *s = &src[w];
         char computed[FP_DIGEST_MAX];
         rc = fp_upload_finish(x->upload, x->digest, computed, &err);
         if (rc == 0) {
@@ -254,6 +323,9 @@ static void *fetch_main(void *arg)
     }
     if (x->upload) fp_upload_release(x->upload);
     x->upload = NULL;
+    pthread_mutex_lock(&f->lock);
+    bool anyone = x->anyone;
+    pthread_mutex_unlock(&f->lock);
     finish(x, done ? F_DONE : F_FAILED, !anyone);
     fp_fetch_unref(x); /* the thread's reference */
     pthread_mutex_lock(&f->lock);
@@ -265,6 +337,11 @@ static void *fetch_main(void *arg)
 int fp_fed_fetch_blob(fp_federation *f, const char *repo, const char *digest, bool start,
                       const fp_fed_origin *o, fp_fetch **out, uint64_t *size, fp_error *err)
 {
+    /* the cloud misses most blobs a client pushes (it HEADs them first):
+     * outside a node's namespace there is no one to ask, and no thread to
+     * start */
+    struct fp_source owner;
+    if (f->cloud && fp_fed_sources(f, repo, true, NULL, &owner, 1) == 0) return FP_STORE_NOT_FOUND;
     pthread_mutex_lock(&f->lock);
     fp_fetch *x = f->inflight;
     while (x && strcmp(x->digest, digest) != 0)

@@ -14,6 +14,7 @@
 #include "registry/request.h"
 
 #define MAX_TAGS_PER_PUT 64
+#define TOUCH_EVERY_S    60
 
 static bool ref_is_digest(const char *ref)
 {
@@ -75,6 +76,14 @@ static void get_manifest(fp_req *r)
         fp_respond_store_error(r, rc, &err, "MANIFEST_UNKNOWN", "manifest unknown to registry");
         return;
     }
+    /* cache eviction takes the least recently used images first: note the
+     * use, at most once a minute (a write) */
+    int64_t now = (int64_t)time(NULL);
+    fp_error terr;
+    if (now - row.last_used >= TOUCH_EVERY_S &&
+        fp_store_manifest_touch(r->reg->store, r->route.name, row.digest, now, &terr) < 0)
+        fp_debug("event=touch_failed repo=%s digest=%s error=\"%s\"", r->route.name, row.digest,
+                 terr.msg);
     char etag[FP_DIGEST_MAX + 2];
     snprintf(etag, sizeof etag, "\"%s\"", row.digest);
     const char *inm = fp_req_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH);

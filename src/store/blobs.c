@@ -92,14 +92,25 @@ int fp_store_blob_mount(fp_store *s, const char *repo, const char *digest, const
         fp_db_rollback(db);
         return rc;
     }
+    /* a push that mounts a blob adopts it: no longer cache to evict */
     int64_t repo_id;
     if (fp_store_repo_id(db, repo, true, &repo_id, err) < 0 ||
-        link_blob(db, repo_id, digest, err) < 0)
+        link_blob(db, repo_id, digest, err) < 0 || fp_store_blob_adopt(db, digest, err) < 0)
         goto fail;
     return fp_db_commit(db, err);
 fail:
     fp_db_rollback(db);
     return -1;
+}
+
+int fp_store_blob_adopt(fp_db *db, const char *digest, fp_error *err)
+{
+    sqlite3_stmt *st = fp_db_stmt(db, ST_BLOB_ADOPT, err);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, digest, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : fp_db_fail(db, err, "adopt blob");
 }
 
 int fp_store_blob_link_referenced(fp_store *s, const char *repo, const char *digest, fp_error *err)
@@ -167,7 +178,8 @@ fail:
 }
 
 int fp_store_blob_commit(struct fp_store *s, const char *repo, const char *tmp_path,
-                         const char *digest, uint64_t size, const char *upload_id, fp_error *err)
+                         const char *digest, uint64_t size, const char *upload_id, bool cached,
+                         fp_error *err)
 {
     char path[FP_PATH_MAX + 200];
     if (fp_store_blob_path(s, digest, path, sizeof path) < 0)
@@ -193,6 +205,7 @@ int fp_store_blob_commit(struct fp_store *s, const char *repo, const char *tmp_p
     sqlite3_bind_text(st, 1, digest, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, (int64_t)size);
     sqlite3_bind_int64(st, 3, (int64_t)time(NULL));
+    sqlite3_bind_int(st, 4, cached);
     rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE) {

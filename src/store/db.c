@@ -8,7 +8,9 @@
 
 static const char *const stmt_sql[ST_COUNT] = {
     [ST_BLOB_GET] = "SELECT size FROM blobs WHERE digest = ?1",
-    [ST_BLOB_INSERT] = "INSERT OR IGNORE INTO blobs(digest, size, created) VALUES (?1, ?2, ?3)",
+    [ST_BLOB_INSERT] = "INSERT INTO blobs(digest, size, created, cached) VALUES (?1, ?2, ?3, ?4) "
+                       "ON CONFLICT(digest) DO UPDATE SET cached = MIN(cached, excluded.cached)",
+    [ST_BLOB_ADOPT] = "UPDATE blobs SET cached = 0 WHERE digest = ?1 AND cached = 1",
     [ST_REPO_GET] = "SELECT id FROM repos WHERE name = ?1",
     [ST_REPO_INSERT] = "INSERT INTO repos(name, created) VALUES (?1, ?2)",
     [ST_REPO_BLOB_GET] =
@@ -28,8 +30,12 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_MANIFEST_REF_INSERT] =
         "INSERT OR IGNORE INTO manifest_refs(digest, child, is_manifest) VALUES (?1, ?2, ?3)",
     [ST_REPO_MANIFEST_INSERT] =
-        "INSERT INTO repo_manifests(repo, digest, created) VALUES (?1, ?2, ?3) "
-        "ON CONFLICT(repo, digest) DO UPDATE SET created = excluded.created",
+        "INSERT INTO repo_manifests(repo, digest, created, last_used) VALUES (?1, ?2, ?3, ?3) "
+        "ON CONFLICT(repo, digest) DO UPDATE SET created = excluded.created, "
+        "last_used = excluded.last_used",
+    [ST_REPO_MANIFEST_TOUCH] =
+        "UPDATE repo_manifests SET last_used = ?3 WHERE repo = (SELECT id FROM repos WHERE "
+        "name = ?1) AND digest = ?2 AND last_used < ?3",
     [ST_REPO_MANIFEST_IN_REPO] = "SELECT 1 FROM repo_manifests WHERE repo = ?1 AND digest = ?2",
     [ST_REPO_MANIFEST_DELETE] = "DELETE FROM repo_manifests WHERE repo = ?1 AND digest = ?2",
     [ST_TAG_SET] = "INSERT INTO tags(repo, name, digest, updated, cached) VALUES (?1, ?2, ?3, ?4, "
@@ -38,13 +44,14 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_TAG_DELETE] = "DELETE FROM tags WHERE repo = ?1 AND name = ?2",
     [ST_TAGS_DELETE_DIGEST] = "DELETE FROM tags WHERE repo = ?1 AND digest = ?2",
     [ST_MANIFEST_BY_TAG] =
-        "SELECT m.digest, m.media_type, m.body, t.updated, t.cached FROM repos r JOIN tags t ON "
-        "t.repo = r.id "
-        "JOIN manifests m ON m.digest = t.digest WHERE r.name = ?1 AND t.name = ?2",
+        "SELECT m.digest, m.media_type, m.body, t.updated, t.cached, COALESCE(rm.last_used, 0) "
+        "FROM repos r JOIN tags t ON t.repo = r.id JOIN manifests m ON m.digest = t.digest "
+        "LEFT JOIN repo_manifests rm ON rm.repo = t.repo AND rm.digest = t.digest "
+        "WHERE r.name = ?1 AND t.name = ?2",
     [ST_MANIFEST_BY_DIGEST] =
-        "SELECT m.digest, m.media_type, m.body, 0, 0 FROM repos r JOIN repo_manifests rm ON "
-        "rm.repo = r.id JOIN manifests m ON m.digest = rm.digest WHERE r.name = ?1 AND "
-        "rm.digest = ?2",
+        "SELECT m.digest, m.media_type, m.body, 0, 0, rm.last_used FROM repos r JOIN "
+        "repo_manifests rm ON rm.repo = r.id JOIN manifests m ON m.digest = rm.digest WHERE "
+        "r.name = ?1 AND rm.digest = ?2",
     [ST_TAGS_LIST] = "SELECT t.name FROM repos r JOIN tags t ON t.repo = r.id WHERE r.name = ?1 "
                      "AND t.name > ?2 ORDER BY t.name LIMIT ?3",
     [ST_REPO_HAS_CONTENT] =
@@ -58,13 +65,16 @@ static const char *const stmt_sql[ST_COUNT] = {
         "WHERE r.name = ?1 AND m.subject = ?2 ORDER BY m.digest",
 };
 
-/* Schema version 2 (1 plus manifests.lazy and tags.cached, see
- * fp_db_migrate). Manifests and blobs are global and content-addressed;
- * repo_blobs / repo_manifests say which repository may see which (as
- * Distribution's linked blob store does), so bytes are stored once. */
+/* Schema version 3 (1 plus manifests.lazy and tags.cached in 2, plus
+ * blobs.cached and repo_manifests.last_used in 3, see fp_db_migrate).
+ * Manifests and blobs are global and content-addressed; repo_blobs /
+ * repo_manifests say which repository may see which (as Distribution's
+ * linked blob store does), so bytes are stored once. Pulled-through
+ * content is marked (manifests.lazy, tags.cached, blobs.cached) until a
+ * push adopts it: that is what cache eviction may remove (evict.c). */
 static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS blobs(digest TEXT PRIMARY KEY, size INTEGER NOT NULL, "
-    "  created INTEGER NOT NULL) WITHOUT ROWID;"
+    "  created INTEGER NOT NULL, cached INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS repos(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, "
     "  created INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS repo_blobs(repo INTEGER NOT NULL, digest TEXT NOT NULL, "
@@ -78,7 +88,8 @@ static const char schema_sql[] =
     "  is_manifest INTEGER NOT NULL, PRIMARY KEY(digest, child)) WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS manifest_refs_child ON manifest_refs(child);"
     "CREATE TABLE IF NOT EXISTS repo_manifests(repo INTEGER NOT NULL, digest TEXT NOT NULL, "
-    "  created INTEGER NOT NULL, PRIMARY KEY(repo, digest)) WITHOUT ROWID;"
+    "  created INTEGER NOT NULL, last_used INTEGER NOT NULL DEFAULT 0, "
+    "  PRIMARY KEY(repo, digest)) WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS repo_manifests_digest ON repo_manifests(digest);"
     "CREATE TABLE IF NOT EXISTS tags(repo INTEGER NOT NULL, name TEXT NOT NULL, "
     "  digest TEXT NOT NULL, updated INTEGER NOT NULL, cached INTEGER NOT NULL DEFAULT 0, "
@@ -221,8 +232,11 @@ static int user_version(fp_db *db, int *v, fp_error *err)
     return rc == SQLITE_ROW ? 0 : fp_db_fail(db, err, "read schema version");
 }
 
-/* Version 1 stores lack the pull-through columns: add them, once, under the
- * write lock (another process may be opening the same store). */
+/* Older stores lack columns: version 1 the pull-through ones, version 2
+ * the cache's (blobs already stored count as pushed: nothing is evicted
+ * that was not known to be pulled through; an image was last used when it
+ * was stored). Added once, under the write lock (another process may be
+ * opening the same store). */
 int fp_db_migrate(fp_db *db, fp_error *err)
 {
     int v;
@@ -232,7 +246,14 @@ int fp_db_migrate(fp_db *db, fp_error *err)
                               "ALTER TABLE tags ADD COLUMN cached INTEGER NOT NULL DEFAULT 0;",
                               err) < 0))
         goto fail;
-    if (v < FP_DB_SCHEMA_VERSION && fp_db_exec(db, "PRAGMA user_version = 2", err) < 0) goto fail;
+    if ((v == 1 || v == 2) &&
+        fp_db_exec(db,
+                   "ALTER TABLE blobs ADD COLUMN cached INTEGER NOT NULL DEFAULT 0;"
+                   "ALTER TABLE repo_manifests ADD COLUMN last_used INTEGER NOT NULL DEFAULT 0;"
+                   "UPDATE repo_manifests SET last_used = created;",
+                   err) < 0)
+        goto fail;
+    if (v < FP_DB_SCHEMA_VERSION && fp_db_exec(db, "PRAGMA user_version = 3", err) < 0) goto fail;
     if (v > FP_DB_SCHEMA_VERSION) {
         fp_error_set(err, 0, "store schema version %d is newer than this fogport's (%d)", v,
                      FP_DB_SCHEMA_VERSION);

@@ -15,7 +15,8 @@ struct fp_store;
 /* Statement ids; the SQL text for each is in db.c. */
 enum fp_stmt {
     ST_BLOB_GET,             /* digest -> size */
-    ST_BLOB_INSERT,          /* digest, size, created */
+    ST_BLOB_INSERT,          /* digest, size, created, cached */
+    ST_BLOB_ADOPT,           /* digest: a push names it, it is no longer cache */
     ST_REPO_GET,             /* name -> id */
     ST_REPO_INSERT,          /* name, created */
     ST_REPO_BLOB_GET,        /* repo name, digest -> size */
@@ -28,14 +29,16 @@ enum fp_stmt {
     ST_MANIFEST_INSERT,      /* digest, media_type, size, body, subject, artifact_type, annotations,
                                 created */
     ST_MANIFEST_REF_INSERT,  /* digest, child, is_manifest */
-    ST_REPO_MANIFEST_INSERT, /* repo id, digest, created */
+    ST_REPO_MANIFEST_INSERT, /* repo id, digest, created (also last used) */
+    ST_REPO_MANIFEST_TOUCH,  /* repo name, digest, now: last used */
     ST_REPO_MANIFEST_IN_REPO, /* repo id, digest -> 1 */
     ST_REPO_MANIFEST_DELETE,  /* repo id, digest */
     ST_TAG_SET,               /* repo id, name, digest, updated, cached */
     ST_TAG_DELETE,            /* repo id, name */
     ST_TAGS_DELETE_DIGEST,    /* repo id, digest */
-    ST_MANIFEST_BY_TAG,       /* repo name, tag -> digest, media_type, body */
-    ST_MANIFEST_BY_DIGEST,    /* repo name, digest -> digest, media_type, body */
+    ST_MANIFEST_BY_TAG,       /* repo name, tag -> digest, media_type, body, updated, cached,
+                                 last_used */
+    ST_MANIFEST_BY_DIGEST,    /* repo name, digest -> the same */
     ST_TAGS_LIST,             /* repo name, last, limit -> name */
     ST_REPO_HAS_CONTENT,      /* repo name -> 1 */
     ST_CATALOG,               /* last, limit -> name */
@@ -64,7 +67,7 @@ int fp_db_fail(fp_db *db, fp_error *err, const char *what);
 /* Open and configure a connection (WAL, synchronous=FULL, busy timeout). */
 int fp_db_open(const char *path, sqlite3 **out, fp_error *err);
 const char *fp_db_schema_sql(void);
-#define FP_DB_SCHEMA_VERSION 2
+#define FP_DB_SCHEMA_VERSION 3
 /* Bring an older store's schema up to FP_DB_SCHEMA_VERSION. */
 int fp_db_migrate(fp_db *db, fp_error *err);
 void fp_db_free(fp_db *c);

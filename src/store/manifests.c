@@ -44,6 +44,8 @@ static int put_locked(fp_db *db, const char *repo, const fp_manifest_put *m,
                      r->digest, err);
         if (rc == FP_STORE_NOT_FOUND && missing) snprintf(missing, FP_DIGEST_MAX, "%s", r->digest);
         if (rc != 0) return rc;
+        /* a pushed manifest adopts its blobs: they are no longer cache */
+        if (!r->is_manifest && fp_store_blob_adopt(db, r->digest, err) < 0) return -1;
     }
     int64_t now = (int64_t)time(NULL);
     sqlite3_stmt *st = fp_db_stmt(db, ST_MANIFEST_INSERT, err);
@@ -153,6 +155,7 @@ int fp_store_manifest_get(fp_store *s, const char *repo, const char *ref, bool b
     out->size = (size_t)sqlite3_column_bytes(st, 2);
     out->tag_updated = sqlite3_column_int64(st, 3);
     out->tag_cached = sqlite3_column_int(st, 4) != 0;
+    out->last_used = sqlite3_column_int64(st, 5);
     out->body = NULL;
     if (want_body) {
         out->body = malloc(out->size ? out->size : 1);
@@ -208,6 +211,18 @@ int fp_store_manifest_delete(fp_store *s, const char *repo, const char *ref, boo
 out:
     fp_db_rollback(db);
     return rc;
+}
+
+int fp_store_manifest_touch(fp_store *s, const char *repo, const char *digest, int64_t now,
+                            fp_error *err)
+{
+    fp_db *db = fp_db_get(s, err);
+    sqlite3_stmt *st = db ? fp_db_stmt(db, ST_REPO_MANIFEST_TOUCH, err) : NULL;
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, repo, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, digest, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, now);
+    return step_done(db, st, err, "touch manifest");
 }
 
 static int list_names(fp_db *db, sqlite3_stmt *st, fp_name_cb cb, void *ctx, fp_error *err)

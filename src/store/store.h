@@ -71,6 +71,9 @@ typedef struct fp_upload fp_upload;
 int fp_upload_create(fp_store *s, const char *repo, char id[37], fp_error *err);
 /* An upload that lives only for one request (monolithic POST). */
 int fp_upload_begin_ephemeral(fp_store *s, const char *repo, fp_upload **out, fp_error *err);
+/* The bytes come from another node (pull-through): the blob is recorded as
+ * cache, which fp_store_evict may remove, until a push names it. */
+void fp_upload_set_cached(fp_upload *u);
 /* Returns FP_STORE_NOT_FOUND for an unknown id or one of another repo,
  * FP_STORE_BUSY when another request holds it. */
 int fp_upload_acquire(fp_store *s, const char *repo, const char *id, fp_upload **out,
@@ -139,6 +142,7 @@ typedef struct fp_manifest_row {
     size_t size;
     int64_t tag_updated; /* by tag: when the tag was last set or re-validated */
     bool tag_cached;     /* by tag: the tag came from another node */
+    int64_t last_used;   /* when the manifest was last stored or touched in the repository */
 } fp_manifest_row;
 
 /* ref is a tag, or a digest when by_digest. */
@@ -146,6 +150,11 @@ int fp_store_manifest_get(fp_store *s, const char *repo, const char *ref, bool b
                           bool want_body, fp_manifest_row *out, fp_error *err);
 int fp_store_manifest_delete(fp_store *s, const char *repo, const char *ref, bool by_digest,
                              fp_error *err);
+/* The manifest was used (served) at now: the least recently used cached
+ * images are evicted first. A write: callers do it at most once a minute
+ * per manifest (compare fp_manifest_row.last_used). */
+int fp_store_manifest_touch(fp_store *s, const char *repo, const char *digest, int64_t now,
+                            fp_error *err);
 
 /* Listing. Callbacks return 0 to continue, non-zero to stop. */
 typedef int (*fp_name_cb)(void *ctx, const char *name);
@@ -179,6 +188,39 @@ struct fp_gc_stats {
     uint64_t orphan_files_removed;
 };
 int fp_store_gc(fp_store *s, unsigned grace_s, bool dry_run, struct fp_gc_stats *st, fp_error *err);
+
+/* Cache eviction: a node that pulls through keeps what it fetched
+ * (manifests stored lazy, blobs recorded as cached) only up to max_bytes.
+ * Over it, whole images go, least recently used first: a manifest in a
+ * repository with its tags, the child manifests of an index no other
+ * manifest of the repository needs, the repository's links to its cached
+ * blobs, and the blobs nothing links or references any more. Never
+ * evicted: repositories under protect (this node's own namespace, "fog-1/";
+ * "" for none), content a push stored or named (a pushed manifest or tag,
+ * a pushed or mounted blob), blobs a remaining manifest references, images
+ * used within min_idle_s of now. One write transaction per image. Before
+ * images, cached blobs no manifest of their repository references (fetched
+ * by digest alone, or arriving after their image went) go, once their link
+ * is orphan_idle_s old (0: never). */
+struct fp_evict_opts {
+    uint64_t max_bytes;
+    const char *protect;
+    int64_t now;
+    unsigned min_idle_s;
+    unsigned orphan_idle_s;
+    unsigned max_images; /* at most this many per call (0: no limit) */
+};
+struct fp_evict_stats {
+    uint64_t cache_bytes; /* cached content before */
+    uint64_t images_evicted;
+    uint64_t manifests_removed;
+    uint64_t blobs_removed;
+    uint64_t bytes_freed;
+};
+int fp_store_evict(fp_store *s, const struct fp_evict_opts *o, struct fp_evict_stats *st,
+                   fp_error *err);
+/* Bytes of cached content: blobs recorded as cached, lazy manifests. */
+int fp_store_cache_usage(fp_store *s, uint64_t *bytes, fp_error *err);
 
 /* Consistency check: every blob hashed against its digest, every manifest
  * body against its digest, every reference resolvable. */

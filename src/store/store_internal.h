@@ -26,6 +26,7 @@ struct fp_upload {
     uint64_t mark; /* offset at acquire: rollback point */
     bool busy;
     bool ephemeral;
+    bool cached; /* the bytes come from another node (fp_upload_set_cached) */
     time_t touched;
     struct fp_upload *next;
     /* background hashing (hasher.c) */
@@ -75,7 +76,11 @@ int fp_store_repo_id(fp_db *db, const char *repo, bool create, int64_t *id, fp_e
 /* Record a verified, fsynced file as a blob linked into repo: rename into
  * place and insert the rows in one write transaction. */
 int fp_store_blob_commit(struct fp_store *s, const char *repo, const char *tmp_path,
-                         const char *digest, uint64_t size, const char *upload_id, fp_error *err);
+                         const char *digest, uint64_t size, const char *upload_id, bool cached,
+                         fp_error *err);
+/* A push names the blob (inside a write transaction): it is no longer
+ * cache (blobs.cached) that eviction may remove. */
+int fp_store_blob_adopt(fp_db *db, const char *digest, fp_error *err);
 
 /* Upload table housekeeping (uploads.c). */
 void fp_upload_table_close_all(struct fp_store *s);

@@ -51,6 +51,11 @@ const char *fp_upload_id(const fp_upload *u)
     return u->id;
 }
 
+void fp_upload_set_cached(fp_upload *u)
+{
+    u->cached = true;
+}
+
 uint64_t fp_upload_offset(const fp_upload *u)
 {
     return u->offset;
@@ -309,7 +314,7 @@ int fp_upload_finish(fp_upload *u, const char *digest, char computed[FP_DIGEST_M
     char path[FP_PATH_MAX + 64];
     fp_store_upload_path(u->store, u->id, path, sizeof path);
     if (fp_store_blob_commit(u->store, u->repo, path, digest, u->offset,
-                             u->ephemeral ? NULL : u->id, err) < 0)
+                             u->ephemeral ? NULL : u->id, u->cached, err) < 0)
         return -1;
     if (!u->ephemeral) table_remove(u->store, u);
     upload_free(u);

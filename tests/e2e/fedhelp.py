@@ -2,7 +2,7 @@
 driven from Python (its nodes, their logs and processes, admin tokens from the
 cloud's token service, skopeo against TLS + token auth), raw pushes of large
 images over the registry API, config edits for restarted nodes, and a fake
-HTTPS peer that serves wrong bytes."""
+HTTPS peer that serves wrong bytes (or right ones, slowly)."""
 import gzip
 import hashlib
 import http.server
@@ -181,29 +181,33 @@ class Node:
         raise AssertionError(f"{self.id} did not answer: {last}\n{self.log()[-3000:]}")
 
     def set_federation(self, **keys):
-        """Set keys in the [federation] section of the node's config (the
-        sandbox writes one; a second section would be a duplicate)."""
+        """Set keys in the [federation] section of the node's config."""
+        self.set_config("federation", **keys)
+
+    def set_config(self, section, **keys):
+        """Set keys in a section of the node's config (the sandbox writes
+        some sections; a second one of the same name would be a duplicate)."""
         with open(self.config) as f:
             lines = f.read().splitlines()
-        section = None
+        current = None
         out, placed = [], set()
         for line in lines:
             m = re.match(r"\s*\[([^\]]+)\]\s*$", line)
             if m:
-                if section == "federation":
+                if current == section:
                     out += [f"{k} = {v}" for k, v in keys.items() if k not in placed]
                     placed.update(keys)
-                section = m.group(1).strip()
-            elif section == "federation":
+                current = m.group(1).strip()
+            elif current == section:
                 k = line.split("=", 1)[0].strip()
                 if k in keys:
                     continue  # replaced below
             out.append(line)
-        if section == "federation":
+        if current == section:
             out += [f"{k} = {v}" for k, v in keys.items() if k not in placed]
             placed.update(keys)
         if set(keys) - placed:
-            out.append("[federation]")
+            out.append(f"[{section}]")
             out += [f"{k} = {v}" for k, v in keys.items()]
         with open(self.config, "w") as f:
             f.write("\n".join(out) + "\n")
@@ -342,6 +346,16 @@ class Sandbox:
             return f.read().strip()
 
 
+SANITIZER = re.compile(r"AddressSanitizer|UndefinedBehaviorSanitizer|runtime error:|LeakSanitizer")
+
+
+def check_log_clean(sb):
+    """No node logged a sanitizer report."""
+    for n in sb.nodes.values():
+        m = SANITIZER.search(n.log())
+        assert not m, f"{n.id}: sanitizer report:\n{n.log()[m.start():][:3000]}"
+
+
 def layout_blobs_ok(out_dir):
     """Every blob of an OCI layout hashes to its name; the number of blobs."""
     n = 0
@@ -403,12 +417,18 @@ class EvilPeer:
 
     The wrong bytes go out as one chunk of a chunked body whose end comes
     `hold` seconds later: the fog has every byte long before it can verify
-    them, so what it does with its own clients meanwhile is visible."""
+    them, so what it does with its own clients meanwhile is visible.
 
-    def __init__(self, sb, blobs, hold=0.8, realm=None):
+    A slow peer: `content` maps request paths to (content type, bytes) it
+    serves rightly, and `delay` seconds pass between accepting a request for
+    a repository's content and answering it."""
+
+    def __init__(self, sb, blobs, hold=0.8, realm=None, delay=0, content=None):
         self.blobs = dict(blobs)  # digest -> size
         self.hold = hold
         self.realm = realm        # set: challenge every request to get a token there
+        self.delay = delay
+        self.content = dict(content or {})  # path -> (content type, bytes)
         self.requests = []        # (method, path, headers dict)
         prefix = os.path.join(sb.dir, "evil-tls")
         fogport("cert", "issue", "--ca", os.path.join(sb.dir, "ca"), "--name", "evil",
@@ -425,12 +445,18 @@ class EvilPeer:
                 peer.requests.append((self.command, self.path, dict(self.headers)))
                 path = self.path.split("?", 1)[0]
                 m = re.fullmatch(r"/v2/(.+)/(blobs|manifests)/(sha256:[0-9a-f]{64})", path)
+                if peer.delay and path != "/v2/":
+                    time.sleep(peer.delay)
                 if peer.realm and path != "/v2/" and "Authorization" not in self.headers:
                     status, data = 401, b'{"errors":[{"code":"UNAUTHORIZED","message":"x"}]}'
                     hdrs = {"Content-Type": "application/json", "WWW-Authenticate":
                             f'Bearer realm="{peer.realm}",service="evil"'}
                 elif path == "/v2/":
                     status, data, hdrs = 200, b"{}", {"Content-Type": "application/json"}
+                elif path in peer.content:
+                    ctype, data = peer.content[path]
+                    status = 200
+                    hdrs = {"Content-Type": ctype, "Docker-Content-Digest": sha256(data)}
                 elif m and m.group(3) in peer.blobs:
                     size = peer.blobs[m.group(3)]
                     # the same length, every byte wrong
@@ -441,7 +467,8 @@ class EvilPeer:
                     status = 404
                     data = b'{"errors":[{"code":"BLOB_UNKNOWN","message":"unknown"}]}'
                     hdrs = {"Content-Type": "application/json"}
-                chunked = body and status == 200 and path != "/v2/" and peer.hold
+                chunked = (body and status == 200 and path != "/v2/" and peer.hold and
+                           path not in peer.content)
                 self.send_response(status)
                 for k, v in hdrs.items():
                     self.send_header(k, v)

@@ -19,12 +19,12 @@ import warnings
 import pytest
 import requests
 
-from fedhelp import EvilPeer, Sandbox, gz_layer, layout_blobs_ok, push_image, sha256
+from fedhelp import (SANITIZER, EvilPeer, Sandbox, check_log_clean, gz_layer, layout_blobs_ok,
+                     push_image, sha256)
 from helpers import images  # noqa: F401 (fixture)
 
 PAPER = ["iot_service:1.0", "monitoring_service:1.0", "web_service:latest"]
 FOGS = ["fog-1", "fog-2", "fog-3"]
-SANITIZER = re.compile(r"AddressSanitizer|UndefinedBehaviorSanitizer|runtime error:|LeakSanitizer")
 
 
 def check_nodes_healthy(sb):
@@ -42,16 +42,16 @@ def check_nodes_healthy(sb):
 
 def wait_peers_known(sb, timeout=20.0):
     """Each fog registers fog-X/probe:1 on itself; wait until every other fog
-    serves it. A fog only asks the owner of fog-X/... once the cloud's node
-    directory told it about fog-X (before that it asks its parent, which says
-    404 and nothing is cached), so this returns once every fog knows every
-    other fog as a peer."""
+    resolves it to fog-X. A fog only asks the owner of fog-X/... once the
+    cloud's node directory told it about fog-X (before that it asks its
+    parent, which would fetch it from fog-X in turn), so this returns once
+    every fog knows every other fog as a peer. Resolving caches nothing."""
     sessions = {}
     for f in FOGS:
         node = sb[f]
         s = sb.session(node, f"{f}/probe", "pull,push")
         push_image(s, node, f"{f}/probe", "1", [gz_layer(200)], label="probe")
-    pending = {(x, y) for x in FOGS for y in FOGS if x != y}  # y serves x's probe
+    pending = {(x, y) for x in FOGS for y in FOGS if x != y}  # y resolves x's probe to x
     for y in FOGS:
         for x in FOGS:
             if x != y:
@@ -59,8 +59,8 @@ def wait_peers_known(sb, timeout=20.0):
     deadline = time.time() + timeout
     while pending and time.time() < deadline:
         for x, y in sorted(pending):
-            r = sessions[(x, y)].get(f"{sb[y].url}/v2/{x}/probe/manifests/1", timeout=10)
-            if r.status_code == 200:
+            r = sessions[(x, y)].get(f"{sb[y].url}/api/v1/resolve/{x}/probe", timeout=10)
+            if r.status_code == 200 and r.json().get("node") == x:
                 pending.discard((x, y))
         if pending:
             time.sleep(0.5)
@@ -262,6 +262,58 @@ def test_fog_registered_service(world):
     assert not cloud.lines(r'path="/v2/fog-2/app/', since=mc), cloud.log(mc)
 
 
+def test_cloud_pulls_fog_service(world):
+    """A service registered at fog-2 (fog-2/NAME:1) is pulled with skopeo from
+    the cloud: the cloud fetches manifest and blobs from fog-2 (the owner,
+    from its directory) with a token it signed itself, checks them by
+    digest and keeps them: a second pull with fog-2 frozen is served from
+    the cloud's store. Something fog-2 does not have is unknown at the
+    cloud too."""
+    sb = world.sb
+    fog2, cloud = sb["fog-2"], sb.cloud
+    repo = f"fog-2/cloudpull-{secrets.token_hex(3)}"
+    s = sb.session(fog2, repo, "pull,push")
+    layers = [gz_layer(200_000), gz_layer(3000)]
+    digest, _, config = push_image(s, fog2, repo, "1", layers, label="fog-2 service")
+    blobs = [sha256(config)] + [sha256(b) for b in layers]
+
+    mc, m2 = cloud.mark(), fog2.mark()
+    out = outdir(world, "cloud-fog2")
+    assert sb.pull(cloud, f"{repo}:1", out) == digest
+    assert layout_blobs_ok(out) == len(blobs) + 1
+    cloud.wait_log(rf"event=pulled kind=manifest repo={repo} ref=1 digest={digest} "
+                   rf"source=fog-2\b", since=mc)
+    for d in blobs:
+        cloud.wait_log(rf"event=pulled kind=blob repo={repo} digest={d} .*source=fog-2\b",
+                       since=mc)
+        # fog-2 served the cloud (authenticated as the cloud, a token the
+        # cloud signed for fog-2)
+        fog2.wait_log(rf'user=cloud method=GET path="/v2/{repo}/blobs/{d}" status=200', since=m2)
+    fog2.wait_log(rf'user=cloud method=GET path="/v2/{repo}/manifests/1" status=200', since=m2)
+    assert sha256(sb.raw_manifest(cloud, f"{repo}:1")) == digest
+
+    # kept at the cloud: served with the owner frozen
+    mc = cloud.mark()
+    os.kill(fog2.pid, signal.SIGSTOP)
+    try:
+        out = outdir(world, "cloud-fog2-again")
+        assert sb.pull(cloud, f"{repo}:1", out) == digest
+        assert layout_blobs_ok(out) == len(blobs) + 1
+    finally:
+        os.kill(fog2.pid, signal.SIGCONT)
+    assert not cloud.lines(r"event=(pull|fetch)", since=mc), cloud.log(mc)
+
+    # what the owner does not have is unknown at the cloud (after asking it)
+    m2 = fog2.mark()
+    cs = sb.session(cloud, repo)
+    r = cs.get(f"{cloud.url}/v2/{repo}/manifests/2", timeout=15)
+    assert r.status_code == 404, (r.status_code, r.text[:300])
+    fog2.wait_log(rf'user=cloud method=GET path="/v2/{repo}/manifests/2" status=404', since=m2)
+    # a namespace nobody owns is not forwarded anywhere
+    r = sb.session(cloud, "nobody/x").get(f"{cloud.url}/v2/nobody/x/manifests/1", timeout=15)
+    assert r.status_code == 404
+
+
 # ============================================================ loops
 
 def test_resolve_nearest_holder(world):
@@ -424,12 +476,6 @@ def test_wrong_bytes_from_peer(tmp_path, images):  # noqa: F811
         if evil:
             evil.stop()
         sb.down()
-
-
-def check_log_clean(sb):
-    for n in sb.nodes.values():
-        m = SANITIZER.search(n.log())
-        assert not m, f"{n.id}: sanitizer report:\n{n.log()[m.start():][:3000]}"
 
 
 # ============================================================ interrupted transfer

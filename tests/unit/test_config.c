@@ -50,6 +50,8 @@ static void test_defaults(void **state)
     assert_true(cfg.delete_enabled);
     assert_int_equal(cfg.gc_grace_s, 3600);
     assert_int_equal(cfg.upload_expiry_s, 86400);
+    assert_int_equal(cfg.cache_max, 0);
+    assert_int_equal(cfg.fed_hedge_after_ms, 500);
     assert_string_equal(cfg.tls_cert, "");
     assert_string_equal(cfg.tls_key, "");
     assert_string_equal(cfg.htpasswd, "");
@@ -80,6 +82,9 @@ static void test_load_every_key(void **state)
                        "delete = false\n"
                        "gc_grace = 1d\n"
                        "upload_expiry = 90s\n"
+                       "cache_max = 20G\n"
+                       "[federation]\n"
+                       "hedge_after = 250ms\n"
                        "[tls]\n"
                        "cert = /etc/fogport/cert.pem\n"
                        "key = /etc/fogport/key.pem\n"
@@ -108,6 +113,8 @@ static void test_load_every_key(void **state)
     assert_false(cfg.delete_enabled);
     assert_int_equal(cfg.gc_grace_s, 86400);
     assert_int_equal(cfg.upload_expiry_s, 90);
+    assert_int_equal(cfg.cache_max, 20ULL << 30);
+    assert_int_equal(cfg.fed_hedge_after_ms, 250);
     assert_string_equal(cfg.tls_cert, "/etc/fogport/cert.pem");
     assert_string_equal(cfg.tls_key, "/etc/fogport/key.pem");
     assert_string_equal(cfg.htpasswd, "/etc/fogport/htpasswd");
@@ -172,6 +179,8 @@ static void test_load_errors(void **state)
     expect_load_error("[server]\nthreads = many\n", 2, "many");
     expect_load_error("[server]\ntimeout = 1x\n", 2, "1x");
     expect_load_error("[storage]\ndelete = maybe\n", 2, "maybe");
+    expect_load_error("[federation]\nhedge_after = 0.5s\n", 2, "0.5s");
+    expect_load_error("[storage]\ncache_max = lots\n", 2, "lots");
     expect_load_error("[limits]\nmax_blob_size = 4Q\n", 2, "4Q");
     expect_load_error("[log]\nlevel = verbose\n", 2, "verbose");
     expect_load_error("[log]\nlevel = INFO\n", 2, NULL);
@@ -346,6 +355,43 @@ static void test_parse_duration(void **state)
     assert_int_equal(fp_parse_duration(NULL, &v), -1);
 }
 
+static void test_parse_duration_ms(void **state)
+{
+    (void)state;
+    struct {
+        const char *s;
+        unsigned v;
+    } good[] = {
+        {"500ms", 500},
+        {"0ms", 0},
+        {"0", 0},
+        {"2", 2000},
+        {"2s", 2000},
+        {"1m", 60000},
+        {"4294967295ms", 4294967295U},
+        {"4294967s", 4294967000U},
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        unsigned v = 12345;
+        if (fp_parse_duration_ms(good[i].s, &v) != 0) fail_msg("'%s' should parse", good[i].s);
+        assert_int_equal(v, good[i].v);
+    }
+    const char *bad[] = {"ms",           "",
+                         "-1ms",         "1.5s",
+                         "1 ms",         " 1ms",
+                         "1MS",          "1msx",
+                         "4294967296ms", "4294968s",
+                         "1xms",         "ms1",
+                         "1sms",         "99999999999999999999999ms"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        unsigned v = 12345;
+        if (fp_parse_duration_ms(bad[i], &v) != -1) fail_msg("'%s' should be rejected", bad[i]);
+        assert_int_equal(v, 12345);
+    }
+    unsigned v;
+    assert_int_equal(fp_parse_duration_ms(NULL, &v), -1);
+}
+
 static void test_parse_bool(void **state)
 {
     (void)state;
@@ -393,6 +439,7 @@ int main(void)
         cmocka_unit_test(test_config_set),
         cmocka_unit_test(test_parse_size),
         cmocka_unit_test(test_parse_duration),
+        cmocka_unit_test(test_parse_duration_ms),
         cmocka_unit_test(test_parse_bool),
         cmocka_unit_test(test_list_has),
     };

@@ -2242,7 +2242,9 @@ static void test_cached_manifests_and_migration(void **state)
     assert_int_equal(sqlite3_open(db, &sq), SQLITE_OK);
     assert_int_equal(sqlite3_exec(sq,
                                   "ALTER TABLE manifests DROP COLUMN lazy; ALTER TABLE tags DROP "
-                                  "COLUMN cached; PRAGMA user_version = 1;",
+                                  "COLUMN cached; ALTER TABLE blobs DROP COLUMN cached; ALTER "
+                                  "TABLE repo_manifests DROP COLUMN last_used; PRAGMA "
+                                  "user_version = 1;",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_close(sq);
@@ -2255,7 +2257,7 @@ static void test_cached_manifests_and_migration(void **state)
     sqlite3_stmt *st;
     assert_int_equal(sqlite3_prepare_v2(sq, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 2);
+    assert_int_equal(sqlite3_column_int(st, 0), 3);
     sqlite3_finalize(st);
     sqlite3_close(sq);
     /* a newer store than this program: refused, not damaged */
@@ -2267,9 +2269,309 @@ static void test_cached_manifests_and_migration(void **state)
     assert_int_equal(fp_store_open(&f->s, f->dir, &opts_exclusive, &err), -1);
     assert_non_null(strstr(err.msg, "newer"));
     assert_int_equal(sqlite3_open(db, &sq), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(sq, "PRAGMA user_version = 2", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(sq, "PRAGMA user_version = 3", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(sq);
     reopen(f);
+}
+
+/* ------------------------------------------------------------ cache eviction */
+
+/* Bring a blob in as pull-through does: an ephemeral session whose bytes
+ * are recorded as cache. */
+static void fetch_blob(fp_store *s, const char *repo, const char *mt, const char *content,
+                       struct desc *d)
+{
+    fp_error err = {0};
+    memset(d, 0, sizeof *d);
+    d->mt = mt;
+    d->size = strlen(content);
+    assert_int_equal(fp_digest_bytes(FP_SHA256, content, d->size, d->digest), 0);
+    fp_upload *u;
+    char computed[FP_DIGEST_MAX];
+    OK(fp_upload_begin_ephemeral(s, repo, &u, &err));
+    fp_upload_set_cached(u);
+    OK(fp_upload_write(u, content, d->size, &err));
+    OK(fp_upload_finish(u, d->digest, computed, &err));
+}
+
+/* Store a manifest as pull-through does (lazy; tag may be NULL). */
+static void fetch_manifest(fp_store *s, const char *repo, const char *body, const char *tag,
+                           const char *mt, struct desc *out)
+{
+    fp_manifest m;
+    char why[256], missing[FP_DIGEST_MAX];
+    fp_error err = {0};
+    memset(out, 0, sizeof *out);
+    if (fp_manifest_parse(body, strlen(body), NULL, &m, why, sizeof why) != 0)
+        fail_msg("test manifest does not parse: %s", why);
+    fp_digest_bytes(FP_SHA256, body, strlen(body), out->digest);
+    const char *tags[1] = {tag};
+    OK(fp_store_manifest_put_parsed(s, repo, &m, out->digest, body, strlen(body), tags, tag ? 1 : 0,
+                                    true, missing, &err));
+    fp_manifest_free(&m);
+    out->mt = mt;
+    out->size = strlen(body);
+}
+
+/* A pulled-through image: config and a layer of layer_bytes (a seeded
+ * pattern; the same seed gives the same layer), manifest tagged tag. */
+static void fetch_image(fp_store *s, const char *repo, const char *seed, const char *layer_seed,
+                        size_t layer_bytes, const char *tag, struct image *im)
+{
+    char config[160];
+    snprintf(config, sizeof config, "{\"architecture\":\"amd64\",\"os\":\"linux\",\"seed\":\"%s\"}",
+             seed);
+    fetch_blob(s, repo, MT_CONFIG, config, &im->config);
+    char *layer = malloc(layer_bytes + 1);
+    assert_non_null(layer);
+    for (size_t i = 0; i < layer_bytes; i++)
+        layer[i] = layer_seed[i % strlen(layer_seed)];
+    layer[layer_bytes] = '\0';
+    fetch_blob(s, repo, MT_LAYER, layer, &im->layer);
+    free(layer);
+    char *body = manifest_json(FP_MT_OCI_MANIFEST, &im->config, &im->layer, 1, NULL, NULL, NULL);
+    fetch_manifest(s, repo, body, tag, FP_MT_OCI_MANIFEST, &im->self);
+    free(body);
+}
+
+static void touch(fp_store *s, const char *repo, const struct desc *m, int64_t when)
+{
+    fp_error err = {0};
+    OK(fp_store_manifest_touch(s, repo, m->digest, when, &err));
+}
+
+static uint64_t usage(fp_store *s)
+{
+    fp_error err = {0};
+    uint64_t bytes = 0;
+    OK(fp_store_cache_usage(s, &bytes, &err));
+    return bytes;
+}
+
+/* One call of fp_store_evict down to limit bytes, at time now. */
+static struct fp_evict_stats evict_below(fp_store *s, uint64_t limit, int64_t now)
+{
+    fp_error err = {0};
+    struct fp_evict_opts o = {
+        .max_bytes = limit, .protect = "fog-1/", .now = now, .min_idle_s = 10};
+    struct fp_evict_stats st;
+    OK(fp_store_evict(s, &o, &st, &err));
+    return st;
+}
+
+/* Which images eviction takes, in which order, and what stays: the least
+ * recently used pulled-through image first, whole (tags, an index's
+ * children, the blobs nothing else needs); never this node's namespace,
+ * pushed content, a blob a push adopted or another image still needs, an
+ * image used within min_idle. */
+static void test_cache_eviction(void **state)
+{
+    struct fx *f = *state;
+    fp_error err = {0};
+    int64_t base = (int64_t)time(NULL) + 1000;
+    /* pushed here: never evicted, not counted */
+    struct image own, local;
+    push_image(f->s, "fog-1/own", "own", NULL, "1", &own);
+    push_image(f->s, "local", "local", NULL, "1", &local);
+    assert_int_equal(usage(f->s), 0);
+
+    struct image a, b, c, d, prot;
+    fetch_image(f->s, "a", "a", "layer a ", 4000, "1", &a);
+    fetch_image(f->s, "b", "b", "shared layer ", 3000, "1", &b);
+    fetch_image(f->s, "c", "c", "layer c ", 5000, "1", &c);
+    fetch_image(f->s, "d", "d", "shared layer ", 3000, "1", &d); /* b's layer */
+    assert_string_equal(b.layer.digest, d.layer.digest);
+    fetch_image(f->s, "fog-1/cached", "prot", "layer prot ", 2000, "1", &prot);
+    /* an index with two children, pulled by digest */
+    struct image kid1, kid2;
+    fetch_image(f->s, "idx", "kid1", "kid one ", 1500, NULL, &kid1);
+    fetch_image(f->s, "idx", "kid2", "kid two ", 1500, NULL, &kid2);
+    struct desc kids[2] = {kid1.self, kid2.self}, index;
+    char *ibody = manifest_json(FP_MT_OCI_INDEX, NULL, kids, 2, NULL, NULL, NULL);
+    fetch_manifest(f->s, "idx", ibody, "1", FP_MT_OCI_INDEX, &index);
+    free(ibody);
+    /* a push mounts a's layer: adopted, it stays when a goes */
+    OK(fp_store_blob_mount(f->s, "mine", a.layer.digest, "a", &err));
+
+    touch(f->s, "a", &a.self, base + 1);
+    touch(f->s, "c", &c.self, base + 2);
+    touch(f->s, "b", &b.self, base + 3);
+    touch(f->s, "idx", &index, base + 4);
+    touch(f->s, "d", &d.self, base + 5);
+    touch(f->s, "fog-1/cached", &prot.self, base);
+    /* an index's children were used with it: their own last use does not
+     * make them images of their own */
+    touch(f->s, "idx", &kid1.self, base);
+
+    fp_manifest_row row;
+    OK(fp_store_manifest_get(f->s, "a", "1", false, false, &row, &err));
+    assert_int_equal(row.last_used, base + 1);
+    OK(fp_store_manifest_get(f->s, "a", a.self.digest, true, false, &row, &err));
+    assert_int_equal(row.last_used, base + 1);
+    /* touching never goes back in time */
+    touch(f->s, "a", &a.self, base - 5);
+    OK(fp_store_manifest_get(f->s, "a", "1", false, false, &row, &err));
+    assert_int_equal(row.last_used, base + 1);
+
+    uint64_t total = usage(f->s);
+    /* under the limit: nothing happens */
+    struct fp_evict_stats st = evict_below(f->s, total, base + 100);
+    assert_int_equal(st.images_evicted, 0);
+    assert_int_equal(st.cache_bytes, total);
+
+    /* one byte over: the least recently used image (a) goes, whole; its
+     * layer stays, adopted by the push into mine */
+    st = evict_below(f->s, total - 1, base + 100);
+    assert_int_equal(st.images_evicted, 1);
+    assert_int_equal(st.manifests_removed, 1);
+    assert_int_equal(st.blobs_removed, 1); /* the config */
+    assert_int_equal(manifest_rc(f->s, "a", "1", false), FP_STORE_NOT_FOUND);
+    assert_int_equal(manifest_rc(f->s, "a", a.self.digest, true), FP_STORE_NOT_FOUND);
+    assert_blob_gone(f, &a.config);
+    assert_blob_kept(f, "mine", &a.layer);
+    assert_true(usage(f->s) == total - a.config.size - a.self.size); /* adopted: not counted */
+    assert_fsck_clean(f->s);
+
+    /* next: c (used before b) */
+    st = evict_below(f->s, usage(f->s) - 1, base + 100);
+    assert_int_equal(st.images_evicted, 1);
+    assert_int_equal(manifest_rc(f->s, "c", "1", false), FP_STORE_NOT_FOUND);
+    assert_blob_gone(f, &c.layer);
+    assert_blob_gone(f, &c.config);
+    assert_int_equal(manifest_rc(f->s, "b", "1", false), 0);
+
+    /* b is used again: the index goes next, with its children and their
+     * blobs */
+    touch(f->s, "b", &b.self, base + 50);
+    st = evict_below(f->s, usage(f->s) - 1, base + 100);
+    assert_int_equal(st.images_evicted, 1);
+    assert_int_equal(st.manifests_removed, 3);
+    assert_int_equal(st.blobs_removed, 4);
+    assert_int_equal(manifest_rc(f->s, "idx", "1", false), FP_STORE_NOT_FOUND);
+    assert_int_equal(manifest_rc(f->s, "idx", kid1.self.digest, true), FP_STORE_NOT_FOUND);
+    assert_int_equal(manifest_rc(f->s, "idx", kid2.self.digest, true), FP_STORE_NOT_FOUND);
+    assert_blob_gone(f, &kid1.layer);
+    assert_blob_gone(f, &kid2.config);
+
+    /* d goes; the layer it shares with b stays (b links and needs it) */
+    st = evict_below(f->s, usage(f->s) - 1, base + 100);
+    assert_int_equal(st.images_evicted, 1);
+    assert_int_equal(manifest_rc(f->s, "d", "1", false), FP_STORE_NOT_FOUND);
+    assert_blob_gone(f, &d.config);
+    assert_blob_kept(f, "b", &b.layer);
+    assert_int_equal(blob_rc(f->s, "d", d.layer.digest), FP_STORE_NOT_FOUND);
+
+    /* b was used 5 s before "now": too recent to go */
+    st = evict_below(f->s, 0, base + 55);
+    assert_int_equal(st.images_evicted, 0);
+    /* later it goes, and then only what is protected is left */
+    st = evict_below(f->s, 0, base + 100);
+    assert_int_equal(st.images_evicted, 1);
+    assert_blob_gone(f, &b.layer);
+    assert_int_equal(manifest_rc(f->s, "fog-1/cached", "1", false), 0);
+    assert_int_equal(manifest_rc(f->s, "fog-1/own", "1", false), 0);
+    assert_int_equal(manifest_rc(f->s, "local", "1", false), 0);
+    assert_blob_kept(f, "local", &local.layer);
+    assert_blob_kept(f, "fog-1/cached", &prot.layer);
+    assert_int_equal(usage(f->s), prot.config.size + prot.layer.size + prot.self.size);
+    assert_catalog(f->s, NULL, 100, "fog-1/cached,fog-1/own,local");
+    assert_fsck_clean(f->s);
+
+    /* a manifest pushed over a cached one adopts it and its blobs */
+    struct image e;
+    fetch_image(f->s, "e", "e", "layer e ", 1000, "1", &e);
+    char *body = manifest_json(FP_MT_OCI_MANIFEST, &e.config, &e.layer, 1, NULL, NULL, NULL);
+    struct desc pushed;
+    push_manifest(f->s, "e", body, "2", FP_MT_OCI_MANIFEST, &pushed);
+    free(body);
+    assert_string_equal(pushed.digest, e.self.digest);
+    st = evict_below(f->s, 0, base + 1000);
+    assert_int_equal(st.images_evicted, 0);
+    assert_int_equal(manifest_rc(f->s, "e", "1", false), 0);
+    assert_int_equal(usage(f->s), prot.config.size + prot.layer.size + prot.self.size);
+}
+
+/* Cached blobs no manifest of their repository references (fetched by
+ * digest alone) go before any image, once unneeded for orphan_idle_s; an
+ * image's blobs, pushed blobs and the protected namespace's stay. */
+static void test_cache_eviction_unneeded(void **state)
+{
+    struct fx *f = *state;
+    fp_error err = {0};
+    struct image im, own;
+    fetch_image(f->s, "img", "img", "image layer ", 2000, "1", &im);
+    push_image(f->s, "pushed", "pushed", NULL, "1", &own);
+    struct desc old_orphan, new_orphan, prot_orphan;
+    fetch_blob(f->s, "loose", MT_LAYER, "fetched by digest, long ago", &old_orphan);
+    fetch_blob(f->s, "loose", MT_LAYER, "fetched by digest, just now", &new_orphan);
+    fetch_blob(f->s, "fog-1/loose", MT_LAYER, "fetched into the own namespace", &prot_orphan);
+    int64_t now = (int64_t)time(NULL);
+    char *sql = fmt("UPDATE repo_blobs SET created = %lld WHERE digest IN ('%s', '%s', '%s'); "
+                    "UPDATE repo_manifests SET last_used = %lld;",
+                    (long long)(now - 1000), old_orphan.digest, prot_orphan.digest, im.layer.digest,
+                    (long long)(now - 1000));
+    sql_exec(f, sql);
+    free(sql);
+    struct fp_evict_opts o = {.max_bytes = usage(f->s) - 1,
+                              .protect = "fog-1/",
+                              .now = now,
+                              .min_idle_s = 10,
+                              .orphan_idle_s = 600};
+    struct fp_evict_stats st;
+    OK(fp_store_evict(f->s, &o, &st, &err));
+    /* the old loose blob was enough: the image stays */
+    assert_int_equal(st.images_evicted, 0);
+    assert_int_equal(st.blobs_removed, 1);
+    assert_blob_gone(f, &old_orphan);
+    assert_blob_kept(f, "loose", &new_orphan);
+    assert_blob_kept(f, "fog-1/loose", &prot_orphan);
+    assert_blob_kept(f, "img", &im.layer);
+    assert_int_equal(manifest_rc(f->s, "img", "1", false), 0);
+    assert_blob_kept(f, "pushed", &own.layer);
+    /* disabled: only images go */
+    o.max_bytes = 0;
+    o.orphan_idle_s = 0;
+    OK(fp_store_evict(f->s, &o, &st, &err));
+    assert_int_equal(st.images_evicted, 1);
+    assert_blob_kept(f, "loose", &new_orphan);
+    assert_blob_gone(f, &im.layer);
+    assert_fsck_clean(f->s);
+}
+
+/* A version 2 store (before the cache's columns) is migrated on open:
+ * what it holds counts as pushed (its blobs are not cache), its images
+ * were last used when stored. */
+static void test_cache_migration(void **state)
+{
+    struct fx *f = *state;
+    fp_error err = {0};
+    struct image im;
+    fetch_image(f->s, "a", "a", "layer a ", 1000, "1", &im);
+    assert_true(usage(f->s) > im.layer.size);
+    fp_manifest_row row;
+    OK(fp_store_manifest_get(f->s, "a", "1", false, false, &row, &err));
+    int64_t stored = row.last_used;
+    assert_true(stored >= (int64_t)time(NULL) - 5);
+    fp_store_close(f->s);
+    f->s = NULL;
+    sql_exec(f, "ALTER TABLE blobs DROP COLUMN cached; ALTER TABLE repo_manifests DROP COLUMN "
+                "last_used; PRAGMA user_version = 2;");
+    reopen(f);
+    OK(fp_store_manifest_get(f->s, "a", "1", false, false, &row, &err));
+    assert_int_equal(row.last_used, stored); /* from created */
+    assert_true(row.tag_cached);
+    assert_int_equal(usage(f->s), im.self.size); /* the lazy manifest alone */
+    char db[128];
+    snprintf(db, sizeof db, "%s/meta.db", f->dir);
+    sqlite3 *sq;
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_open(db, &sq), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(sq, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 3);
+    sqlite3_finalize(st);
+    sqlite3_close(sq);
+    assert_fsck_clean(f->s);
 }
 
 int main(void)
@@ -2278,6 +2580,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_open_close),
         T(test_cached_manifests_and_migration),
+        T(test_cache_eviction),
+        T(test_cache_eviction_unneeded),
+        T(test_cache_migration),
         T(test_upload_roundtrip),
         T(test_upload_async_hash_rollback),
         T(test_upload_empty_and_large),
