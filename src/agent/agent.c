@@ -50,8 +50,9 @@ struct instance {
     unsigned restarts, backoff_s;
     uint64_t oom_kills;
     int exit_code, exit_signal;
-    bool deployed; /* root file system and bundle in place */
-    bool wanted;   /* in the desired state of this pass */
+    bool deployed;  /* root file system and bundle in place */
+    fp_strv layers; /* digests of the cached layers its root is made of */
+    bool wanted;    /* in the desired state of this pass */
     bool have_cgroup;
     fp_cgroup cgroup;
     fp_usage usage;
@@ -215,6 +216,11 @@ static int deploy(fp_agent *a, struct instance *in, fp_error *err)
         if (rc < 0) fp_error_prefix(err, "layer %s", m.refs[i].digest);
         lowers[i] = paths[i];
     }
+    fp_strv_free(in->layers);
+    in->layers = NULL;
+    for (size_t i = 0; rc == 0 && i < m.nrefs; i++)
+        if (fp_strv_push(&in->layers, m.refs[i].digest) < 0)
+            rc = fp_error_set(err, ENOMEM, "layers");
     char bundle[FP_PATH_MAX + 128], root[FP_PATH_MAX + 128], upper[FP_PATH_MAX + 128],
         work[FP_PATH_MAX + 128];
     svc_path(a, s->name, NULL, bundle, sizeof bundle);
@@ -459,12 +465,37 @@ static struct instance *find(fp_agent *a, const char *name)
 static void drop(fp_agent *a, size_t i)
 {
     fp_service_free(&a->inst[i]->svc);
+    fp_strv_free(a->inst[i]->layers);
     free(a->inst[i]);
     a->inst[i] = a->inst[--a->n];
 }
 
+/* Unpacked layers no instance is made of any more go (a replaced service's
+ * old image, a removed one's): the cache is bounded by what runs. */
+static void prune_layers(fp_agent *a)
+{
+    fp_strv keep = calloc(1, sizeof *keep);
+    for (size_t i = 0; keep && i < a->n; i++)
+        for (size_t k = 0; a->inst[i]->layers && a->inst[i]->layers[k]; k++)
+            if (fp_strv_push(&keep, a->inst[i]->layers[k]) < 0) {
+                fp_strv_free(keep);
+                return; /* keep everything rather than too little */
+            }
+    if (!keep) return;
+    char cache[FP_PATH_MAX + 16];
+    snprintf(cache, sizeof cache, "%s/layers", a->dir);
+    fp_error err;
+    int n = fp_layer_cache_prune(cache, (const char *const *)keep, &err);
+    if (n < 0)
+        fp_warn("event=layer_prune_failed error=\"%s\"", err.msg);
+    else if (n > 0)
+        fp_info("event=layers_pruned count=%d", n);
+    fp_strv_free(keep);
+}
+
 static void reconcile(fp_agent *a, time_t now)
 {
+    bool removed = false;
     for (size_t i = 0; i < a->n; i++)
         a->inst[i]->wanted = false;
     size_t k;
@@ -490,6 +521,7 @@ static void reconcile(fp_agent *a, time_t now)
             for (size_t i = 0; i < a->n; i++)
                 if (a->inst[i] == in) drop(a, i);
             in = NULL;
+            removed = true;
         }
         if (!in && a->n < MAX_INSTANCES) {
             in = calloc(1, sizeof *in);
@@ -513,8 +545,10 @@ static void reconcile(fp_agent *a, time_t now)
         } else {
             remove_instance(a, a->inst[i]->svc.name, a->inst[i]->svc.stop_grace_s);
             drop(a, i);
+            removed = true;
         }
     }
+    if (removed) prune_layers(a);
 }
 
 /* ---- adoption after a restart --------------------------------------- */
@@ -565,6 +599,10 @@ static void adopt(fp_agent *a)
         in->restarts = (unsigned)json_integer_value(json_object_get(j, "restarts"));
         in->oom_kills = (uint64_t)json_integer_value(json_object_get(j, "oom_kills"));
         in->started = (time_t)json_integer_value(json_object_get(j, "started"));
+        size_t li;
+        json_t *lv;
+        json_array_foreach(json_object_get(j, "layers"), li, lv) if (json_is_string(lv))
+            fp_strv_push(&in->layers, json_string_value(lv));
         json_decref(j);
         fp_container_state st;
         char root[FP_PATH_MAX + 128];
@@ -769,10 +807,8 @@ void fp_agent_stop(fp_agent *a)
     pthread_cond_signal(&a->wake);
     pthread_mutex_unlock(&a->lock);
     pthread_join(a->thread, NULL);
-    for (size_t i = 0; i < a->n; i++) {
-        fp_service_free(&a->inst[i]->svc);
-        free(a->inst[i]);
-    }
+    while (a->n)
+        drop(a, 0);
     json_decref(a->desired);
     json_decref(a->status);
     pthread_cond_destroy(&a->wake);

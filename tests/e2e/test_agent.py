@@ -294,6 +294,26 @@ def test_deleted_service_leaves_nothing(sb):
     assert d not in open("/proc/self/mountinfo").read()
 
 
+def test_layers_are_shared_then_pruned(sb):
+    """Two services on the same base share its unpacked layers (unpacked
+    once); when both are gone, the cache is emptied."""
+    fog = sb["fog-1"]
+    mark = fog.mark()
+    create(sb, "one", "--image", "iot_service:1.0", "--node", "fog-1")
+    create(sb, "two", "--image", "monitoring_service:1.0", "--node", "fog-1", "--cmd",
+           "/srv/monitor.sh", "--cmd", "http://127.0.0.1:9/", "--env", "INTERVAL=60")
+    wait_state(sb, "one", "fog-1", running)
+    wait_state(sb, "two", "fog-1", running)
+    unpacked = [l.split("digest=")[1].split()[0]
+                for l in fog.lines(r"event=layer_unpacked", since=mark)]
+    assert len(unpacked) == len(set(unpacked)), f"a layer was unpacked twice: {unpacked}"
+    cache = os.path.join(fog.data_dir, "agent", "layers", "sha256")
+    assert len(os.listdir(cache)) >= 3  # the shared base and one layer per service
+    delete(sb, "one")
+    delete(sb, "two")
+    assert wait_for(lambda: os.listdir(cache) == [], 10, 0.3), os.listdir(cache)
+
+
 def test_malicious_layer_is_refused(sb):
     """An image whose layer writes through ../ is refused when unpacked:
     the instance reports the error and nothing lands outside the root."""
