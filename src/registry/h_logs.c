@@ -6,8 +6,8 @@
  * service unless ?node= says which) with a token it mints for that node
  * alone, good for a minute and for this service's log only
  * ("service:NAME:logs"), so operators never need a way into an edge.
- * At a fog or an edge, the request carries that token, or (at a fog, which
- * knows the cloud's users) an operator's Basic credentials. */
+ * At a fog or an edge, only that token opens a log: the cloud is where the
+ * policy says who may read it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,11 +181,9 @@ void fp_handle_logs(fp_req *r)
         return;
     }
     if (!fp_authz_bearer_logs(r, name)) {
-        if (!fp_authz_require_login(r)) return;
-        if (strcmp(r->kind, "user") != 0) {
-            fp_respond_error(r, 403, "DENIED", "service logs are for operators");
-            return;
-        }
+        fp_respond_error(r, 401, "UNAUTHORIZED",
+                         "ask the cloud for service logs (fogport logs): it relays them");
+        return;
     }
     serve_local(r, name, tail);
 }

@@ -165,6 +165,12 @@ def test_edge_runs_iot_service_from_its_fog(sb):
     text = wait_for(lambda: "sensor=edge-sensor seq=2" in (t := logs(sb, "iot", "edge-1")) and t,
                     20, 0.5)
     assert text and "temperature=" in text
+    # only the cloud's relay token opens a node's log: not the operator's
+    # own credentials at the fog, let alone at the edge
+    for node in ("fog-1", "edge-1"):
+        r = requests.get(f"{sb[node].url}/api/v1/logs/iot", auth=sb.admin, verify=sb.ca,
+                         timeout=5)
+        assert r.status_code == 401, (node, r.status_code, r.text)
     delete(sb, "iot")
 
 
