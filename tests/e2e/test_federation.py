@@ -316,6 +316,42 @@ def test_cloud_pulls_fog_service(world):
 
 # ============================================================ loops
 
+def test_fog_as_containerd_mirror(world, tmp_path):
+    """containerd's ctr, told that fog-2 mirrors the cloud (hosts.toml), pulls
+    the paper's monitoring_service through fog-2 (containerd adds the mirror
+    convention's ?ns=registry.cloud.example to each request); the fog
+    fetches from the cloud and ctr gets the cloud's digest."""
+    import shutil
+    if os.geteuid() != 0 or not (shutil.which("containerd") and shutil.which("ctr")):
+        pytest.skip("a private containerd daemon needs root and containerd")
+    from helpers import Containerd
+    sb, w = world.sb, world
+    fog = sb["fog-2"]
+    upstream = "registry.cloud.example"
+    hosts = tmp_path / "hosts" / upstream
+    hosts.mkdir(parents=True)
+    (hosts / "hosts.toml").write_text(
+        f'server = "https://{upstream}"\n\n[host."https://{fog.host}"]\n'
+        f'  capabilities = ["pull", "resolve"]\n  ca = "{sb.ca}"\n')
+    mark = fog.mark()
+    ctrd = Containerd(tmp_path / "ctrd").start()
+    try:
+        ref = f"{upstream}/monitoring_service:1.0"
+        r = ctrd.ctr("images", "pull", "--hosts-dir", str(tmp_path / "hosts"), "--user",
+                     sb.creds(), ref, check=False, timeout=180)
+        assert r.returncode == 0, f"ctr pull:\n{r.stdout}\n{r.stderr}\n{ctrd.log()}"
+        rows = [x.split() for x in ctrd.ctr("images", "ls").stdout.splitlines()[1:]]
+        row = [x for x in rows if x and x[0] == ref]
+        assert row and row[0][2] == w.digests["monitoring_service:1.0"], rows
+    finally:
+        ctrd.stop()
+    asked = fog.lines(r'path="/v2/monitoring_service/manifests/[^"]*".*status=200', since=mark)
+    assert asked, fog.log(mark)[-2000:]
+    # fetched through (another test may have brought the blobs already)
+    assert fog.lines(r"event=pulled kind=manifest repo=monitoring_service", since=mark) or \
+        fog.lines(r"event=pulled kind=manifest repo=monitoring_service")
+
+
 def test_resolve_nearest_holder(world):
     """GET /api/v1/resolve/SERVICE names the nearest node holding a service:
     the node itself when it holds it, else the owning fog (asked directly by
