@@ -76,6 +76,7 @@ struct fp_agent {
     pthread_cond_t wake;
     bool stop;
     json_t *status; /* the last pass's report */
+    bool published; /* status holds a pass's report (not the empty start) */
 };
 
 /* ---- paths ---------------------------------------------------------- */
@@ -100,10 +101,17 @@ static void save_instance(fp_agent *a, const struct instance *in)
 {
     char path[FP_PATH_MAX + 128];
     svc_path(a, in->svc.name, "instance.json", path, sizeof path);
+    json_t *layers = json_array();
+    for (size_t i = 0; in->layers && in->layers[i]; i++)
+        json_array_append_new(layers, json_string(in->layers[i]));
+    /* "exited": it ended and its policy says not again, also after the
+     * agent restarts */
     json_t *j =
-        json_pack("{s:s, s:I, s:I, s:I, s:o}", "gen", in->gen, "restarts", (json_int_t)in->restarts,
-                  "oom_kills", (json_int_t)in->oom_kills, "started", (json_int_t)in->started,
-                  "definition", fp_service_to_json(&in->svc));
+        json_pack("{s:s, s:I, s:I, s:I, s:o, s:o, s:b, s:i, s:i}", "gen", in->gen, "restarts",
+                  (json_int_t)in->restarts, "oom_kills", (json_int_t)in->oom_kills, "started",
+                  (json_int_t)in->started, "definition", fp_service_to_json(&in->svc), "layers",
+                  layers, "exited", in->state == ST_EXITED, "exit_code", in->exit_code,
+                  "exit_signal", in->exit_signal);
     char *text = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     fp_error err;
@@ -182,8 +190,10 @@ static int deploy(fp_agent *a, struct instance *in, fp_error *err)
     fp_manifest m;
     for (int depth = 0;; depth++) {
         fp_manifest_row row;
-        if (fp_store_manifest_get(a->store, ref.name, digest, true, true, &row, err) != 0)
-            return fp_error_prefix(err, "manifest %s", digest);
+        int got = fp_store_manifest_get(a->store, ref.name, digest, true, true, &row, err);
+        if (got == FP_STORE_NOT_FOUND)
+            return fp_error_set(err, 0, "manifest %s is no longer here", digest);
+        if (got != 0) return fp_error_prefix(err, "manifest %s", digest);
         char why[256];
         int rc = fp_manifest_parse(row.body, row.size, row.media_type, &m, why, sizeof why);
         if (rc == 0 && m.is_index) {
@@ -303,7 +313,9 @@ static void remove_instance(fp_agent *a, const char *name, unsigned grace_s)
     svc_path(a, name, NULL, dir, sizeof dir);
     if (fp_rootfs_unmount(root, &err) < 0)
         fp_warn("event=rootfs_unmount_failed service=%s error=\"%s\"", name, err.msg);
-    fp_rm_rf(dir);
+    /* a writable service's upper layer may nest deeper than PATH_MAX */
+    if (fp_layer_remove(dir, &err) < 0)
+        fp_warn("event=service_dir_left service=%s error=\"%s\"", name, err.msg);
     fp_info("event=service_removed service=%s", name);
 }
 
@@ -339,6 +351,27 @@ static void ended(fp_agent *a, struct instance *in, const fp_shim_exit *ex, time
     save_instance(a, in);
 }
 
+/* Is the shim that supervises this state directory still alive? */
+static bool shim_alive(const char *state_dir)
+{
+    char path[FP_PATH_MAX + 160], cmd[256] = "";
+    snprintf(path, sizeof path, "%s/shim.pid", state_dir);
+    cleanup_free char *text = NULL;
+    size_t len;
+    fp_error err;
+    if (fp_read_file(path, 64, &text, &len, &err) < 0) return false;
+    long pid = strtol(text, NULL, 10);
+    if (pid <= 1 || kill((pid_t)pid, 0) != 0) return false;
+    snprintf(path, sizeof path, "/proc/%ld/cmdline", pid);
+    FILE *f = fopen(path, "re");
+    if (!f) return false;
+    size_t n = fread(cmd, 1, sizeof cmd - 1, f);
+    fclose(f);
+    for (size_t i = 0; i < n; i++)
+        if (!cmd[i]) cmd[i] = ' ';
+    return strstr(cmd, " shim ") != NULL; /* not a reused pid */
+}
+
 static void sample(struct instance *in)
 {
     fp_error err;
@@ -368,6 +401,8 @@ static void sample(struct instance *in)
 static void step(fp_agent *a, struct instance *in, time_t now)
 {
     fp_error err;
+    if (in->state == ST_EXITED) return; /* ended for good: its policy says so */
+    if (in->state == ST_BACKOFF && now < in->next_start) return;
     if (!in->deployed) {
         in->state = ST_PULLING;
         if (deploy(a, in, &err) < 0) {
@@ -398,11 +433,18 @@ static void step(fp_agent *a, struct instance *in, time_t now)
         ended(a, in, &ex, now);
         return;
     }
-    fp_container_state st;
-    if (rc == 1 && fp_runtime_state(&a->rt, in->svc.name, &st, &err) == 1) {
-        /* gone without an exit record: its shim died with it */
+    /* No exit record while the shim lives: running, or the shim is between
+     * reaping and writing the record. A dead shim writes none: the
+     * container ended (or lives on unsupervised) without one. */
+    if (rc == 1 && !shim_alive(state)) {
+        fp_runtime_stop(&a->rt, in->svc.name, 1, &err);
+        fp_runtime_delete(&a->rt, in->svc.name, true, &err);
+        if (fp_shim_exit_read(state, &ex, &err) == 0) {
+            ended(a, in, &ex, now);
+            return;
+        }
         fp_shim_exit lost = {.exit_code = -1};
-        snprintf(in->error, sizeof in->error, "the container vanished");
+        snprintf(in->error, sizeof in->error, "its shim died: the exit status is unknown");
         ended(a, in, &lost, now);
         return;
     }
@@ -509,8 +551,21 @@ static void reconcile(fp_agent *a, time_t now)
         json_object_del(copy, "updated");
         int rc = fp_service_from_json(copy, &s, &err);
         json_decref(copy);
+        const char *name = json_string_value(json_object_get(def, "name"));
         if (rc < 0) {
+            /* a definition this agent cannot read (a newer cloud's field,
+             * say) must not stop what runs under that name: keep it */
+            struct instance *keep = name ? find(a, name) : NULL;
+            if (keep) {
+                keep->wanted = true;
+                snprintf(keep->error, sizeof keep->error, "new definition refused: %s", err.msg);
+            }
             fp_warn("event=service_definition_refused error=\"%s\"", err.msg);
+            continue;
+        }
+        struct instance *dup = find(a, s.name);
+        if (dup && dup->wanted) { /* the cloud listed the name twice: the first wins */
+            fp_service_free(&s);
             continue;
         }
         char gen[FP_DIGEST_MAX];
@@ -603,10 +658,18 @@ static void adopt(fp_agent *a)
         json_t *lv;
         json_array_foreach(json_object_get(j, "layers"), li, lv) if (json_is_string(lv))
             fp_strv_push(&in->layers, json_string_value(lv));
-        json_decref(j);
         fp_container_state st;
         char root[FP_PATH_MAX + 128];
         svc_path(a, s.name, "rootfs", root, sizeof root);
+        bool exited = json_is_true(json_object_get(j, "exited"));
+        in->exit_code = (int)json_integer_value(json_object_get(j, "exit_code"));
+        in->exit_signal = (int)json_integer_value(json_object_get(j, "exit_signal"));
+        json_decref(j);
+        if (exited) { /* it ended for good before the restart */
+            in->state = ST_EXITED;
+            a->inst[a->n++] = in;
+            continue;
+        }
         if (fp_runtime_state(&a->rt, s.name, &st, &err) == 0 && !strcmp(st.status, "running")) {
             in->state = ST_RUNNING;
             in->pid = st.pid;
@@ -663,6 +726,7 @@ static void publish(fp_agent *a)
     pthread_mutex_lock(&a->lock);
     json_decref(a->status);
     a->status = list;
+    a->published = true;
     pthread_mutex_unlock(&a->lock);
 }
 
@@ -670,9 +734,11 @@ json_t *fp_agent_status(fp_agent *a)
 {
     if (!a) return NULL;
     pthread_mutex_lock(&a->lock);
-    json_t *copy = json_deep_copy(a->status);
+    /* before the first pass nothing is known: say nothing (an empty list
+     * would tell the cloud this node runs nothing) */
+    json_t *copy = a->published ? json_deep_copy(a->status) : NULL;
     pthread_mutex_unlock(&a->lock);
-    return copy ? copy : json_array();
+    return copy;
 }
 
 /* ---- logs ------------------------------------------------------------ */

@@ -81,18 +81,6 @@ void fp_service_free(fp_service *s)
     fp_service_init(s);
 }
 
-bool fp_service_name_valid(const char *name)
-{
-    size_t n = strlen(name);
-    if (n == 0 || n > FP_SERVICE_NAME_MAX) return false;
-    if (!islower((unsigned char)name[0]) && !isdigit((unsigned char)name[0])) return false;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)name[i];
-        if (!islower(c) && !isdigit(c) && c != '_' && c != '-') return false;
-    }
-    return true;
-}
-
 static const char *const restart_names[] = {"always", "on-failure", "never"};
 
 const char *fp_restart_name(fp_restart r)

@@ -12,9 +12,9 @@
 #include <stdint.h>
 
 #include "core/error.h"
+#include "core/name.h" /* fp_service_name_valid */
 
-#define FP_SERVICE_NAME_MAX 63
-#define FP_SERVICE_PORTS    8
+#define FP_SERVICE_PORTS 8
 
 typedef enum fp_restart {
     FP_RESTART_ALWAYS = 0, /* the default: a service is meant to run */
@@ -49,7 +49,6 @@ typedef struct fp_service {
 void fp_service_init(fp_service *s);
 void fp_service_free(fp_service *s);
 
-bool fp_service_name_valid(const char *name);
 const char *fp_restart_name(fp_restart r);
 int fp_restart_parse(const char *s, fp_restart *out);
 

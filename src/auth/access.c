@@ -326,7 +326,7 @@ int fp_grant_from_claims(const json_t *claims, const char *issuer, const char *a
             snprintf(sc->name, sizeof sc->name, "%s", name);
             sc->actions = bits & ~(unsigned)FP_ACT_CATALOG;
             g->nscopes++;
-        } else if (!strcmp(type, "service") && fp_name_valid(name, strlen(name)) &&
+        } else if (!strcmp(type, "service") && fp_service_name_valid(name) &&
                    (bits & FP_ACT_LOGS)) {
             snprintf(sc->type, sizeof sc->type, "service");
             snprintf(sc->name, sizeof sc->name, "%s", name);

@@ -215,10 +215,11 @@ int fp_cmd_serve(int argc, char **argv)
         fp_registry_tick(reg, now);
     }
     fp_info("event=stopping signal=%d", sig);
-    /* the agent first: its services keep running under their shims */
-    fp_agent_stop(agent);
+    /* the server first (its requests read the agent), then the agent: its
+     * services keep running under their shims */
     fp_replicator_stop(replicator);
     fp_registry_stop(reg);
+    fp_agent_stop(agent);
     fp_federation_free(fed);
     fp_store_close(store);
     fp_info("event=stopped");

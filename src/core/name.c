@@ -1,5 +1,6 @@
 #include "core/name.h"
 
+#include <ctype.h>
 #include <string.h>
 
 #include "core/digest.h"
@@ -125,4 +126,16 @@ int fp_reference_parse(const char *s, fp_reference *ref)
     if (!fp_name_valid(s + name_start, nl)) return -1;
     memcpy(ref->name, s + name_start, nl);
     return 0;
+}
+
+bool fp_service_name_valid(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > FP_SERVICE_NAME_MAX) return false;
+    if (!islower((unsigned char)name[0]) && !isdigit((unsigned char)name[0])) return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (!islower(c) && !isdigit(c) && c != '_' && c != '-') return false;
+    }
+    return true;
 }

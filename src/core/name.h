@@ -15,6 +15,10 @@
 #define FP_TAG_MAX  128
 
 bool fp_name_valid(const char *name, size_t len);
+/* A service name (the controller's): [a-z0-9][a-z0-9_-]*, at most 63; safe
+ * as a path component, a container id and a token scope. */
+#define FP_SERVICE_NAME_MAX 63
+bool fp_service_name_valid(const char *name);
 bool fp_tag_valid(const char *tag, size_t len);
 
 typedef struct fp_reference {

@@ -366,6 +366,11 @@ bool fp_authz_bearer_logs(fp_req *r, const char *service)
 {
     const char *h = fp_req_header(r, "Authorization");
     if (!h || strncasecmp(h, "Bearer ", 7) != 0) return false;
+    /* only the cloud mints log scopes: never a fog's signer (x5c) token */
+    json_t *header = fp_jwt_header(h + 7, strlen(h + 7));
+    bool x5c = !header || json_object_get(header, "x5c");
+    json_decref(header);
+    if (x5c) return false;
     char why[128];
     fp_grant *g = grant_for(r->reg->authz, h + 7, why, sizeof why);
     bool ok = g && fp_grant_service_logs(g, service);

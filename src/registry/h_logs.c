@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "agent/agent.h"
+#include "agent/spec.h"
 #include "auth/jwt.h"
 #include "control/services.h"
 #include "core/buf.h"
@@ -131,8 +132,9 @@ static void relay(fp_req *r, const char *name, uint64_t tail)
         return;
     }
     struct where w = {.id = node};
+    /* only to a node's TLS address: a node writes its own directory entry */
     if (!r->reg->authz->signing || fp_directory_list(r->reg->dir, find_url, &w, &err) < 0 ||
-        !w.url[0]) {
+        strncmp(w.url, "https://", 8) != 0 || strpbrk(w.url + 8, "/?#@")) {
         fp_respond_error(r, 404, "NAME_UNKNOWN", "node %s is not in the directory", node);
         return;
     }
@@ -141,7 +143,8 @@ static void relay(fp_req *r, const char *name, uint64_t tail)
     char cacert[FP_PATH_MAX + 16];
     snprintf(cacert, sizeof cacert, "%s/ca.crt", r->reg->cfg->node_ca);
     fp_buf_printf(&url, "%s/api/v1/logs/%s?tail=%llu", w.url, name, (unsigned long long)tail);
-    fp_http_opts o = {.cacert = cacert, .timeout_s = 10, .connect_timeout_s = 3};
+    fp_http_opts o = {
+        .cacert = cacert, .timeout_s = 10, .connect_timeout_s = 3, .max_body = tail + 4096};
     fp_http_response resp;
     if (mint(r, node, name, &token, &err) < 0 ||
         fp_http_request("GET", url.data, &o, token.data, NULL, &resp, &err) < 0) {
@@ -166,7 +169,7 @@ void fp_handle_logs(fp_req *r)
 {
     if (!fp_req_read_only(r)) return;
     const char *name = r->path + strlen("/api/v1/logs/");
-    if (!fp_name_valid(name, strlen(name))) {
+    if (!fp_service_name_valid(name)) {
         fp_respond_error(r, 404, "NAME_UNKNOWN", "no such service");
         return;
     }

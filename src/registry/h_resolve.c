@@ -2,13 +2,18 @@
  * service from, the nearest node that holds it: this node when it does,
  * else (on a fog or edge) the owner or the nearest peer that holds it, else
  * the parent; on the cloud, the fog whose namespace it is. Answer:
- *   {"service", "node", "registry", "rtt_ms", "local"}
+ *   {"service", "node", "registry", "rtt_ms", "local", "endpoint"}
+ * endpoint: where the image runs as a service (this node's instance, or at
+ * the cloud the one on the answering node, else any), null when nowhere.
  * Authorized like a pull of the service. */
 #include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent/agent.h"
+#include "control/services.h"
+#include "core/name.h"
 #include "federation/directory.h"
 #include "registry/request.h"
 
@@ -36,11 +41,43 @@ static int find_owner(void *ctx, const fp_directory_entry *e)
     return 0;
 }
 
+/* Where the image runs: a running instance's endpoint, the one on node
+ * when there is one. This node's agent knows its own; the cloud knows what
+ * every agent reported. */
+static json_t *endpoint_of(fp_req *r, const char *node)
+{
+    json_t *list = NULL;
+    fp_error err;
+    if (r->reg->agent)
+        list = fp_agent_status(r->reg->agent);
+    else if (!r->reg->services || fp_services_instances(r->reg->services, &list, &err) < 0)
+        return json_null();
+    const char *best = NULL;
+    size_t i;
+    json_t *in;
+    json_array_foreach(list, i, in)
+    {
+        fp_reference ref;
+        const char *image = json_string_value(json_object_get(in, "image"));
+        const char *ep = json_string_value(json_object_get(in, "endpoint"));
+        const char *st = json_string_value(json_object_get(in, "state"));
+        const char *on = json_string_value(json_object_get(in, "node"));
+        if (!image || !ep || !st || strcmp(st, "running") != 0 ||
+            fp_reference_parse(image, &ref) < 0 || strcmp(ref.name, r->route.name) != 0)
+            continue;
+        if (!best || (on && !strcmp(on, node))) best = ep;
+    }
+    json_t *out = best ? json_string(best) : json_null();
+    json_decref(list);
+    return out;
+}
+
 static void answer(fp_req *r, const char *node, const char *url, double rtt, bool local)
 {
     json_t *j = json_pack("{s:s, s:s, s:s, s:b}", "service", r->route.name, "node", node,
                           "registry", url, "local", local);
     json_object_set_new(j, "rtt_ms", rtt >= 0 ? json_real(rtt) : json_null());
+    json_object_set_new(j, "endpoint", endpoint_of(r, node));
     fp_respond_json(r, j);
 }
 

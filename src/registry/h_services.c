@@ -44,6 +44,24 @@ static bool may_deploy(fp_req *r, const char *image, fp_reference *ref)
     return true;
 }
 
+/* Definitions are the operators': a node reads its own through
+ * /api/v1/agent/desired (they may carry secrets in env). */
+static bool operator(fp_req *r)
+{
+    if (!strcmp(r->kind, "user")) return true;
+    fp_respond_error(r, 403, "DENIED", "nodes read their services at /api/v1/agent/desired");
+    return false;
+}
+
+/* An operator sees the definitions of images they may pull. */
+static bool may_see(fp_req *r, const json_t *def)
+{
+    fp_reference ref;
+    const char *image = json_string_value(json_object_get(def, "image"));
+    return image && fp_reference_parse(image, &ref) == 0 &&
+           fp_authz_policy_may(r, ref.name, FP_ACT_PULL);
+}
+
 static void create_end(fp_req *r)
 {
     json_error_t jerr;
@@ -62,6 +80,20 @@ static void create_end(fp_req *r)
     }
     fp_reference ref;
     if (!may_deploy(r, s.image, &ref)) goto out;
+    /* replacing a definition is deleting it: the caller must be allowed
+     * the image that runs under that name now, too */
+    json_t *old = NULL;
+    rc = fp_services_get(r->reg->services, s.name, &old, &err);
+    if (rc < 0) {
+        fp_respond_internal(r, &err);
+        goto out;
+    }
+    if (rc == 0) {
+        fp_reference oref;
+        bool ok = may_deploy(r, json_string_value(json_object_get(old, "image")) ?: "", &oref);
+        json_decref(old);
+        if (!ok) goto out;
+    }
     if (!s.node[0] && !s.role[0]) {
         fp_respond_error(r, 400, "UNSUPPORTED", "service %s: say where it runs (node or role)",
                          s.name);
@@ -120,6 +152,15 @@ static void one_service(fp_req *r, const char *name)
         return;
     }
     if (r->method == M_GET || r->method == M_HEAD) {
+        if (!operator(r)) {
+            json_decref(def);
+            return;
+        }
+        if (!may_see(r, def)) {
+            json_decref(def);
+            fp_respond_error(r, 404, "NAME_UNKNOWN", "no service %s", name);
+            return;
+        }
         fp_respond_json(r, def);
         return;
     }
@@ -225,14 +266,19 @@ void fp_handle_services(fp_req *r)
             r->on_end = create_end;
             return;
         }
-        if (!fp_req_read_only(r)) return;
+        if (!fp_req_read_only(r) || !operator(r)) return;
         json_t *all;
         fp_error err;
         if (fp_services_list(r->reg->services, &all, &err) < 0) {
             fp_respond_internal(r, &err);
             return;
         }
-        fp_respond_json(r, json_pack("{s:o}", "services", all));
+        json_t *visible = json_array();
+        size_t i;
+        json_t *def;
+        json_array_foreach(all, i, def) if (may_see(r, def)) json_array_append(visible, def);
+        json_decref(all);
+        fp_respond_json(r, json_pack("{s:o}", "services", visible));
         return;
     }
     if (*p != '/' || !fp_service_name_valid(p + 1)) {

@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from conftest import FOGPORT
-from fedhelp import Sandbox, pid_alive, push_image, wait_for
+from fedhelp import CaSession, Sandbox, pid_alive, push_image, wait_for
 from helpers import images  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("runc"),
@@ -34,9 +34,22 @@ def free_port():
         return s.getsockname()[1]
 
 
+MALLORY = ("mallory", "mallory-password-1")
+
+
 @pytest.fixture(scope="module")
 def sb(tmp_path_factory, images):
-    s = Sandbox(tmp_path_factory.mktemp("agent"), fogs=1, edges=1).up()
+    d = tmp_path_factory.mktemp("agent")
+    # a second operator who may push only under mallory/ (the sandbox keeps
+    # a policy file and users that are already there)
+    with open(d / "policy", "w") as f:
+        f.write("user:admin * pull,push,delete,catalog\n"
+                "user:mallory mallory/* pull,push\n"
+                "role:fog {self}/* pull,push\nrole:fog * pull\nrole:edge * pull\n")
+    subprocess.run([FOGPORT, "user", "add", MALLORY[0], "--file", str(d / "htpasswd"),
+                    "--password-stdin"], input=MALLORY[1] + "\n", text=True, check=True,
+                   capture_output=True)
+    s = Sandbox(d, fogs=1, edges=1).up()
     env = dict(os.environ, FOGPORT_CONFIG=s.client_json)
     s.env = env
     for ref in PAPER:
@@ -127,6 +140,33 @@ def test_only_operators_who_may_push_deploy(sb):
                       auth=(cred["id"], cred["secret"]),
                       json={"name": "x", "image": "web_service:latest", "node": "fog-1"})
     assert r.status_code == 403 and r.json()["errors"][0]["code"] == "DENIED", r.text
+
+
+def test_operators_cannot_take_over_or_read_others_services(sb):
+    """mallory may push mallory/*: she cannot replace a service that runs
+    another image, read its definition (env may hold secrets) or its log;
+    nodes read only their own definitions."""
+    create(sb, "victim", "--image", "iot_service:1.0", "--node", "fog-1",
+           "--env", "API_KEY=hunter2")
+    s = CaSession(sb.ca)
+    s.auth = MALLORY
+    api = sb.cloud.url + "/api/v1"
+    r = s.post(api + "/services", json={"name": "victim", "image": "mallory/app:1",
+                                         "node": "fog-1"})
+    assert r.status_code == 403 and r.json()["errors"][0]["code"] == "DENIED", r.text
+    assert s.get(api + "/services/victim").status_code == 404
+    assert "victim" not in [d["name"] for d in s.get(api + "/services").json()["services"]]
+    assert s.get(api + "/logs/victim", params={"node": "fog-1"}).status_code == 403
+    assert s.delete(api + "/services/victim").status_code == 403
+    cred = json.load(open(os.path.join(sb["fog-1"].data_dir, "node", "credential.json")))
+    r = requests.get(api + "/services", verify=sb.ca, auth=(cred["id"], cred["secret"]))
+    assert r.status_code == 403, r.text
+    r = requests.get(api + "/agent/desired", verify=sb.ca, auth=(cred["id"], cred["secret"]))
+    assert [d["name"] for d in r.json()["services"]] == ["victim"]
+    edge = json.load(open(os.path.join(sb["edge-1"].data_dir, "node", "credential.json")))
+    r = requests.get(api + "/agent/desired", verify=sb.ca, auth=(edge["id"], edge["secret"]))
+    assert r.json()["services"] == []
+    cli(sb, "service", "delete", "victim")
 
 
 # ------------------------------------------------------------ running services
@@ -248,6 +288,9 @@ def test_agent_kill9_adopts_running_services(sb):
            "--cmd", "httpd", "--cmd", "-f", "--cmd", "-p", "--cmd", port, "--cmd", "-h",
            "--cmd", "/www")
     before = wait_state(sb, "steady", "fog-1", running)
+    create(sb, "once", "--image", "iot_service:1.0", "--node", "fog-1", "--env", "COUNT=1",
+           "--restart", "never")
+    wait_state(sb, "once", "fog-1", lambda i: i["state"] == "exited")
     fog = sb["fog-1"]
     fog.kill9()
     assert requests.get(f"http://127.0.0.1:{port}/", timeout=5).status_code == 200
@@ -257,6 +300,14 @@ def test_agent_kill9_adopts_running_services(sb):
     after = wait_state(sb, "steady", "fog-1", lambda i: running(i) and i["reported"] >= 0)
     assert after["pid"] == before["pid"] and pid_alive(before["pid"])
     assert not fog.lines(r"event=service_started service=steady", since=mark)
+    # a service that ended for good is not run again by the new agent
+    assert wait_state(sb, "once", "fog-1", lambda i: i["state"] == "exited")
+    assert not fog.lines(r"event=service_started service=once", since=mark)
+    # the adopted service's layers survive a prune (removing another one)
+    delete(sb, "once")
+    root = os.path.join(fog.data_dir, "agent", "services", "steady", "rootfs")
+    assert os.path.exists(os.path.join(root, "bin", "busybox"))
+    assert requests.get(f"http://127.0.0.1:{port}/", timeout=5).status_code == 200
     delete(sb, "steady")
 
 
