@@ -25,6 +25,10 @@ int fp_cmd_shim(int argc, char **argv);
 int fp_cmd_service(int argc, char **argv);
 int fp_cmd_ps(int argc, char **argv);
 int fp_cmd_logs(int argc, char **argv);
+int fp_cmd_top(int argc, char **argv);
+int fp_cmd_events(int argc, char **argv);
+/* bytes as 12K, 3.4M, 1.2G (ps.c) */
+void fp_cli_human_bytes(char *out, size_t n, long long bytes);
 
 /* The cloud's node directory (GET /api/v1/nodes) with the client context's
  * credential: a JSON array (caller decrefs). */

@@ -26,7 +26,7 @@ static void ps_help(void)
            "  FOGPORT_CONFIG=/tmp/sb/client.json fogport ps\n");
 }
 
-static void human(char *out, size_t n, json_int_t bytes)
+void fp_cli_human_bytes(char *out, size_t n, long long bytes)
 {
     if (bytes >= (1 << 30))
         snprintf(out, n, "%.1fG", (double)bytes / (1 << 30));
@@ -76,9 +76,10 @@ int fp_cmd_ps(int argc, char **argv)
         if (u) {
             snprintf(cpu, sizeof cpu, "%.0f%%", 100 * json_number_value(json_object_get(u, "cpu")));
             char cur[12], lim[12] = "-";
-            human(cur, sizeof cur, json_integer_value(json_object_get(u, "memory")));
+            fp_cli_human_bytes(cur, sizeof cur, json_integer_value(json_object_get(u, "memory")));
             if (json_integer_value(json_object_get(u, "memory_limit")))
-                human(lim, sizeof lim, json_integer_value(json_object_get(u, "memory_limit")));
+                fp_cli_human_bytes(lim, sizeof lim,
+                                   json_integer_value(json_object_get(u, "memory_limit")));
             snprintf(mem, sizeof mem, "%s/%s", cur, lim);
             snprintf(pids, sizeof pids, "%lld",
                      (long long)json_integer_value(json_object_get(u, "pids")));

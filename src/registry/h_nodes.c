@@ -11,6 +11,7 @@
 
 #include "core/log.h"
 #include "control/services.h"
+#include "control/usage.h"
 #include "federation/directory.h"
 #include "registry/request.h"
 
@@ -52,6 +53,15 @@ static void heartbeat_end(fp_req *r)
     json_t *instances = json_object_get(j, "instances");
     if (rc == 0 && r->reg->services && json_is_array(instances))
         rc = fp_services_report(r->reg->services, r->user, instances, &err);
+    if (rc == 0 && r->reg->usage && json_is_array(instances)) {
+        /* monitoring is not worth refusing a heartbeat over */
+        fp_error uerr;
+        int events = fp_usage_record(r->reg->usage, r->user, instances, time(NULL), &uerr);
+        if (events < 0)
+            fp_warn("event=usage_record_failed node=%s error=\"%s\"", r->user, uerr.msg);
+        else if (events > 0)
+            fp_event_streams_wake(r->reg->streams);
+    }
     json_decref(j);
     if (rc < 0) {
         fp_respond_internal(r, &err);

@@ -25,7 +25,8 @@ void fp_registry_set_federation(fp_registry *r, fp_federation *fed);
 /* The node's agent, for GET /api/v1/logs/SERVICE (NULL: none). */
 struct fp_agent;
 void fp_registry_set_agent(fp_registry *r, struct fp_agent *agent);
-/* From the serve loop: scheduled replication passes (cloud). */
+/* From the serve loop (every second): scheduled replication passes and
+ * usage history upkeep (cloud). */
 void fp_registry_tick(fp_registry *r, time_t now);
 /* A fog: take up its renewed signer certificate and refreshed auth data
  * from DATA/node/ (src/auth/cloudapi.h). */

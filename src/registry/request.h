@@ -24,11 +24,13 @@ struct fp_registry {
     const fp_config *cfg;
     fp_store *store;
     struct fp_authz *authz;
-    fp_federation *fed;           /* pull-through from other nodes, or NULL */
-    struct fp_directory *dir;     /* the cloud's node directory, or NULL */
-    struct fp_replication *repl;  /* the cloud's replication rules, or NULL */
-    struct fp_services *services; /* the cloud's service definitions, or NULL */
-    struct fp_agent *agent;       /* a fog's or edge's agent, or NULL */
+    fp_federation *fed;               /* pull-through from other nodes, or NULL */
+    struct fp_directory *dir;         /* the cloud's node directory, or NULL */
+    struct fp_replication *repl;      /* the cloud's replication rules, or NULL */
+    struct fp_services *services;     /* the cloud's service definitions, or NULL */
+    struct fp_usage *usage;           /* the cloud's usage history and events, or NULL */
+    struct fp_event_streams *streams; /* open GET /api/v1/events?follow=1 */
+    struct fp_agent *agent;           /* a fog's or edge's agent, or NULL */
     unsigned port;
 };
 
@@ -145,6 +147,15 @@ void fp_handle_replication(fp_req *r);
 void fp_handle_resolve(fp_req *r);
 void fp_handle_services(fp_req *r);
 void fp_handle_logs(fp_req *r);
+void fp_handle_usage(fp_req *r);
+/* Event streams (h_usage.c): wake them when there are new events; close
+ * them (before stopping the daemon: none may stay suspended). */
+int fp_event_streams_new(struct fp_event_streams **out);
+void fp_event_streams_wake(struct fp_event_streams *h);
+void fp_event_streams_close(struct fp_event_streams *h);
+void fp_event_streams_free(struct fp_event_streams *h);
+/* From fp_registry_tick: fold and drop old usage, keep streams alive. */
+void fp_usage_tick(struct fp_registry *reg, time_t now);
 /* A manifest was pushed with these tags: queue replication tasks. */
 void fp_replication_on_push(fp_req *r, const char *digest, const char *const *tags, size_t ntags);
 void fp_handle_signer(fp_req *r);

@@ -22,6 +22,7 @@
 #include "core/range.h"
 #include "federation/directory.h"
 #include "control/services.h"
+#include "control/usage.h"
 #include "federation/replication.h"
 #include "registry/request.h"
 
@@ -326,6 +327,11 @@ static void dispatch(fp_req *r)
         fp_handle_services(r);
         return;
     }
+    if (r->reg->usage &&
+        (!strcmp(r->path, "/api/v1/usage") || !strcmp(r->path, "/api/v1/events"))) {
+        fp_handle_usage(r);
+        return;
+    }
     if ((r->reg->agent || r->reg->services) && !strncmp(r->path, "/api/v1/logs/", 13)) {
         fp_handle_logs(r);
         return;
@@ -528,9 +534,14 @@ int fp_registry_start(fp_registry **out, const fp_config *cfg, fp_store *store, 
     /* the cloud keeps the directory of where nodes are */
     if (reg->authz->nodes && (fp_directory_open(&reg->dir, cfg->data_dir, err) < 0 ||
                               fp_replication_open(&reg->repl, cfg->fed_replication, err) < 0 ||
-                              fp_services_open(&reg->services, cfg->data_dir, err) < 0)) {
+                              fp_services_open(&reg->services, cfg->data_dir, err) < 0 ||
+                              fp_usage_open(&reg->usage, cfg->data_dir, err) < 0)) {
         fp_registry_stop(reg);
         return -1;
+    }
+    if (fp_event_streams_new(&reg->streams) < 0) {
+        fp_registry_stop(reg);
+        return fp_error_set(err, ENOMEM, "registry");
     }
     struct sockaddr_storage ss;
     socklen_t sl;
@@ -547,7 +558,9 @@ int fp_registry_start(fp_registry **out, const fp_config *cfg, fp_store *store, 
      * was seen to leave one worker asleep with a hundred ready connections
      * for 20 s (a lost wakeup under load); poll() has not, and is as fast
      * here with per-thread connection counts in the hundreds. */
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG;
+    /* suspend/resume: event streams wait for events without a thread */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG |
+                     MHD_ALLOW_SUSPEND_RESUME;
     if (ss.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
     cleanup_free char *cert = NULL;
     cleanup_free char *key = NULL;
@@ -626,7 +639,11 @@ unsigned fp_registry_port(const fp_registry *r)
 void fp_registry_stop(fp_registry *r)
 {
     if (!r) return;
+    /* libmicrohttpd must not be stopped with a connection suspended */
+    fp_event_streams_close(r->streams);
     if (r->daemon) MHD_stop_daemon(r->daemon);
+    fp_event_streams_free(r->streams);
+    fp_usage_close(r->usage);
     fp_authz_free(r->authz);
     fp_directory_close(r->dir);
     fp_services_close(r->services);
