@@ -64,7 +64,9 @@ def test_audit_trail(sb, tmp_path):
     # a registration, a deployment and its removal, all as the admin
     s = sb.session(sb.cloud, "audited/app", "pull,push")
     digest, _, _ = push_image(s, sb.cloud, "audited/app", "1.0", [gz_layer(2000)])
-    cli(sb, "service", "create", "x", "--image", "audited/app:1.0", "--node", "fog-1")
+    # a fractional CPU share: a real number in the details, as written and hashed
+    cli(sb, "service", "create", "x", "--image", "audited/app:1.0", "--node", "fog-1", "--cpus",
+        "0.3", "--memory", "64M")
     cli(sb, "service", "delete", "x")
     # the log is for operators: a node's credential is refused
     cred = json.load(open(os.path.join(sb["fog-1"].data_dir, "node", "credential.json")))
@@ -92,6 +94,7 @@ def test_audit_trail(sb, tmp_path):
     created = by[order[2]]
     assert created["actor"] == "user:admin", created
     assert created["details"]["digest"] == digest and created["details"]["node"] == "fog-1", created
+    assert created["details"]["cpus"] == 0.3, created
     assert by[order[3]]["details"]["digest"] == digest
     assert by[order[4]]["actor"].startswith("local:"), by[order[4]]
     for a, b in zip(entries, entries[1:]):
