@@ -266,6 +266,65 @@ void fp_keyring_free(fp_keyring *r)
     free(r);
 }
 
+/* ES256 over data: r||s, 32 bytes each, as JOSE wants (not DER). */
+static int es256_raw(const fp_key *k, const void *data, size_t len, unsigned char raw[64],
+                     fp_error *err)
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned char der[80];
+    size_t derlen = sizeof der;
+    int ok = md && EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, k->pkey) == 1 &&
+             EVP_DigestSign(md, der, &derlen, data, len) == 1;
+    EVP_MD_CTX_free(md);
+    if (!ok) return fp_error_set(err, 0, "ES256 sign");
+    const unsigned char *dp = der;
+    ECDSA_SIG *sig = d2i_ECDSA_SIG(NULL, &dp, (long)derlen);
+    if (!sig) return fp_error_set(err, 0, "ES256 sign: bad signature encoding");
+    ok = BN_bn2binpad(ECDSA_SIG_get0_r(sig), raw, 32) == 32 &&
+         BN_bn2binpad(ECDSA_SIG_get0_s(sig), raw + 32, 32) == 32;
+    ECDSA_SIG_free(sig);
+    if (!ok) return fp_error_set(err, 0, "ES256 sign: signature size");
+    return 0;
+}
+
+/* Does raw (r||s) verify over data with k's public key? */
+static bool es256_check(const fp_key *k, const void *data, size_t len, const unsigned char *raw)
+{
+    ECDSA_SIG *sig = ECDSA_SIG_new();
+    BIGNUM *r = BN_bin2bn(raw, 32, NULL);
+    BIGNUM *s = BN_bin2bn(raw + 32, 32, NULL);
+    if (!sig || !r || !s || ECDSA_SIG_set0(sig, r, s) != 1) {
+        ECDSA_SIG_free(sig);
+        BN_free(r);
+        BN_free(s);
+        return false;
+    }
+    unsigned char *der = NULL;
+    int derlen = i2d_ECDSA_SIG(sig, &der);
+    ECDSA_SIG_free(sig);
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    bool ok = derlen > 0 && md &&
+              EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, k->pkey) == 1 &&
+              EVP_DigestVerify(md, der, (size_t)derlen, data, len) == 1;
+    EVP_MD_CTX_free(md);
+    OPENSSL_free(der);
+    return ok;
+}
+
+int fp_es256_sign(const fp_key *k, const void *data, size_t len, fp_buf *sig, fp_error *err)
+{
+    unsigned char raw[64];
+    if (es256_raw(k, data, len, raw, err) < 0) return -1;
+    return fp_b64url_encode(raw, sizeof raw, sig) < 0 ? fp_error_set(err, ENOMEM, "signature") : 0;
+}
+
+bool fp_es256_verify(const fp_key *k, const void *data, size_t len, const char *sig)
+{
+    cleanup_buf fp_buf raw = FP_BUF_INIT;
+    if (fp_b64url_decode(sig, strlen(sig), &raw) < 0 || raw.len != 64) return false;
+    return es256_check(k, data, len, (const unsigned char *)raw.data);
+}
+
 /* header (JSON text) . claims . ES256 signature */
 static int sign_with_header(const fp_key *k, const fp_buf *header, const json_t *claims,
                             fp_buf *token, fp_error *err)
@@ -276,23 +335,9 @@ static int sign_with_header(const fp_key *k, const fp_buf *header, const json_t 
     fp_b64url_encode(header->data, header->len, token);
     fp_buf_puts(token, ".");
     fp_b64url_encode(payload, strlen(payload), token);
-
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    unsigned char der[80];
-    size_t derlen = sizeof der;
-    int ok = md && EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, k->pkey) == 1 &&
-             EVP_DigestSign(md, der, &derlen, (const unsigned char *)token->data, token->len) == 1;
-    EVP_MD_CTX_free(md);
-    if (!ok) return fp_error_set(err, 0, "sign token");
-    /* JOSE wants r||s, 32 bytes each, not DER */
-    const unsigned char *dp = der;
-    ECDSA_SIG *sig = d2i_ECDSA_SIG(NULL, &dp, (long)derlen);
-    if (!sig) return fp_error_set(err, 0, "sign token: bad signature encoding");
     unsigned char raw[64];
-    ok = BN_bn2binpad(ECDSA_SIG_get0_r(sig), raw, 32) == 32 &&
-         BN_bn2binpad(ECDSA_SIG_get0_s(sig), raw + 32, 32) == 32;
-    ECDSA_SIG_free(sig);
-    if (!ok) return fp_error_set(err, 0, "sign token: signature size");
+    if (es256_raw(k, token->data, token->len, raw, err) < 0)
+        return fp_error_prefix(err, "sign token");
     fp_buf_puts(token, ".");
     fp_b64url_encode(raw, 64, token);
     return 0;
@@ -373,25 +418,8 @@ static int verify(const char *token, size_t len, const fp_keyring *keys, const f
     if (!k) return fail(why, whylen, "token signed by an unknown key");
     if (sigraw.len != 64) return fail(why, whylen, "bad token signature");
 
-    ECDSA_SIG *sig = ECDSA_SIG_new();
-    BIGNUM *r = BN_bin2bn((unsigned char *)sigraw.data, 32, NULL);
-    BIGNUM *s = BN_bin2bn((unsigned char *)sigraw.data + 32, 32, NULL);
-    if (!sig || !r || !s || ECDSA_SIG_set0(sig, r, s) != 1) {
-        ECDSA_SIG_free(sig);
-        BN_free(r);
-        BN_free(s);
-        return fail(why, whylen, "bad token signature");
-    }
-    unsigned char *der = NULL;
-    int derlen = i2d_ECDSA_SIG(sig, &der);
-    ECDSA_SIG_free(sig);
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    int ok = derlen > 0 && md && EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, k->pkey) == 1 &&
-             EVP_DigestVerify(md, der, (size_t)derlen, (const unsigned char *)token,
-                              (size_t)(dot2 - token)) == 1;
-    EVP_MD_CTX_free(md);
-    OPENSSL_free(der);
-    if (!ok) return fail(why, whylen, "token signature does not verify");
+    if (!es256_check(k, token, (size_t)(dot2 - token), (const unsigned char *)sigraw.data))
+        return fail(why, whylen, "token signature does not verify");
     json_t *c = json_loadb(body.data ? body.data : "", body.len, JSON_REJECT_DUPLICATES, NULL);
     if (!json_is_object(c)) {
         json_decref(c);

@@ -52,6 +52,11 @@ const fp_key *fp_keyring_find(const fp_keyring *r, const char *kid);
 size_t fp_keyring_size(const fp_keyring *r);
 void fp_keyring_free(fp_keyring *r);
 
+/* ES256 over any bytes (the audit log signs its entries with the token
+ * key): sig gets base64url of r||s appended, as in a JWS. */
+int fp_es256_sign(const fp_key *k, const void *data, size_t len, fp_buf *sig, fp_error *err);
+bool fp_es256_verify(const fp_key *k, const void *data, size_t len, const char *sig);
+
 /* header.payload.signature with {"alg":"ES256","typ":"JWT","kid":...}. */
 int fp_jwt_sign(const fp_key *k, const json_t *claims, fp_buf *token, fp_error *err);
 /* The same with {"alg":"ES256","typ":"JWT","x5c":X5C}, where x5c is the

@@ -29,10 +29,16 @@ int fp_cmd_top(int argc, char **argv);
 int fp_cmd_events(int argc, char **argv);
 /* bytes as 12K, 3.4M, 1.2G (ps.c) */
 void fp_cli_human_bytes(char *out, size_t n, long long bytes);
+int fp_cmd_audit(int argc, char **argv);
 
 /* The cloud's node directory (GET /api/v1/nodes) with the client context's
  * credential: a JSON array (caller decrefs). */
 int fp_cli_fetch_nodes(json_t **nodes, fp_error *err);
+
+/* Record in the audit log of the cloud whose data directory cfg names
+ * (takes details, an object or NULL). Warns when it cannot: the action
+ * stands (cli/audit.c). */
+void fp_cli_audit(const fp_config *cfg, const char *kind, const char *subject, json_t *details);
 
 /* Shared option handling for commands that act on a node's data directory:
  * --config FILE and/or --data DIR (the latter wins). Returns 0, or prints

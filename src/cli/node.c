@@ -7,6 +7,7 @@
 
 #include "auth/nodes.h"
 #include "cli/cli.h"
+#include "control/audit.h"
 #include "core/config.h"
 
 static void help(void)
@@ -91,6 +92,9 @@ int fp_cmd_node(int argc, char **argv)
                 rc = fp_cli_fail(&err);
             else
                 printf("%s\n", token);
+            if (rc == 0) /* the token itself stays secret */
+                fp_cli_audit(&cfg, FP_AUDIT_NODE_TOKEN_CREATED, id ? id : "*",
+                             json_pack("{s:s, s:i}", "role", role, "ttl_s", (int)ttl_s));
         }
     } else if (!strcmp(action, "list")) {
         if (fp_nodes_list(n, print_node, NULL, &err) < 0) rc = fp_cli_fail(&err);
@@ -101,6 +105,8 @@ int fp_cmd_node(int argc, char **argv)
             rc = fp_cli_usage_error("node", "usage: node revoke ID");
         else if (r < 0)
             rc = fp_cli_fail(&err);
+        else if (r == 0)
+            fp_cli_audit(&cfg, FP_AUDIT_NODE_REVOKED, target, NULL);
         else if (r == 1) {
             fprintf(stderr, "fogport: no node '%s'\n", target);
             rc = 1;

@@ -12,6 +12,7 @@
 
 #include "auth/authdata.h"
 #include "auth/pki.h"
+#include "control/audit.h"
 #include "core/cleanup.h"
 #include "core/log.h"
 #include "registry/request.h"
@@ -57,6 +58,7 @@ static void signer_end(fp_req *r)
         return;
     }
     fp_info("event=signer_issued remote=%s node=%s days=%d", r->remote, r->user, SIGNER_DAYS);
+    fp_req_audit(r, FP_AUDIT_SIGNER_ISSUED, r->user, json_pack("{s:i}", "days", SIGNER_DAYS));
     fp_respond_json(r, json_pack("{s:s}", "certificate", cert.data));
 }
 

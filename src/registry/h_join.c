@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "auth/pki.h"
+#include "control/audit.h"
 #include "core/cleanup.h"
 #include "core/log.h"
 #include "registry/request.h"
@@ -115,6 +116,9 @@ static void join_end(fp_req *r)
     char *text = json_dumps(out, JSON_COMPACT);
     json_decref(out);
     fp_info("event=node_joined remote=%s node=%s role=%s", r->remote, id, role);
+    fp_req_audit(r, FP_AUDIT_NODE_JOINED, id,
+                 json_pack("{s:s, s:s, s:b}", "role", role, "remote", r->remote, "certificate",
+                           cert.len > 0));
     if (!text) {
         fp_error_set(&err, ENOMEM, "join answer");
         fp_respond_internal(r, &err);

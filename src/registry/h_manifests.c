@@ -122,6 +122,7 @@ static void delete_manifest(fp_req *r)
         fp_respond_store_error(r, rc, &err, "MANIFEST_UNKNOWN", "manifest unknown to registry");
     else
         fp_respond_empty(r, 202, (char *)NULL);
+    if (rc == 0) fp_audit_on_delete(r); /* at the cloud: in its audit trail */
 }
 
 static int manifest_body(fp_req *r, const char *data, size_t len)
@@ -242,6 +243,7 @@ static void put_manifest_end(fp_req *r)
     }
     fp_respond(r, 201, resp);
     fp_replication_on_push(r, digest, tl.tags, tl.n);
+    fp_audit_on_push(r, digest, tl.tags, tl.n); /* at the cloud: a registration */
 }
 
 static void put_manifest(fp_req *r)

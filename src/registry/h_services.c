@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "auth/nodes.h"
+#include "control/audit.h"
 #include "control/services.h"
 #include "core/log.h"
 #include "core/name.h"
@@ -128,6 +129,8 @@ static void create_end(fp_req *r)
     }
     fp_info("event=service_%s service=%s image=%s digest=%s user=%s",
             replaced ? "updated" : "created", s.name, s.image, s.digest, r->user);
+    fp_req_audit(r, replaced ? FP_AUDIT_SERVICE_UPDATED : FP_AUDIT_SERVICE_CREATED, s.name,
+                 fp_service_to_json(&s));
     json_t *def = NULL;
     if (fp_services_get(r->reg->services, s.name, &def, &err) != 0) {
         fp_respond_internal(r, &err);
@@ -166,13 +169,13 @@ static void one_service(fp_req *r, const char *name)
     }
     fp_reference ref;
     bool ok = may_deploy(r, json_string_value(json_object_get(def, "image")), &ref);
-    json_decref(def);
-    if (!ok) return;
-    if (fp_services_delete(r->reg->services, name, &err) < 0) {
-        fp_respond_internal(r, &err);
+    if (!ok || fp_services_delete(r->reg->services, name, &err) < 0) {
+        json_decref(def);
+        if (ok) fp_respond_internal(r, &err);
         return;
     }
     fp_info("event=service_deleted service=%s user=%s", name, r->user);
+    fp_req_audit(r, FP_AUDIT_SERVICE_DELETED, name, def); /* the definition that went */
     fp_respond_empty(r, 204, (char *)NULL);
 }
 

@@ -30,6 +30,7 @@ struct fp_registry {
     struct fp_services *services;     /* the cloud's service definitions, or NULL */
     struct fp_usage *usage;           /* the cloud's usage history and events, or NULL */
     struct fp_event_streams *streams; /* open GET /api/v1/events?follow=1 */
+    struct fp_audit *audit;           /* the cloud's audit trail, or NULL */
     struct fp_agent *agent;           /* a fog's or edge's agent, or NULL */
     unsigned port;
 };
@@ -160,6 +161,14 @@ void fp_usage_tick(struct fp_registry *reg, time_t now);
 void fp_replication_on_push(fp_req *r, const char *digest, const char *const *tags, size_t ntags);
 void fp_handle_signer(fp_req *r);
 void fp_handle_authdata(fp_req *r);
+void fp_handle_audit(fp_req *r);
+/* The cloud's audit trail (h_audit.c; nothing where there is none): open
+ * it at start; append what the request did, as its principal (takes
+ * details, an object or NULL); a push's tags; a manifest deletion. */
+int fp_registry_audit_open(struct fp_registry *reg, fp_error *err);
+void fp_req_audit(fp_req *r, const char *kind, const char *subject, json_t *details);
+void fp_audit_on_push(fp_req *r, const char *digest, const char *const *tags, size_t ntags);
+void fp_audit_on_delete(fp_req *r);
 
 /* Validate a digest from a request; on failure responds DIGEST_INVALID. */
 bool fp_req_digest_ok(fp_req *r, const char *digest);

@@ -21,6 +21,7 @@
 #include "core/log.h"
 #include "core/range.h"
 #include "federation/directory.h"
+#include "control/audit.h"
 #include "control/services.h"
 #include "control/usage.h"
 #include "federation/replication.h"
@@ -336,6 +337,10 @@ static void dispatch(fp_req *r)
         fp_handle_logs(r);
         return;
     }
+    if (r->reg->audit && strcmp(r->path, "/api/v1/audit") == 0) {
+        fp_handle_audit(r);
+        return;
+    }
     if (r->reg->authz->nodes && strcmp(r->path, "/api/v1/signer") == 0) {
         fp_handle_signer(r);
         return;
@@ -535,7 +540,8 @@ int fp_registry_start(fp_registry **out, const fp_config *cfg, fp_store *store, 
     if (reg->authz->nodes && (fp_directory_open(&reg->dir, cfg->data_dir, err) < 0 ||
                               fp_replication_open(&reg->repl, cfg->fed_replication, err) < 0 ||
                               fp_services_open(&reg->services, cfg->data_dir, err) < 0 ||
-                              fp_usage_open(&reg->usage, cfg->data_dir, err) < 0)) {
+                              fp_usage_open(&reg->usage, cfg->data_dir, err) < 0 ||
+                              fp_registry_audit_open(reg, err) < 0)) {
         fp_registry_stop(reg);
         return -1;
     }
@@ -647,6 +653,7 @@ void fp_registry_stop(fp_registry *r)
     fp_authz_free(r->authz);
     fp_directory_close(r->dir);
     fp_services_close(r->services);
+    fp_audit_close(r->audit);
     fp_replication_free(r->repl);
     free(r);
 }
