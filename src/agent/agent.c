@@ -21,6 +21,7 @@
 #include "agent/shim.h"
 #include "agent/spec.h"
 #include "auth/cloudapi.h"
+#include "control/recallset.h"
 #include "core/buf.h"
 #include "core/cleanup.h"
 #include "core/digest.h"
@@ -75,8 +76,9 @@ struct fp_agent {
     pthread_mutex_t lock; /* stop, status */
     pthread_cond_t wake;
     bool stop;
-    json_t *status; /* the last pass's report */
-    bool published; /* status holds a pass's report (not the empty start) */
+    json_t *status;                         /* the last pass's report */
+    struct fp_recall_set *_Atomic recalled; /* never run (fp_agent_set_recalled) */
+    bool published;                         /* status holds a pass's report (not the empty start) */
 };
 
 /* ---- paths ---------------------------------------------------------- */
@@ -564,6 +566,12 @@ static void reconcile(fp_agent *a, time_t now)
             continue;
         }
         struct instance *dup = find(a, s.name);
+        /* recalled: not wanted, so it stops below (the cloud's list may be
+         * one this node saved before the recall) */
+        if (fp_recall_set_has(a->recalled, s.digest)) {
+            fp_service_free(&s);
+            continue;
+        }
         if (dup && dup->wanted) { /* the cloud listed the name twice: the first wins */
             fp_service_free(&s);
             continue;
@@ -918,4 +926,9 @@ int fp_agent_purge(const char *data_dir, fp_error *err)
     }
     if (d) closedir(d);
     return 0;
+}
+
+void fp_agent_set_recalled(fp_agent *a, struct fp_recall_set *recalled)
+{
+    if (a) a->recalled = recalled;
 }

@@ -37,6 +37,12 @@ int fp_agent_start(fp_agent **out, const fp_config *cfg, fp_federation *fed, fp_
  * them); the next start adopts them. */
 void fp_agent_stop(fp_agent *a);
 
+/* The node's recalled images (control/recallset.h; borrowed, outlives the
+ * agent): a definition whose digest is recalled is not run, and what runs
+ * from it is stopped and removed, even from the saved desired state. */
+struct fp_recall_set;
+void fp_agent_set_recalled(fp_agent *a, struct fp_recall_set *recalled);
+
 /* The instances for the heartbeat: a new JSON array (NULL when a is NULL). */
 json_t *fp_agent_status(fp_agent *a);
 

@@ -18,12 +18,12 @@
 #include "core/http_client.h"
 #include "core/log.h"
 
-int fp_node_call_cloud(const fp_config *cfg, const char *path, const char *body,
-                       fp_http_response *resp, fp_error *err)
+static int call_cloud(const fp_config *cfg, const char *path, const char *body, unsigned timeout_s,
+                      fp_http_response *resp, fp_error *err)
 {
     fp_node_cred cred;
     if (fp_node_cred_load(cfg, &cred, err) < 0) return -1;
-    fp_http_opts o = {.timeout_s = 5};
+    fp_http_opts o = {.timeout_s = timeout_s};
     fp_node_cred_opts(&cred, &o);
     cleanup_buf fp_buf url = FP_BUF_INIT;
     fp_buf_printf(&url, "%s%s", cfg->node_cloud, path);
@@ -37,6 +37,63 @@ int fp_node_call_cloud(const fp_config *cfg, const char *path, const char *body,
         return -1;
     }
     return 0;
+}
+
+int fp_node_call_cloud(const fp_config *cfg, const char *path, const char *body,
+                       fp_http_response *resp, fp_error *err)
+{
+    return call_cloud(cfg, path, body, 5, resp, err);
+}
+
+/* Keep a list the node must remember across a restart while the cloud is
+ * unreachable; rewritten only when it changed. */
+static void save_list(const fp_config *cfg, const char *leaf, const json_t *list)
+{
+    char path[FP_PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/node/%s", cfg->data_dir, leaf);
+    cleanup_free char *text = json_dumps(list, JSON_COMPACT);
+    cleanup_free char *old = NULL;
+    size_t oldlen = 0;
+    fp_error ignored;
+    if (text &&
+        (fp_read_file(path, 32u << 20, &old, &oldlen, &ignored) < 0 || strcmp(old, text) != 0) &&
+        fp_write_file_atomic(path, text, strlen(text), 0600, &ignored) < 0)
+        fp_warn("event=list_not_saved file=%s error=\"%s\"", leaf, ignored.msg);
+}
+
+static json_t *saved_list(const fp_config *cfg, const char *leaf)
+{
+    char path[FP_PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/node/%s", cfg->data_dir, leaf);
+    json_t *list = json_load_file(path, 0, NULL);
+    if (json_is_array(list)) return list;
+    json_decref(list);
+    return NULL;
+}
+
+int fp_node_fetch_recalls(const fp_config *cfg, unsigned timeout_s, json_t **records, fp_error *err)
+{
+    fp_http_response resp;
+    if (call_cloud(cfg, "/api/v1/recalls", NULL, timeout_s ? timeout_s : 5, &resp, err) < 0)
+        return -1;
+    json_t *body = json_loadb(resp.body.data, resp.body.len, 0, NULL);
+    fp_http_response_free(&resp);
+    json_t *list = json_object_get(body, "recalls");
+    if (!json_is_array(list)) {
+        json_decref(body);
+        return fp_error_set(err, 0, "recall list: malformed answer");
+    }
+    *records = json_incref(list);
+    json_decref(body);
+    /* a node restarted while the cloud is away must not serve what it
+     * was told to refuse */
+    save_list(cfg, "recalls.json", *records);
+    return 0;
+}
+
+json_t *fp_node_saved_recalls(const fp_config *cfg)
+{
+    return saved_list(cfg, "recalls.json");
 }
 
 int fp_node_fetch_revoked(const fp_config *cfg, json_t **ids, fp_error *err)

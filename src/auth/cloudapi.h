@@ -26,6 +26,13 @@ int fp_node_call_cloud(const fp_config *cfg, const char *path, const char *body,
 int fp_node_fetch_revoked(const fp_config *cfg, json_t **ids, fp_error *err);
 /* The list kept by the last successful fetch (NULL if none). */
 json_t *fp_node_saved_revoked(const fp_config *cfg);
+/* The recalled images (GET /api/v1/recalls, control/recallset.h), waiting
+ * at most timeout_s: on success *records is a JSON array, also kept in
+ * DATA/node/recalls.json. */
+int fp_node_fetch_recalls(const fp_config *cfg, unsigned timeout_s, json_t **records,
+                          fp_error *err);
+/* The recalls kept by the last successful fetch (NULL if none). */
+json_t *fp_node_saved_recalls(const fp_config *cfg);
 /* Obtain a signer certificate unless the current one has more than a third
  * of its lifetime left. *changed says whether the files were replaced. */
 int fp_node_sync_signer(const fp_config *cfg, bool *changed, fp_error *err);

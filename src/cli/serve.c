@@ -10,6 +10,7 @@
 #include "auth/cloudapi.h"
 #include "auth/join.h"
 #include "cli/cli.h"
+#include "control/recallset.h"
 #include "core/log.h"
 #include "federation/directory.h"
 #include "federation/federation.h"
@@ -50,6 +51,37 @@ static void evict_cache(const fp_config *cfg, fp_store *store, time_t now)
     fp_error err;
     if (fp_store_evict(store, &o, &st, &err) < 0)
         fp_warn("event=evict_failed error=\"%s\"", err.msg);
+}
+
+/* A fog or edge: take up the cloud's recall list (NULL: the cloud did not
+ * answer) and delete what it recalls from the store. */
+static void take_recalls(fp_recall_set *recalled, fp_store *store, json_t *records)
+{
+    fp_error err;
+    int changed = records ? fp_recall_set_replace(recalled, records, &err) : 0;
+    if (changed < 0) fp_warn("event=recalls_unusable error=\"%s\"", err.msg);
+    if (changed <= 0) return;
+    fp_info("event=recalls_updated count=%zu", fp_recall_set_count(recalled));
+    if (fp_recall_set_apply(recalled, store, &err) < 0)
+        fp_warn("event=recall_apply_failed error=\"%s\"", err.msg);
+}
+
+/* At start, before the registry serves: the list as last kept, then the
+ * cloud's, asked briefly (a node that was away during a recall applies it
+ * before it serves anything). */
+#define RECALLS_START_TIMEOUT_S 2
+static void recalls_at_start(const fp_config *cfg, fp_recall_set *recalled, fp_store *store)
+{
+    json_t *saved = fp_node_saved_recalls(cfg);
+    take_recalls(recalled, store, saved);
+    json_decref(saved);
+    json_t *fresh = NULL;
+    fp_error err;
+    if (fp_node_fetch_recalls(cfg, RECALLS_START_TIMEOUT_S, &fresh, &err) < 0)
+        fp_warn("event=recalls_unavailable error=\"%s\" kept=%zu", err.msg,
+                fp_recall_set_count(recalled));
+    take_recalls(recalled, store, fresh);
+    json_decref(fresh);
 }
 
 /* A fog's part of the tick; reg NULL before the registry runs. */
@@ -129,15 +161,28 @@ int fp_cmd_serve(int argc, char **argv)
     bool fog = !strcmp(cfg.node_role, "fog");
     if (fog) sync_fog(&cfg, NULL);
 
+    bool edge = !strcmp(cfg.node_role, "edge");
+    bool follows_cloud = edge || fog;
+    fp_recall_set *recalled = NULL;
+    if (fp_recall_set_new(&recalled, &err) < 0) return fp_cli_fail(&err);
     fp_store *store;
     struct fp_store_options so = {.upload_expiry_s = cfg.upload_expiry_s, .exclusive = true};
-    if (fp_store_open(&store, cfg.data_dir, &so, &err) < 0) return fp_cli_fail(&err);
+    if (fp_store_open(&store, cfg.data_dir, &so, &err) < 0) {
+        fp_recall_set_free(recalled);
+        return fp_cli_fail(&err);
+    }
+    if (follows_cloud) recalls_at_start(&cfg, recalled, store);
     fp_federation *fed = NULL;
     fp_registry *reg;
-    if (fp_federation_open(&fed, &cfg, store, &err) < 0 ||
-        fp_registry_start(&reg, &cfg, store, &err) < 0) {
+    int started = fp_federation_open(&fed, &cfg, store, &err);
+    if (started == 0) {
+        fp_federation_set_recalled(fed, recalled); /* before anything is fetched */
+        started = fp_registry_start(&reg, &cfg, store, recalled, &err);
+    }
+    if (started < 0) {
         fp_federation_free(fed);
         fp_store_close(store);
+        fp_recall_set_free(recalled);
         return fp_cli_fail(&err);
     }
     fp_registry_set_federation(reg, fed);
@@ -150,8 +195,10 @@ int fp_cmd_serve(int argc, char **argv)
         fp_registry_stop(reg);
         fp_federation_free(fed);
         fp_store_close(store);
+        fp_recall_set_free(recalled);
         return fp_cli_fail(&err);
     }
+    fp_agent_set_recalled(agent, recalled);
     fp_registry_set_agent(reg, agent);
     fp_info("event=serving node=%s role=%s listen=%s port=%u data=%s tls=%s auth=%s version=%s",
             cfg.node_id[0] ? cfg.node_id : "-", cfg.node_role[0] ? cfg.node_role : "registry",
@@ -164,15 +211,13 @@ int fp_cmd_serve(int argc, char **argv)
     /* One-second ticks: housekeeping every minute; every
      * revocation_interval an edge fetches the cloud's revocations and a fog
      * its auth data (revocations included) and, when due, a new signer. */
-    bool edge = !strcmp(cfg.node_role, "edge");
     json_t *saved = edge ? fp_node_saved_revoked(&cfg) : NULL;
     if (saved) { /* until the cloud answers: the list as last known */
         fp_registry_set_revoked(reg, saved);
         json_decref(saved);
     }
-    bool follows_cloud = edge || !strcmp(cfg.node_role, "fog");
     time_t next_maintenance = time(NULL) + 60, next_revocations = 0, next_heartbeat = 0;
-    time_t next_evict = 0;
+    time_t next_evict = 0, next_recalls = time(NULL) + 1;
     /* report at once: the directory is how other nodes find this one */
     if (follows_cloud && fp_directory_heartbeat(&cfg, fp_agent_status(agent), &err) == 0)
         next_heartbeat = time(NULL) + (cfg.fed_heartbeat_s ? cfg.fed_heartbeat_s : 5);
@@ -202,6 +247,16 @@ int fp_cmd_serve(int argc, char **argv)
             next_revocations =
                 now + (cfg.node_revocation_interval_s ? cfg.node_revocation_interval_s : 10);
         }
+        /* recalls on the revocations' beat: both take a node's trust away */
+        if (follows_cloud && now >= next_recalls) {
+            json_t *records = NULL;
+            if (fp_node_fetch_recalls(&cfg, 5, &records, &err) < 0)
+                fp_debug("event=recalls_unavailable error=\"%s\"", err.msg);
+            take_recalls(recalled, store, records);
+            json_decref(records);
+            next_recalls =
+                now + (cfg.node_revocation_interval_s ? cfg.node_revocation_interval_s : 10);
+        }
         if (follows_cloud && now >= next_heartbeat) {
             if (fp_directory_heartbeat(&cfg, fp_agent_status(agent), &err) < 0)
                 fp_debug("event=heartbeat_failed error=\"%s\"", err.msg);
@@ -222,6 +277,7 @@ int fp_cmd_serve(int argc, char **argv)
     fp_agent_stop(agent);
     fp_federation_free(fed);
     fp_store_close(store);
+    fp_recall_set_free(recalled);
     fp_info("event=stopped");
     return 0;
 }

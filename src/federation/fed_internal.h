@@ -33,7 +33,8 @@ struct fed_token {
 struct fp_federation {
     const fp_config *cfg;
     fp_store *store;
-    fp_node_cred cred; /* the cloud: only its CA and TLS certificate */
+    fp_node_cred cred;              /* the cloud: only its CA and TLS certificate */
+    struct fp_recall_set *recalled; /* never fetched (control/recallset.h), or NULL */
     /* The cloud: its sources are the fogs that own a namespace (from its
      * own directory), and it authenticates to them with tokens it signs
      * itself: fogs trust the cloud's token key. */

@@ -363,3 +363,8 @@ void fp_federation_tick(fp_federation *f, time_t now)
         f->next_rtt = now + RTT_INTERVAL_S;
     }
 }
+
+void fp_federation_set_recalled(fp_federation *f, struct fp_recall_set *recalled)
+{
+    if (f) f->recalled = recalled;
+}

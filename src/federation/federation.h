@@ -37,6 +37,10 @@ typedef struct fp_fed_origin {
 /* NULL in *out (and 0) when this node does not pull through (a standalone
  * registry, a cloud without a token key, or [federation] enabled = false). */
 int fp_federation_open(fp_federation **out, const fp_config *cfg, fp_store *store, fp_error *err);
+/* The recalled images this node never fetches (borrowed; set before the
+ * registry serves). */
+struct fp_recall_set;
+void fp_federation_set_recalled(fp_federation *f, struct fp_recall_set *recalled);
 void fp_federation_free(fp_federation *f);
 /* From the serve loop, once a second: refresh the peer list, measure
  * round-trip times. */

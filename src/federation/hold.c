@@ -6,6 +6,8 @@
 #include <stdlib.h>
 
 #include "core/manifest.h"
+#include "control/recallset.h"
+#include "federation/fed_internal.h"
 #include "federation/federation.h"
 
 /* Make the store hold blob digest of repo; adds the bytes moved. */
@@ -66,6 +68,8 @@ int fp_fed_hold(fp_federation *f, fp_store *store, const char *repo, const char 
 {
     uint64_t moved = 0;
     fp_fed_origin none = {.hops = 0};
+    if (f && fp_recall_set_has(f->recalled, digest))
+        return fp_error_set(err, EACCES, "%s@%s is recalled", repo, digest);
     int rc = hold_manifest(f, store, repo, digest, o ? o : &none, 0, &moved, err);
     if (bytes) *bytes += moved;
     return rc;

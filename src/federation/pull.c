@@ -10,6 +10,7 @@
 
 #include "core/log.h"
 #include "core/manifest.h"
+#include "control/recallset.h"
 #include "federation/fed_internal.h"
 
 static const char accept_manifests[] =
@@ -129,6 +130,8 @@ int fp_fed_pull_manifest(fp_federation *f, const char *repo, const char *ref, bo
                          const fp_fed_origin *o, fp_error *err)
 {
     struct fp_source src[FED_MAX_SOURCES + 1];
+    if (by_digest && fp_recall_set_has(f->recalled, ref))
+        return fp_error_set(err, EACCES, "%s@%s is recalled", repo, ref);
     size_t n = fp_fed_sources(f, repo, by_digest, o->via, src, FED_MAX_SOURCES + 1);
     if (!n) return FP_STORE_NOT_FOUND;
     struct pull_race *p = calloc(1, sizeof *p);
@@ -156,8 +159,14 @@ int fp_fed_pull_manifest(fp_federation *f, const char *repo, const char *ref, bo
         const char *tags[1] = {ref};
         char missing[FP_DIGEST_MAX];
         const char *body = a->resp.body.data ? a->resp.body.data : "";
-        rc = fp_store_manifest_put_parsed(f->store, repo, &a->m, a->digest, body, a->resp.body.len,
-                                          tags, by_digest ? 0 : 1, true, missing, err);
+        /* a holder that has not heard of the recall yet must not bring
+         * it back */
+        if (fp_recall_set_has(f->recalled, a->digest))
+            rc = fp_error_set(err, EACCES, "%s@%s is recalled", repo, a->digest);
+        else
+            rc = fp_store_manifest_put_parsed(f->store, repo, &a->m, a->digest, body,
+                                              a->resp.body.len, tags, by_digest ? 0 : 1, true,
+                                              missing, err);
         if (rc == 0)
             fp_info("event=pulled kind=manifest repo=%s ref=%s digest=%s source=%s", repo, ref,
                     a->digest, src[w].id);

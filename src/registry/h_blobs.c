@@ -3,6 +3,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "control/recallset.h"
 #include "core/range.h"
 #include "registry/request.h"
 
@@ -169,6 +170,14 @@ void fp_handle_blob(fp_req *r)
         return;
     }
     if (!fp_req_digest_ok(r, r->route.ref)) return;
+    /* the layers and config of a recalled image, unless another image of
+     * the repository still needs them (a shared base layer) */
+    if (r->method != M_DELETE &&
+        fp_recall_set_blob_denied(r->reg->recalled, r->reg->store, r->route.name, r->route.ref)) {
+        fp_respond_error(r, 403, "DENIED", "%s: blob %s belongs to a recalled image", r->route.name,
+                         r->route.ref);
+        return;
+    }
     if (r->method == M_HEAD)
         head_blob(r);
     else if (r->method == M_GET)

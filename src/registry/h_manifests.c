@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "control/recallset.h"
 #include "core/cleanup.h"
 #include "core/log.h"
 #include "core/range.h"
@@ -67,13 +68,32 @@ static void get_manifest(fp_req *r)
 {
     bool head = r->method == M_HEAD;
     bool by_digest = ref_is_digest(r->route.ref);
+    /* a recalled image is refused to everyone, token or not, and never
+     * fetched from another node */
+    if (by_digest && fp_req_refuse_recalled(r, r->route.ref)) return;
     fp_manifest_row row;
     fp_error err;
     int rc = fp_store_manifest_get(r->reg->store, r->route.name, r->route.ref, by_digest, !head,
                                    &row, &err);
+    if (rc == 0 && fp_recall_set_has(r->reg->recalled, row.digest)) {
+        free(row.body);
+        fp_req_refuse_recalled(r, row.digest);
+        return;
+    }
     rc = pull_through(r, by_digest, head, rc, &row, &err);
+    if (rc != 0 &&
+        ((rc < 0 && err.errnum == EACCES) ||
+         (!by_digest && fp_recall_set_tag(r->reg->recalled, r->route.name, r->route.ref)))) {
+        /* deleted here, refused upstream: say why rather than "unknown" */
+        fp_respond_error(r, 403, "DENIED", "%s:%s is recalled", r->route.name, r->route.ref);
+        return;
+    }
     if (rc != 0) {
         fp_respond_store_error(r, rc, &err, "MANIFEST_UNKNOWN", "manifest unknown to registry");
+        return;
+    }
+    if (fp_req_refuse_recalled(r, row.digest)) { /* pulled through just now */
+        free(row.body);
         return;
     }
     /* cache eviction takes the least recently used images first: note the
@@ -197,6 +217,11 @@ static void put_manifest_end(fp_req *r)
         return;
     }
 
+    /* a recalled image does not come back by a push (un-recall first) */
+    if (fp_req_refuse_recalled(r, digest)) {
+        fp_manifest_free(&m);
+        return;
+    }
     char missing[FP_DIGEST_MAX] = "";
     fp_error err;
     int rc = fp_store_manifest_put_parsed(r->reg->store, r->route.name, &m, digest,

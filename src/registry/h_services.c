@@ -17,6 +17,7 @@
 
 #include "auth/nodes.h"
 #include "control/audit.h"
+#include "control/recallset.h"
 #include "control/services.h"
 #include "core/log.h"
 #include "core/name.h"
@@ -122,6 +123,10 @@ static void create_end(fp_req *r)
         goto out;
     }
     snprintf(s.digest, sizeof s.digest, "%s", row.digest);
+    if (fp_recall_set_has(r->reg->recalled, s.digest)) {
+        fp_respond_error(r, 403, "DENIED", "image %s (%s) is recalled", s.image, s.digest);
+        goto out;
+    }
     bool replaced = false;
     if (fp_services_put(r->reg->services, &s, &replaced, &err) < 0) {
         fp_respond_internal(r, &err);
@@ -194,14 +199,21 @@ static void desired(fp_req *r)
     }
     size_t i;
     json_t *def;
-    json_array_foreach(all, i, def) if (fp_service_placed_on(def, r->user, r->role))
-        json_array_append(mine, def);
+    json_array_foreach(all, i, def)
+    {
+        /* a recalled image runs nowhere: its agents stop and remove it */
+        const char *digest = json_string_value(json_object_get(def, "digest"));
+        if (fp_service_placed_on(def, r->user, r->role) &&
+            !fp_recall_set_has(r->reg->recalled, digest))
+            json_array_append(mine, def);
+    }
     json_decref(all);
     fp_respond_json(r, json_pack("{s:o}", "services", mine));
 }
 
 struct pending_ctx {
     json_t *defs, *instances;
+    struct fp_recall_set *recalled;
 };
 
 /* For each joined, unrevoked node: a "pending" line for every service
@@ -222,17 +234,21 @@ static int add_pending(void *ctx, const char *id, const char *role, time_t creat
             in) if (!strcmp(json_string_value(json_object_get(in, "node")) ?: "", id) &&
                     !strcmp(json_string_value(json_object_get(in, "service")) ?: "", name)) seen =
             true;
+        /* the definition of a recalled image stays, and says so */
+        bool recalled =
+            fp_recall_set_has(p->recalled, json_string_value(json_object_get(def, "digest")));
         if (!seen)
-            json_array_append_new(p->instances, json_pack("{s:s, s:s, s:s, s:O}", "service", name,
-                                                          "node", id, "state", "pending", "digest",
-                                                          json_object_get(def, "digest")));
+            json_array_append_new(p->instances,
+                                  json_pack("{s:s, s:s, s:s, s:O}", "service", name, "node", id,
+                                            "state", recalled ? "recalled" : "pending", "digest",
+                                            json_object_get(def, "digest")));
     }
     return 0;
 }
 
 static void instances(fp_req *r)
 {
-    struct pending_ctx p;
+    struct pending_ctx p = {.recalled = r->reg->recalled};
     fp_error err;
     if (fp_services_list(r->reg->services, &p.defs, &err) < 0) {
         fp_respond_internal(r, &err);

@@ -13,8 +13,12 @@
 
 typedef struct fp_registry fp_registry;
 
-/* Start serving cfg->listen in background threads. */
-int fp_registry_start(fp_registry **out, const fp_config *cfg, fp_store *store, fp_error *err);
+/* Start serving cfg->listen in background threads. recalled (borrowed,
+ * outlives the registry) is what it refuses from its first request: a
+ * fog or edge fills it before, the cloud fills it here from control.db. */
+struct fp_recall_set;
+int fp_registry_start(fp_registry **out, const fp_config *cfg, fp_store *store,
+                      struct fp_recall_set *recalled, fp_error *err);
 /* The port actually bound (useful with port 0). */
 unsigned fp_registry_port(const fp_registry *r);
 /* A fog or edge: replace the list of nodes the cloud has revoked (a JSON

@@ -32,6 +32,8 @@ struct fp_registry {
     struct fp_event_streams *streams; /* open GET /api/v1/events?follow=1 */
     struct fp_audit *audit;           /* the cloud's audit trail, or NULL */
     struct fp_agent *agent;           /* a fog's or edge's agent, or NULL */
+    struct fp_recalls *recalls;       /* the cloud's recalls (control.db), or NULL */
+    struct fp_recall_set *recalled;   /* recalled images every node refuses (never NULL) */
     unsigned port;
 };
 
@@ -149,6 +151,10 @@ void fp_handle_resolve(fp_req *r);
 void fp_handle_services(fp_req *r);
 void fp_handle_logs(fp_req *r);
 void fp_handle_usage(fp_req *r);
+void fp_handle_recalls(fp_req *r);
+/* The registry refuses a recalled image (h_recalls.c): answers 403 DENIED
+ * and returns true when digest (a manifest) is recalled. */
+bool fp_req_refuse_recalled(fp_req *r, const char *digest);
 /* Event streams (h_usage.c): wake them when there are new events; close
  * them (before stopping the daemon: none may stay suspended). */
 int fp_event_streams_new(struct fp_event_streams **out);
@@ -166,6 +172,8 @@ void fp_handle_audit(fp_req *r);
  * it at start; append what the request did, as its principal (takes
  * details, an object or NULL); a push's tags; a manifest deletion. */
 int fp_registry_audit_open(struct fp_registry *reg, fp_error *err);
+/* The cloud: open its recalls and load them into reg->recalled. */
+int fp_registry_recalls_open(struct fp_registry *reg, fp_error *err);
 void fp_req_audit(fp_req *r, const char *kind, const char *subject, json_t *details);
 void fp_audit_on_push(fp_req *r, const char *digest, const char *const *tags, size_t ntags);
 void fp_audit_on_delete(fp_req *r);

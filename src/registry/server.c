@@ -23,6 +23,7 @@
 #include "federation/directory.h"
 #include "control/audit.h"
 #include "control/services.h"
+#include "control/recalls.h"
 #include "control/usage.h"
 #include "federation/replication.h"
 #include "registry/request.h"
@@ -328,6 +329,11 @@ static void dispatch(fp_req *r)
         fp_handle_services(r);
         return;
     }
+    if (r->reg->recalls &&
+        (!strcmp(r->path, "/api/v1/recalls") || !strncmp(r->path, "/api/v1/recalls/", 16))) {
+        fp_handle_recalls(r);
+        return;
+    }
     if (r->reg->usage &&
         (!strcmp(r->path, "/api/v1/usage") || !strcmp(r->path, "/api/v1/events"))) {
         fp_handle_usage(r);
@@ -526,22 +532,25 @@ static int resolve_listen(const char *listen, struct sockaddr_storage *ss, sockl
     return 0;
 }
 
-int fp_registry_start(fp_registry **out, const fp_config *cfg, fp_store *store, fp_error *err)
+int fp_registry_start(fp_registry **out, const fp_config *cfg, fp_store *store,
+                      struct fp_recall_set *recalled, fp_error *err)
 {
     fp_registry *reg = calloc(1, sizeof *reg);
     if (!reg) return fp_error_set(err, ENOMEM, "registry");
     reg->cfg = cfg;
     reg->store = store;
+    reg->recalled = recalled;
     if (fp_authz_open(&reg->authz, cfg, err) < 0) {
         free(reg);
         return -1;
     }
     /* the cloud keeps the directory of where nodes are */
-    if (reg->authz->nodes && (fp_directory_open(&reg->dir, cfg->data_dir, err) < 0 ||
-                              fp_replication_open(&reg->repl, cfg->fed_replication, err) < 0 ||
-                              fp_services_open(&reg->services, cfg->data_dir, err) < 0 ||
-                              fp_usage_open(&reg->usage, cfg->data_dir, err) < 0 ||
-                              fp_registry_audit_open(reg, err) < 0)) {
+    if (reg->authz->nodes &&
+        (fp_directory_open(&reg->dir, cfg->data_dir, err) < 0 ||
+         fp_replication_open(&reg->repl, cfg->fed_replication, err) < 0 ||
+         fp_services_open(&reg->services, cfg->data_dir, err) < 0 ||
+         fp_usage_open(&reg->usage, cfg->data_dir, err) < 0 ||
+         fp_registry_audit_open(reg, err) < 0 || fp_registry_recalls_open(reg, err) < 0)) {
         fp_registry_stop(reg);
         return -1;
     }
@@ -654,6 +663,7 @@ void fp_registry_stop(fp_registry *r)
     fp_directory_close(r->dir);
     fp_services_close(r->services);
     fp_audit_close(r->audit);
+    fp_recalls_close(r->recalls);
     fp_replication_free(r->repl);
     free(r);
 }

@@ -295,3 +295,28 @@ int fp_store_referrers(fp_store *s, const char *repo, const char *subject, fp_re
     sqlite3_reset(st);
     return rc == SQLITE_DONE ? 0 : fp_db_fail(db, err, "list referrers");
 }
+
+int fp_store_manifests_referencing(fp_store *s, const char *repo, const char *child, fp_name_cb cb,
+                                   void *ctx, fp_error *err)
+{
+    fp_db *db = fp_db_get(s, err);
+    if (!db) return -1;
+    /* rare (recalled blobs only): a statement of its own, not a cached one */
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db->db,
+                           "SELECT rm.digest FROM repos r JOIN repo_manifests rm ON rm.repo = r.id "
+                           "JOIN manifest_refs mr ON mr.digest = rm.digest "
+                           "WHERE r.name = ?1 AND mr.child = ?2",
+                           -1, &st, NULL) != SQLITE_OK)
+        return fp_db_fail(db, err, "find referencing manifests");
+    sqlite3_bind_text(st, 1, repo, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, child, -1, SQLITE_STATIC);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        if (cb(ctx, (const char *)sqlite3_column_text(st, 0)) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : fp_db_fail(db, err, "find referencing manifests");
+}

@@ -165,6 +165,11 @@ int fp_store_tags(fp_store *s, const char *repo, const char *last, unsigned limi
 int fp_store_catalog(fp_store *s, const char *last, unsigned limit, fp_name_cb cb, void *ctx,
                      fp_error *err);
 
+/* The manifests of repo that reference child (a blob or an index's child
+ * manifest), by digest. 0 also for an unknown repository. */
+int fp_store_manifests_referencing(fp_store *s, const char *repo, const char *child, fp_name_cb cb,
+                                   void *ctx, fp_error *err);
+
 typedef struct fp_referrer {
     const char *digest;
     const char *media_type;
