@@ -166,7 +166,9 @@ static void recall_end(fp_req *r)
         fp_respond_internal(r, &err);
         return;
     }
-    fp_info("event=recall repo=%s digest=%s ref=%s user=%s", ref.name, digest, image, r->user);
+    /* image pointed into the request's JSON, gone now: the record's copy */
+    fp_info("event=recall repo=%s digest=%s ref=%s user=%s", ref.name, digest,
+            json_string_value(json_object_get(rec, "ref")), r->user);
     fp_req_audit(r, FP_AUDIT_RECALL, digest, json_deep_copy(rec));
     fp_respond_json_status(r, 201, rec);
 }
