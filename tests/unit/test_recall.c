@@ -45,9 +45,9 @@ static int teardown(void **state)
 
 static json_t *record(const char *digest, const char *repo, json_int_t t)
 {
-    return json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:[], s:[s], s:[s]}", "digest", digest,
-                     "repo", repo, "ref", repo, "user", "admin", "time", t, "reason", "why",
-                     "children", "tags", "1.0", "blobs", D3);
+    return json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:[], s:[s], s:[s]}", "digest", digest, "repo",
+                     repo, "ref", repo, "user", "admin", "time", t, "reason", "why", "children",
+                     "tags", "1.0", "blobs", D3);
 }
 
 static void test_table(void **state)
@@ -64,8 +64,7 @@ static void test_table(void **state)
     assert_int_equal(fp_recalls_list(rc, &list, &err), 0);
     assert_int_equal(json_array_size(list), 2);
     /* oldest first */
-    assert_string_equal(json_string_value(json_object_get(json_array_get(list, 0), "digest")),
-                        D2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(list, 0), "digest")), D2);
     assert_true(json_equal(json_array_get(list, 1), a));
     json_decref(list);
     fp_recalls_close(rc);
@@ -155,8 +154,8 @@ static void image(fp_store *st, const char *repo, const char *tag, const char *c
     fp_digest_bytes(FP_SHA256, body, strlen(body), digest);
     const char *tags[1] = {tag};
     fp_error err;
-    assert_int_equal(fp_store_manifest_put_parsed(st, repo, &m, digest, body, strlen(body), tags,
-                                                  1, false, missing, &err),
+    assert_int_equal(fp_store_manifest_put_parsed(st, repo, &m, digest, body, strlen(body), tags, 1,
+                                                  false, missing, &err),
                      0);
     fp_manifest_free(&m);
 }
