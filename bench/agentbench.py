@@ -11,15 +11,19 @@ warm, on a fog and on an edge, and the memory of the edge's `fogport serve`
 Each round is a fresh `fogport sandbox up --fogs 1 --edges 1` (cloud,
 fog-1, edge-1 under fog-1; agents on fog-1 and edge-1) with no replication
 rules, and the paper's web_service:latest pushed to the cloud only. In it,
-in this order:
+on fog-1 and then on edge-1:
 
-  fog cold   the image is nowhere but at the cloud: fog-1's agent pulls it
-             through its own registry from the cloud and unpacks both layers
-  fog warm   the service deleted, created again under another name and port:
-             image in fog-1's store, layers in its layer cache
-  edge cold  edge-1 holds nothing: it pulls through its own registry from
-             fog-1 (which holds the image since the fog rounds) and unpacks
-  edge warm  as fog warm, on edge-1
+  cold    the node holds nothing: its agent pulls the image through the
+          node's own registry (fog-1 from the cloud; edge-1 from fog-1,
+          which holds it since the fog's runs) and unpacks both layers
+  warm    a second service of the same image while the first one runs:
+          image in the node's store, layers unpacked and in use
+  again   both deleted, then a third created: the image is still in the
+          node's store, but the agent pruned the layers no service used any
+          more, so it unpacks them again
+
+The edge's memory is sampled idle after start (before any service), with
+the cold run's service running alone, and after all were deleted.
 
 A fresh sandbox per round is what makes every cold run cold: the layer
 cache is keyed by the layer digest, so a re-tagged image in the same
@@ -362,6 +366,24 @@ def _podman_rounds(layout, work, rounds, results):
 
 # ------------------------------------------------------------------ run
 
+KINDS = ("cold", "warm", "again")
+
+
+def timed(sb, results, r, nid, kind, name):
+    port = free_port()
+    # a create lands anywhere in the agent's poll cycle, not in step with
+    # the previous run
+    time.sleep(random.uniform(0, POLL_S))
+    rec = create_and_time(sb, nid, name, port)
+    rec.update(round=r, kind=kind)
+    results["runs"].append(rec)
+    say("   %s %s: create → 200 in %.3f s (agent took it after %s s; deploy %s s, start %s s, "
+        "up %s s; %d pulled, %d unpacked)" % (
+            nid, kind, rec["total"], fmt(rec.get("wait")), fmt(rec.get("deploy")),
+            fmt(rec.get("start")), fmt(rec.get("up")), rec["pulled"], rec["unpacked"]))
+    return rec
+
+
 def cmd_run(a):
     results = {"rounds": a.rounds, "runs": [], "mem": [], "left": {}, "started": time.time()}
     tag = "%04x" % random.randrange(1 << 16)  # service names unique to this run
@@ -378,27 +400,26 @@ def cmd_run(a):
             mem["edge_idle"] = mem_sample(sb, "edge-1")
             mem["fog_idle"] = mem_sample(sb, "fog-1")
             for nid in ("fog-1", "edge-1"):
-                for kind in ("cold", "warm"):
-                    name = f"ab{tag}-r{r}-{nid[0]}{kind[0]}"
-                    port = free_port()
-                    # a create lands anywhere in the agent's poll cycle, not
-                    # in step with the removal the previous run waited for
-                    time.sleep(random.uniform(0, POLL_S))
-                    rec = create_and_time(sb, nid, name, port)
-                    rec.update(round=r, kind=kind)
-                    results["runs"].append(rec)
-                    say("   %s %s: create → 200 in %.3f s (agent took it after %s s; deploy %s s, "
-                        "start %s s, up %s s; %d pulled, %d unpacked)" % (
-                            nid, kind, rec["total"], fmt(rec.get("wait")), fmt(rec.get("deploy")),
-                            fmt(rec.get("start")), fmt(rec.get("up")), rec["pulled"],
-                            rec["unpacked"]))
-                    if nid == "edge-1" and kind == "warm":
-                        time.sleep(a.settle_service)
-                        mem["edge_running"] = mem_sample(sb, "edge-1")
-                        shim = find_shim(sb.runtime_root("edge-1"), name)
-                        mem["shim"] = proc_mem(shim) if shim else None
-                        mem["runc_resident"] = len(runc_resident(sb.runtime_root("edge-1")))
-                    delete_and_wait(sb, nid, name)
+                first = f"ab{tag}-r{r}-{nid[0]}c"
+                timed(sb, results, r, nid, "cold", first)
+                if nid == "edge-1":  # the edge with one service running
+                    time.sleep(a.settle_service)
+                    mem["edge_running"] = mem_sample(sb, "edge-1")
+                    shim = find_shim(sb.runtime_root("edge-1"), first)
+                    mem["shim"] = proc_mem(shim) if shim else None
+                    mem["runc_resident"] = len(runc_resident(sb.runtime_root("edge-1")))
+                # warm: a second service of the same image while the first
+                # runs (image held, layers unpacked and in use)
+                second = f"ab{tag}-r{r}-{nid[0]}w"
+                timed(sb, results, r, nid, "warm", second)
+                delete_and_wait(sb, nid, second)
+                delete_and_wait(sb, nid, first)
+                # again: created anew once none runs; the node holds the image
+                # in its registry, but the agent pruned the layers no service
+                # used any more, so they are unpacked again
+                third = f"ab{tag}-r{r}-{nid[0]}a"
+                timed(sb, results, r, nid, "again", third)
+                delete_and_wait(sb, nid, third)
             time.sleep(a.settle_service)
             mem["edge_after"] = mem_sample(sb, "edge-1")
             mem["fog_after"] = mem_sample(sb, "fog-1")
@@ -408,9 +429,6 @@ def cmd_run(a):
                     mem["edge_idle"]["VmRSS"] / 1024, mem["edge_running"]["VmRSS"] / 1024,
                     mem["edge_after"]["VmRSS"] / 1024, mem["edge_after"]["VmHWM"] / 1024,
                     "%.1f MiB" % (mem["shim"]["VmRSS"] / 1024) if mem.get("shim") else "?"))
-            if r == 1:
-                v = re.search(r"version=(\S+)", sb.log("edge-1"))
-                results["fogport_version"] = v.group(1) if v else "?"
         finally:
             left = sb.down()
             if left:
@@ -434,70 +452,73 @@ def med(vals):
     return statistics.median(vals) if vals else None
 
 
+CASE = {
+    "cold": "cold: the image only at the cloud (the edge: at its fog)",
+    "warm": "warm: a second service of the image while the first runs",
+    "again": "again: created anew after the node's services of it were deleted",
+}
+
+
 def cmd_table(a):
     with open(a.file) as f:
         res = json.load(f)
     runs = res["runs"]
 
-    def pick(node, kind, key):
-        return [r.get(key) for r in runs if r["node"] == node and r["kind"] == kind]
-
     def cell(v, d=2):
         return "—" if v is None else f"{v:.{d}f}"
 
-    def ratio(x, y):
-        return "—" if x is None or not y else f"{x / y:.2f}×"
+    def m(node, kind, key):
+        return med([r.get(key) for r in runs if r["node"] == node and r["kind"] == kind])
 
-    n = res["rounds"]
-    rows = []
-
-    def add(label, unit, key, d=2):
-        fc, fw = med(pick("fog-1", "cold", key)), med(pick("fog-1", "warm", key))
-        ec, ew = med(pick("edge-1", "cold", key)), med(pick("edge-1", "warm", key))
-        rows.append(f"| {label} | {unit} | {cell(fc, d)} | {cell(fw, d)} | {ratio(fc, fw)} | "
-                    f"{cell(ec, d)} | {cell(ew, d)} | {ratio(ec, ew)} |")
-
-    print(f"Rounds: {n} (a fresh sandbox each); medians.")
+    print(f"Rounds: {res['rounds']} (a fresh sandbox each); medians of the rounds, in seconds.")
     print()
-    print("| Measurement | Unit | fog cold | fog warm | cold ÷ warm | edge cold | edge warm | "
-          "cold ÷ warm |")
-    print("|---|---|--:|--:|--:|--:|--:|--:|")
-    add("**create → answering** (first HTTP 200)", "s", "total")
-    add("… `service create` returned", "s", "cli", 3)
-    add("… create → the agent took the definition (its poll)", "s", "wait")
-    add("… **agent took it → answering**", "s", "agent", 3)
-    add("… … deploy: hold the image (pull through), unpack, mount, bundle", "s", "deploy", 3)
-    add("… … start: shim, runc create + start", "s", "start", 3)
-    add("… … started → first 200", "s", "up", 3)
-    add("blobs pulled into the node's registry", "count", "pulled", 0)
-    add("layers unpacked", "count", "unpacked", 0)
+    print("| Node, case | create → answering | create → the agent took it | agent took it → "
+          "answering | … deploy | … start | … started → 200 | blobs pulled | layers unpacked |")
+    print("|---|--:|--:|--:|--:|--:|--:|--:|--:|")
+    for node in ("fog-1", "edge-1"):
+        for kind in KINDS:
+            if not any(r["node"] == node and r["kind"] == kind for r in runs):
+                continue
+            print(f"| {node}, {CASE[kind]} | **{cell(m(node, kind, 'total'))}** | "
+                  f"{cell(m(node, kind, 'wait'))} | **{cell(m(node, kind, 'agent'), 3)}** | "
+                  f"{cell(m(node, kind, 'deploy'), 3)} | {cell(m(node, kind, 'start'), 3)} | "
+                  f"{cell(m(node, kind, 'up'), 3)} | {cell(m(node, kind, 'pulled'), 0)} | "
+                  f"{cell(m(node, kind, 'unpacked'), 0)} |")
     pm = res.get("podman") or []
-    if pm:
-        pc = med([p["total"] for p in pm if p["kind"] == "cold"])
-        pw = med([p["total"] for p in pm if p["kind"] == "warm"])
-        rows.append(f"| podman {res.get('podman_version', '')} run (reference, this host) | s | "
-                    f"{cell(pc)} | {cell(pw)} | {ratio(pc, pw)} | | | |")
-    print("\n".join(rows))
-    print()
-    if pm:
-        print("podman: `podman run -d --network host --runtime runc` (cgroupfs, overlay storage "
-              "on tmpfs, k8s-file log) of `oci:LAYOUT:web_service:latest` with the same command; "
-              "cold with a fresh storage root (the image is copied in from the local layout: no "
-              "registry, no network), warm with the image in storage.")
-    elif res.get("podman_note"):
-        print(f"podman: {res['podman_note']}")
+    for kind, what in (("cold", "cold: fresh storage, image copied in from the OCI layout"),
+                       ("warm", "warm: image in storage")):
+        v = med([p["total"] for p in pm if p["kind"] == kind])
+        if v is not None:
+            print(f"| podman {res.get('podman_version', '')} run (this host), {what} | "
+                  f"**{cell(v)}** | | | | | | | |")
     print()
 
-    # per-run detail
+    def ratio(node, key, x, y):
+        a_, b_ = m(node, x, key), m(node, y, key)
+        return "—" if a_ is None or not b_ else f"{a_ / b_:.2f}×"
+    for node in ("fog-1", "edge-1"):
+        print(f"- {node}: cold ÷ warm {ratio(node, 'total', 'cold', 'warm')} create → answering, "
+              f"{ratio(node, 'agent', 'cold', 'warm')} agent took it → answering; again ÷ warm "
+              f"{ratio(node, 'agent', 'again', 'warm')} (agent took it → answering)")
+    if pm:
+        print("- podman: `podman run -d --network host --runtime runc` (cgroupfs, overlay storage on "
+              "tmpfs, k8s-file log) of `oci:LAYOUT:web_service:latest` with the same command, to "
+              "its first 200; cold with a fresh storage root (the image is copied in from a local "
+              "layout: no registry, no network, no TLS), warm with the image in storage.")
+    elif res.get("podman_note"):
+        print(f"- podman: {res['podman_note']}")
+    print()
     print("<details><summary>Per run (s)</summary>")
     print()
     for node in ("fog-1", "edge-1"):
-        for kind in ("cold", "warm"):
+        for kind in KINDS:
             vals = [r for r in runs if r["node"] == node and r["kind"] == kind]
-            print(f"- {node} {kind}: total " + ", ".join(fmt(r["total"], 3) for r in vals) +
-                  "; agent took it → 200: " + ", ".join(fmt(r.get("agent"), 3) for r in vals))
-    if pm:
-        for kind in ("cold", "warm"):
+            if vals:
+                print(f"- {node} {kind}: create → answering " +
+                      ", ".join(fmt(r["total"], 3) for r in vals) + "; agent took it → answering " +
+                      ", ".join(fmt(r.get("agent"), 3) for r in vals))
+    for kind in ("cold", "warm"):
+        if any(p["kind"] == kind for p in pm):
             print(f"- podman {kind}: " +
                   ", ".join(fmt(p["total"], 3) for p in pm if p["kind"] == kind))
     print()
@@ -508,8 +529,7 @@ def cmd_table(a):
     mem = res["mem"]
 
     def mm(key, field):
-        v = [m[key][field] / 1024 for m in mem if m.get(key) and field in m[key]]
-        return med(v)
+        return med([x[key][field] / 1024 for x in mem if x.get(key) and field in x[key]])
 
     print("Memory of the edge's `fogport serve` (release build; `/proc/PID/status` and "
           "`smaps_rollup`), MiB, median of the rounds:")
@@ -519,7 +539,7 @@ def cmd_table(a):
 
     def memrow(label, key, target=True):
         rss = mm(key, "VmRSS")
-        th = med([m[key]["Threads"] for m in mem if m.get(key)])
+        th = med([x[key]["Threads"] for x in mem if x.get(key)])
         met = "" if not target or rss is None else ("✅" if rss <= 8.0 else "❌")
         print(f"| {label} | {cell(rss, 1)} | {cell(mm(key, 'RssAnon'), 1)} | "
               f"{cell(mm(key, 'RssFile'), 1)} | {cell(mm(key, 'Pss'), 1)} | "
@@ -530,7 +550,7 @@ def cmd_table(a):
     memrow("edge, idle after its services were deleted", "edge_after")
     memrow("the service's shim (`fogport shim`)", "shim", target=False)
     memrow("fog, idle after start (for comparison)", "fog_idle", target=False)
-    resident = [m.get("runc_resident") for m in mem if m.get("runc_resident") is not None]
+    resident = [x.get("runc_resident") for x in mem if x.get("runc_resident") is not None]
     print()
     print("runc resident while the service runs: " +
           ("no (no runc process with the edge's runtime root in any round)"
