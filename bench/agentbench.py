@@ -44,6 +44,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -561,6 +562,9 @@ def cmd_table(a):
 
 
 def main():
+    # bench/agent stops the run with SIGTERM: leave through the finally
+    # clauses, which take the sandbox down
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run")
