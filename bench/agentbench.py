@@ -360,7 +360,11 @@ def _podman_rounds(layout, work, rounds, results):
             for name in names:
                 subprocess.run([*base, "rm", "-f", "-t", "0", name], capture_output=True,
                                timeout=60)
-            subprocess.run([*base, "system", "reset", "--force"], capture_output=True, timeout=120)
+            # (not `podman system reset`: the lock segment in /dev/shm is
+            # shared with every other podman on the machine)
+            subprocess.run([*base, "rmi", "-a", "-f"], capture_output=True, timeout=120)
+            subprocess.run(["umount", "-R", os.path.join(root, "root", "overlay")],
+                           capture_output=True, timeout=30)
             shutil.rmtree(root, ignore_errors=True)
             shutil.rmtree(run, ignore_errors=True)
 
