@@ -8,9 +8,12 @@
 CC      ?= cc
 # Debian's python3 (with python3-pytest); a pyenv python earlier on PATH lacks it
 PYTHON  ?= /usr/bin/python3
-PKGS    := libmicrohttpd jansson sqlite3 libcrypto libcurl gnutls libarchive
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+PKGS    := libmicrohttpd jansson sqlite3 libcrypto libcurl gnutls
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) libarchive)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lcrypt -lpthread
+# fogport itself loads libarchive (libarchive.so.13) only while it unpacks a
+# layer (src/agent/unpack.c); the tests and fuzzers that write archives link it
+ARCHIVE_LIBS := $(shell pkg-config --libs libarchive)
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wformat=2 -Wvla -Wno-unused-parameter -Wno-format-truncation
 BASE_CFLAGS := -std=c17 -D_GNU_SOURCE -Isrc $(WARN) $(PKG_CFLAGS)
@@ -50,7 +53,7 @@ build/san/fogport: $(SAN_LIB) $(SAN_CLI)
 
 build/san/unit/%: tests/unit/%.c $(SAN_LIB) $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(SAN_CFLAGS) -o $@ $< $(SAN_LIB) $(PKG_LIBS) -lcmocka
+	$(CC) $(BASE_CFLAGS) $(SAN_CFLAGS) -o $@ $< $(SAN_LIB) $(PKG_LIBS) $(ARCHIVE_LIBS) -lcmocka
 
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
@@ -64,7 +67,7 @@ check: unit e2e
 FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -Isrc -g -O1 -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS)
 build/fuzz/%: fuzz/%.c fuzz/fuzz.h $(LIB_SRC) $(HDRS)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRC) $(PKG_LIBS)
+	clang $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRC) $(PKG_LIBS) $(ARCHIVE_LIBS)
 fuzz: $(FUZZ_BIN)
 
 # The same release build with clang, in its own tree (warnings are errors).

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -407,7 +408,12 @@ static void step(fp_agent *a, struct instance *in, time_t now)
     if (in->state == ST_BACKOFF && now < in->next_start) return;
     if (!in->deployed) {
         in->state = ST_PULLING;
-        if (deploy(a, in, &err) < 0) {
+        int rc = deploy(a, in, &err);
+        /* what the pull and the unpacking allocated is free again: give
+         * those pages back (an agent is idle between deploys, and on an
+         * edge every page counts) */
+        malloc_trim(0);
+        if (rc < 0) {
             fp_warn("event=service_deploy_failed service=%s error=\"%s\"", in->svc.name, err.msg);
             set_error(in, ST_BACKOFF, &err);
             in->next_start = now + next_backoff(in);

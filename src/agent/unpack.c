@@ -10,11 +10,13 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <linux/openat2.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +31,89 @@
 #include "core/cleanup.h"
 #include "core/fs.h"
 #include "core/log.h"
+
+/* libarchive is loaded for the unpacking of a layer and unloaded after it
+ * (dlopen), not linked: linked, it and what it pulls in (libxml2, ICU,
+ * libstdc++, liblzma, lz4, bzip2, acl) were mapped into every fogport process
+ * from its start, some 2.3 MiB of an idle edge's resident set, for the few
+ * moments of its life that it unpacks. (Once loaded, libstdc++ stays: it
+ * cannot be unloaded.) */
+#define ARCHIVE_SONAME "libarchive.so.13"
+#define ARCHIVE_FUNCS(X)                                                                           \
+    X(archive_entry_atime)                                                                         \
+    X(archive_entry_atime_is_set)                                                                  \
+    X(archive_entry_atime_nsec)                                                                    \
+    X(archive_entry_filetype)                                                                      \
+    X(archive_entry_gid)                                                                           \
+    X(archive_entry_hardlink)                                                                      \
+    X(archive_entry_mtime)                                                                         \
+    X(archive_entry_mtime_is_set)                                                                  \
+    X(archive_entry_mtime_nsec)                                                                    \
+    X(archive_entry_pathname)                                                                      \
+    X(archive_entry_perm)                                                                          \
+    X(archive_entry_size)                                                                          \
+    X(archive_entry_size_is_set)                                                                   \
+    X(archive_entry_symlink)                                                                       \
+    X(archive_entry_uid)                                                                           \
+    X(archive_entry_xattr_next)                                                                    \
+    X(archive_entry_xattr_reset)                                                                   \
+    X(archive_error_string)                                                                        \
+    X(archive_filter_count)                                                                        \
+    X(archive_filter_name)                                                                         \
+    X(archive_read_data)                                                                           \
+    X(archive_read_free)                                                                           \
+    X(archive_read_new)                                                                            \
+    X(archive_read_next_header)                                                                    \
+    X(archive_read_open_fd)                                                                        \
+    X(archive_read_support_filter_gzip)                                                            \
+    X(archive_read_support_filter_none)                                                            \
+    X(archive_read_support_filter_zstd)                                                            \
+    X(archive_read_support_format_tar)
+
+static struct {
+    pthread_mutex_t lock;
+    unsigned refs; /* unpackings using the functions below */
+    void *handle;
+#define ARC_FIELD(f) __typeof__(f) *f;
+    ARCHIVE_FUNCS(ARC_FIELD)
+#undef ARC_FIELD
+} arc = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* Load libarchive (or count one more user); its functions are in arc until
+ * the matching arc_release(). */
+static int arc_acquire(fp_error *err)
+{
+    pthread_mutex_lock(&arc.lock);
+    if (arc.refs == 0) {
+        void *h = dlopen(ARCHIVE_SONAME, RTLD_NOW | RTLD_LOCAL);
+        const char *missing = NULL;
+#define ARC_SYM(f)                                                                                 \
+    if (h && !missing && !(arc.f = (__typeof__(f) *)dlsym(h, #f))) missing = #f;
+        ARCHIVE_FUNCS(ARC_SYM)
+#undef ARC_SYM
+        if (!h || missing) {
+            const char *why = h ? missing : dlerror();
+            if (h) dlclose(h);
+            pthread_mutex_unlock(&arc.lock);
+            return fp_error_set(err, 0, "cannot load %s (layers are unpacked with it): %s",
+                                ARCHIVE_SONAME, why ? why : "?");
+        }
+        arc.handle = h;
+    }
+    arc.refs++;
+    pthread_mutex_unlock(&arc.lock);
+    return 0;
+}
+
+static void arc_release(void)
+{
+    pthread_mutex_lock(&arc.lock);
+    if (--arc.refs == 0) {
+        dlclose(arc.handle);
+        arc.handle = NULL;
+    }
+    pthread_mutex_unlock(&arc.lock);
+}
 
 /* OCI whiteouts (image-spec layer.md) and their overlayfs form. */
 #define WH_PREFIX  ".wh."
@@ -88,7 +173,7 @@ __attribute__((format(printf, 3, 4))) static int refuse(unpacker *u, int errnum,
 
 static const char *archive_msg(struct archive *a)
 {
-    const char *s = archive_error_string(a);
+    const char *s = arc.archive_error_string(a);
     return s ? s : "unknown libarchive error";
 }
 
@@ -343,7 +428,7 @@ static int make_room(unpacker *u, int pfd, const char *leaf, bool dir, bool *was
 
 static int entry_owner(unpacker *u, struct archive_entry *e, uid_t *uid, gid_t *gid)
 {
-    int64_t o = archive_entry_uid(e), g = archive_entry_gid(e);
+    int64_t o = arc.archive_entry_uid(e), g = arc.archive_entry_gid(e);
     /* (uid_t)-1 means "leave unchanged" to chown: not an owner */
     if (o < 0 || o >= (int64_t)UINT32_MAX || g < 0 || g >= (int64_t)UINT32_MAX)
         return refuse(u, 0, "owner %" PRId64 ":%" PRId64 " out of range", o, g);
@@ -357,7 +442,7 @@ static int entry_owner(unpacker *u, struct archive_entry *e, uid_t *uid, gid_t *
  * setgid, which only makes new files inherit its group. */
 static mode_t entry_mode(unpacker *u, struct archive_entry *e, bool dir)
 {
-    mode_t mode = archive_entry_perm(e) & 07777;
+    mode_t mode = arc.archive_entry_perm(e) & 07777;
     mode_t drop = dir ? S_ISUID : (S_ISUID | S_ISGID);
     if (!u->allow_setuid && (mode & drop)) {
         mode &= ~drop;
@@ -370,15 +455,15 @@ static void entry_times(struct archive_entry *e, struct timespec ts[2])
 {
     ts[1].tv_sec = 0;
     ts[1].tv_nsec = UTIME_OMIT;
-    if (archive_entry_mtime_is_set(e)) {
-        ts[1].tv_sec = archive_entry_mtime(e);
-        long ns = archive_entry_mtime_nsec(e);
+    if (arc.archive_entry_mtime_is_set(e)) {
+        ts[1].tv_sec = arc.archive_entry_mtime(e);
+        long ns = arc.archive_entry_mtime_nsec(e);
         ts[1].tv_nsec = ns >= 0 && ns < 1000000000L ? ns : 0;
     }
     ts[0] = ts[1];
-    if (archive_entry_atime_is_set(e)) {
-        ts[0].tv_sec = archive_entry_atime(e);
-        long ns = archive_entry_atime_nsec(e);
+    if (arc.archive_entry_atime_is_set(e)) {
+        ts[0].tv_sec = arc.archive_entry_atime(e);
+        long ns = arc.archive_entry_atime_nsec(e);
         ts[0].tv_nsec = ns >= 0 && ns < 1000000000L ? ns : 0;
     }
 }
@@ -398,8 +483,8 @@ static int apply_xattrs(unpacker *u, struct archive_entry *e, int fd)
     const char *name;
     const void *value;
     size_t size;
-    archive_entry_xattr_reset(e);
-    while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK) {
+    arc.archive_entry_xattr_reset(e);
+    while (arc.archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK) {
         if (!name || !xattr_allowed(name)) {
             char q[128];
             fp_debug("event=layer_xattr_dropped name=%s",
@@ -503,7 +588,7 @@ static int unpack_file(unpacker *u, struct archive_entry *e, int pfd, const char
      * does, so a decompression bomb stops at max_bytes. */
     uint64_t written = 0, extra = 0;
     for (;;) {
-        la_ssize_t n = archive_read_data(u->a, u->buf, COPY_BUF);
+        la_ssize_t n = arc.archive_read_data(u->a, u->buf, COPY_BUF);
         if (n == 0) break;
         if (n < 0) return refuse(u, 0, "read: %s", archive_msg(u->a));
         written += (uint64_t)n;
@@ -558,7 +643,7 @@ static int node_meta(unpacker *u, struct archive_entry *e, int pfd, const char *
 static int unpack_symlink(unpacker *u, struct archive_entry *e, int pfd, const char *parent,
                           const char *leaf)
 {
-    const char *target = archive_entry_symlink(e);
+    const char *target = arc.archive_entry_symlink(e);
     if (!target || !*target) return refuse(u, 0, "empty symlink target");
     /* An absolute target resolves inside the container's root, and inside
      * the layer here (RESOLVE_IN_ROOT). A relative one that climbs above the
@@ -617,7 +702,7 @@ static int unpack_entry(unpacker *u, struct archive_entry *e)
      * claims 10 GiB is refused without writing a byte of it. Data a
      * directory or link carries is skipped, but skipping decompresses it,
      * so it is charged too. */
-    int64_t size = archive_entry_size_is_set(e) ? archive_entry_size(e) : 0;
+    int64_t size = arc.archive_entry_size_is_set(e) ? arc.archive_entry_size(e) : 0;
     uint64_t declared = size > 0 ? (uint64_t)size : 0;
     if (declared > u->max_bytes - u->used)
         return refuse(u, EFBIG,
@@ -626,8 +711,8 @@ static int unpack_entry(unpacker *u, struct archive_entry *e)
                       declared, u->max_bytes - u->used, u->max_bytes);
     u->used += declared;
 
-    const char *link = archive_entry_hardlink(e);
-    mode_t type = archive_entry_filetype(e);
+    const char *link = arc.archive_entry_hardlink(e);
+    mode_t type = arc.archive_entry_filetype(e);
     if (!*path) {
         /* "./": the layer root's own owner, mode and times */
         if (link || type != AE_IFDIR) return refuse(u, 0, "names the layer root");
@@ -695,18 +780,18 @@ static int unpack_all(unpacker *u)
 {
     /* One compression layer at most: gzip inside gzip multiplies a bomb's
      * ratio and no image tool makes it. */
-    if (archive_filter_count(u->a) > 2)
+    if (arc.archive_filter_count(u->a) > 2)
         return fp_error_set(u->err, 0, "layer is compressed more than once (%s)",
-                            archive_filter_name(u->a, 0));
+                            arc.archive_filter_name(u->a, 0));
     for (;;) {
         struct archive_entry *e;
         u->name = NULL;
-        int r = archive_read_next_header(u->a, &e);
+        int r = arc.archive_read_next_header(u->a, &e);
         if (r == ARCHIVE_EOF) return 0;
         if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
             return fp_error_set(u->err, 0, "layer after %" PRIu64 " entries: %s", u->st->entries,
                                 archive_msg(u->a));
-        u->name = archive_entry_pathname(e);
+        u->name = arc.archive_entry_pathname(e);
         if (++u->st->entries > u->max_entries)
             return refuse(u, 0, "the layer has more than %" PRIu64 " entries", u->max_entries);
         if (unpack_entry(u, e) < 0) return -1;
@@ -757,10 +842,12 @@ int fp_layer_unpack(const char *blob_path, const char *dir, const fp_unpack_limi
     if (!empty) return fp_error_set(err, ENOTEMPTY, "layer directory %s", dir);
     u.root = root;
 
+    if (arc_acquire(err) < 0) return -1;
     cleanup_free char *buf = malloc(COPY_BUF);
-    struct archive *a = archive_read_new();
+    struct archive *a = arc.archive_read_new();
     if (!buf || !a) {
-        archive_read_free(a);
+        arc.archive_read_free(a);
+        arc_release();
         return fp_error_set(err, ENOMEM, "unpack layer");
     }
     u.buf = buf;
@@ -768,19 +855,20 @@ int fp_layer_unpack(const char *blob_path, const char *dir, const fp_unpack_limi
     int rc;
     /* Exactly these: tar (ustar, pax, GNU) and none/gzip/zstd. ARCHIVE_WARN
      * from a filter means libarchive would run an external program. */
-    if (archive_read_support_format_tar(a) != ARCHIVE_OK ||
-        archive_read_support_filter_none(a) != ARCHIVE_OK ||
-        archive_read_support_filter_gzip(a) != ARCHIVE_OK ||
-        archive_read_support_filter_zstd(a) != ARCHIVE_OK) {
+    if (arc.archive_read_support_format_tar(a) != ARCHIVE_OK ||
+        arc.archive_read_support_filter_none(a) != ARCHIVE_OK ||
+        arc.archive_read_support_filter_gzip(a) != ARCHIVE_OK ||
+        arc.archive_read_support_filter_zstd(a) != ARCHIVE_OK) {
         rc = fp_error_set(err, 0, "libarchive: %s", archive_msg(a));
-    } else if (archive_read_open_fd(a, blob, COPY_BUF) != ARCHIVE_OK) {
+    } else if (arc.archive_read_open_fd(a, blob, COPY_BUF) != ARCHIVE_OK) {
         rc = fp_error_set(err, 0, "layer blob %s: %s", blob_path, archive_msg(a));
     } else {
         rc = unpack_all(&u);
         if (rc == 0) rc = apply_dirtimes(&u);
     }
     st->bytes = u.used;
-    archive_read_free(a);
+    arc.archive_read_free(a);
+    arc_release();
     for (size_t i = 0; i < u.ndirs; i++)
         free(u.dirs[i].path);
     free(u.dirs);

@@ -214,6 +214,34 @@ def test_edge_runs_iot_service_from_its_fog(sb):
     delete(sb, "iot")
 
 
+def test_libarchive_is_mapped_only_while_unpacking(sb):
+    """A node loads libarchive (and with it libxml2, ICU, liblzma...) to
+    unpack a layer and unloads it after: an edge that is not unpacking does
+    not carry it (issue 5's memory budget)."""
+    import io
+    import tarfile
+    edge = sb["edge-1"]
+
+    def mapped():
+        with open(f"/proc/{edge.pid}/maps") as f:
+            return sorted({line.split()[-1] for line in f if "libarchive" in line})
+    assert mapped() == []
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        data = os.urandom(64).hex().encode()  # a layer no node has unpacked yet
+        ti = tarfile.TarInfo("fresh")
+        ti.size = len(data)
+        t.addfile(ti, io.BytesIO(data))
+    s = sb.session(sb.cloud, "fresh", "pull,push")
+    push_image(s, sb.cloud, "fresh", "1", [buf.getvalue()], label="fresh")
+    mark = edge.mark()
+    create(sb, "fresh", "--image", "fresh:1", "--node", "edge-1", "--entrypoint", "/fresh",
+           "--restart", "never")
+    edge.wait_log(r"event=layer_unpacked ", since=mark, timeout=30)
+    assert mapped() == []
+    delete(sb, "fresh")
+
+
 def test_confinement(sb):
     """Read-only root, no new privileges, its own PID namespace, no
     capabilities beyond the defaults, the user asked for."""
