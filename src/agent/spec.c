@@ -178,6 +178,18 @@ static int parse_field(const char *key, const json_t *v, fp_service *s, fp_error
         s->writable = json_is_true(v);
         return 0;
     }
+    if (strcmp(key, "always_on") == 0) {
+        if (!json_is_boolean(v)) return fp_error_set(err, 0, "always_on: expected true or false");
+        s->always_on = json_is_true(v);
+        return 0;
+    }
+    if (strcmp(key, "replicas") == 0) {
+        if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+            json_integer_value(v) > FP_SERVICE_REPLICAS_MAX)
+            return fp_error_set(err, 0, "replicas: expected 0..%d", FP_SERVICE_REPLICAS_MAX);
+        s->replicas = (unsigned)json_integer_value(v);
+        return 0;
+    }
     if (strcmp(key, "restart") == 0) {
         /* a NUL inside would make "always\0junk" read as "always" */
         if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v) ||
@@ -285,13 +297,18 @@ json_t *fp_service_to_json(const fp_service *s)
     json_t *ports = json_array();
     for (unsigned i = 0; i < s->nports; i++)
         json_array_append_new(ports, json_integer(s->ports[i]));
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:I, s:f, s:I, s:o, s:b, "
-                     "s:s, s:s, s:I}",
-                     "name", s->name, "image", s->image, "digest", s->digest, "node", s->node,
-                     "role", s->role, "entrypoint", strv_json(s->entrypoint), "cmd",
-                     strv_json(s->cmd), "env", strv_json(s->env), "ports", ports, "memory",
-                     (json_int_t)s->memory, "cpus", s->cpus, "pids", (json_int_t)s->pids,
-                     "capabilities", strv_json(s->capabilities), "writable", s->writable, "user",
-                     s->user, "restart", fp_restart_name(s->restart), "stop_grace_s",
-                     (json_int_t)s->stop_grace_s);
+    json_t *j =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:I, s:f, s:I, s:o, s:b, "
+                  "s:s, s:s, s:I}",
+                  "name", s->name, "image", s->image, "digest", s->digest, "node", s->node, "role",
+                  s->role, "entrypoint", strv_json(s->entrypoint), "cmd", strv_json(s->cmd), "env",
+                  strv_json(s->env), "ports", ports, "memory", (json_int_t)s->memory, "cpus",
+                  s->cpus, "pids", (json_int_t)s->pids, "capabilities", strv_json(s->capabilities),
+                  "writable", s->writable, "user", s->user, "restart", fp_restart_name(s->restart),
+                  "stop_grace_s", (json_int_t)s->stop_grace_s);
+    /* the placement fields only when set: a definition without them keeps
+     * its canonical form (and the generation agents compare) */
+    if (j && s->always_on) json_object_set_new(j, "always_on", json_true());
+    if (j && s->replicas) json_object_set_new(j, "replicas", json_integer(s->replicas));
+    return j;
 }

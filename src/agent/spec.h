@@ -44,7 +44,12 @@ typedef struct fp_service {
     char user[64];        /* "uid[:gid]" overriding the image's User ("" keeps it) */
     fp_restart restart;
     unsigned stop_grace_s; /* SIGTERM, then SIGKILL after this (default 10) */
+    bool always_on;        /* the cloud hands it to another fog when its node dies */
+    unsigned replicas;     /* instances over the role's nodes; 0: every node of the role */
 } fp_service;
+
+/* Most replicas one definition may ask for. */
+#define FP_SERVICE_REPLICAS_MAX 64
 
 void fp_service_init(fp_service *s);
 void fp_service_free(fp_service *s);

@@ -75,7 +75,12 @@ int fp_cmd_nodes(int argc, char **argv)
         json_int_t seen = json_integer_value(json_object_get(n, "last_seen"));
         char ago[24] = "-";
         if (seen) snprintf(ago, sizeof ago, "%llds", (long long)(now - seen));
+        /* the cloud's judgement (suspect, dead) when it gives one; healthy
+         * is "up" as before */
+        const char *health = json_string_value(json_object_get(n, "health"));
+        if (health && (!strcmp(health, "healthy") || !strcmp(health, "unseen"))) health = NULL;
         const char *state = json_is_true(json_object_get(n, "revoked")) ? "revoked"
+                            : health                                    ? health
                             : !seen                                     ? "unseen"
                             : now - seen > 30                           ? "down"
                                                                         : "up";

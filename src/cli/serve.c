@@ -260,7 +260,7 @@ int fp_cmd_serve(int argc, char **argv)
         if (follows_cloud && now >= next_heartbeat) {
             if (fp_directory_heartbeat(&cfg, fp_agent_status(agent), &err) < 0)
                 fp_debug("event=heartbeat_failed error=\"%s\"", err.msg);
-            next_heartbeat = now + (cfg.fed_heartbeat_s ? cfg.fed_heartbeat_s : 5);
+            next_heartbeat = now + (cfg.fed_heartbeat_s ? cfg.fed_heartbeat_s : 1);
         }
         if (fed && cfg.cache_max && now >= next_evict) {
             evict_cache(&cfg, store, now);

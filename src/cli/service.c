@@ -20,6 +20,7 @@ static void help(void)
         "                       [--env K=V]... [--restart always|on-failure|never]\n"
         "                       [--entrypoint PROG] [--cmd ARG]... [--user UID[:GID]]\n"
         "                       [--cap CAP_NAME]... [--writable] [--stop-grace SECONDS]\n"
+        "                       [--always-on] [--replicas N]\n"
         "       fogport service delete NAME\n"
         "       fogport service ls [--json]\n"
         "       fogport service show NAME\n\n"
@@ -29,11 +30,16 @@ static void help(void)
         "(memory takes K/M/G suffixes). Without --cap a service gets Docker's default\n"
         "capabilities; --cap narrows that set. The root file system is read-only\n"
         "unless --writable. Creating an existing name replaces its definition (the\n"
-        "agents restart it). Uses the client context (fogport login).\n\n"
+        "agents restart it). --replicas N runs N instances over the role's nodes\n"
+        "(default: one on every node of the role); --always-on makes the cloud hand\n"
+        "the service to the nearest healthy fog when its node dies (docs/control.md).\n"
+        "Uses the client context (fogport login).\n\n"
         "examples:\n"
         "  fogport service create web --image web_service:latest --role fog --port 8080 \\\n"
         "      --memory 64M --cpus 0.5 --pids 64\n"
         "  fogport service create sensor --image iot_service:1.0 --node edge-1 --env INTERVAL=1\n"
+        "  fogport service create web --image web_service:latest --node fog-1 --port 8080 \\\n"
+        "      --always-on\n"
         "  fogport service delete web\n");
 }
 
@@ -65,6 +71,8 @@ static int create(int argc, char **argv)
         {"cap", required_argument, NULL, 'K'},
         {"writable", no_argument, NULL, 'w'},
         {"stop-grace", required_argument, NULL, 'g'},
+        {"always-on", no_argument, NULL, 'A'},
+        {"replicas", required_argument, NULL, 'N'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -141,6 +149,18 @@ static int create(int argc, char **argv)
         case 'w':
             json_object_set_new(def, "writable", json_true());
             break;
+        case 'A':
+            json_object_set_new(def, "always_on", json_true());
+            break;
+        case 'N': {
+            long v = strtol(optarg, &end, 10);
+            if (*end || v < 1 || v > FP_SERVICE_REPLICAS_MAX) {
+                json_decref(def);
+                return fp_cli_usage_error("service", "--replicas: 1..64");
+            }
+            json_object_set_new(def, "replicas", json_integer(v));
+            break;
+        }
         case 'h':
             help();
             json_decref(def);
@@ -201,11 +221,18 @@ static int list(bool as_json)
     {
         const char *node = json_string_value(json_object_get(s, "node"));
         char where[80], mem[24] = "-", cpus[16] = "-";
+        json_int_t replicas = json_integer_value(json_object_get(s, "replicas"));
         if (node && node[0])
             snprintf(where, sizeof where, "%s", node);
+        else if (replicas)
+            snprintf(where, sizeof where, "%lldx%s", (long long)replicas,
+                     json_string_value(json_object_get(s, "role")) ?: "?");
         else
             snprintf(where, sizeof where, "role:%s",
                      json_string_value(json_object_get(s, "role")) ?: "?");
+        /* where it runs now is `fogport ps`; '+' marks one the cloud keeps up */
+        if (json_is_true(json_object_get(s, "always_on")))
+            strncat(where, "+", sizeof where - strlen(where) - 1);
         json_int_t m = json_integer_value(json_object_get(s, "memory"));
         if (m) snprintf(mem, sizeof mem, "%lldM", (long long)(m >> 20));
         double c = json_number_value(json_object_get(s, "cpus"));

@@ -10,6 +10,7 @@
 
 #include "core/config.h"
 #include "core/fs.h"
+#include "control/placement.h"
 
 struct fp_services {
     sqlite3 *db;
@@ -25,7 +26,12 @@ static const char schema[] =
     "  created INTEGER NOT NULL, updated INTEGER NOT NULL) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS instances(node TEXT NOT NULL, service TEXT NOT NULL, "
     "  report TEXT NOT NULL, reported INTEGER NOT NULL, PRIMARY KEY(node, service)) "
-    "  WITHOUT ROWID;";
+    "  WITHOUT ROWID;"
+    /* where the dynamic definitions (control/placement.h) run now: the
+     * controller's decision, kept so that a restarted cloud does not move
+     * what runs */
+    "CREATE TABLE IF NOT EXISTS placements(service TEXT NOT NULL, node TEXT NOT NULL, "
+    "  since INTEGER NOT NULL, PRIMARY KEY(service, node)) WITHOUT ROWID;";
 
 int fp_services_open(fp_services **out, const char *data_dir, fp_error *err)
 {
@@ -96,6 +102,14 @@ int fp_services_put(fp_services *sv, const fp_service *s, bool *replaced, fp_err
     free(text);
     if (rc != SQLITE_OK) return db_fail(sv, st, err);
     sqlite3_finalize(st);
+    /* a new definition is placed afresh (it may name another node or
+     * role, and its instances restart anyway) */
+    if (sqlite3_prepare_v2(sv->db, "DELETE FROM placements WHERE service = ?1", -1, &st, NULL) !=
+        SQLITE_OK)
+        return db_fail(sv, st, err);
+    sqlite3_bind_text(st, 1, s->name, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_DONE) return db_fail(sv, st, err);
+    sqlite3_finalize(st);
     pthread_mutex_unlock(&sv->lock);
     if (replaced) *replaced = existed;
     return 0;
@@ -112,12 +126,15 @@ int fp_services_delete(fp_services *sv, const char *name, fp_error *err)
     if (sqlite3_step(st) != SQLITE_DONE) return db_fail(sv, st, err);
     int changed = sqlite3_changes(sv->db);
     sqlite3_finalize(st);
-    if (sqlite3_prepare_v2(sv->db, "DELETE FROM instances WHERE service = ?1", -1, &st, NULL) !=
-        SQLITE_OK)
-        return db_fail(sv, st, err);
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) != SQLITE_DONE) return db_fail(sv, st, err);
-    sqlite3_finalize(st);
+    static const char *const gone[] = {"DELETE FROM instances WHERE service = ?1",
+                                       "DELETE FROM placements WHERE service = ?1"};
+    for (size_t i = 0; i < 2; i++) {
+        if (sqlite3_prepare_v2(sv->db, gone[i], -1, &st, NULL) != SQLITE_OK)
+            return db_fail(sv, st, err);
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE) return db_fail(sv, st, err);
+        sqlite3_finalize(st);
+    }
     pthread_mutex_unlock(&sv->lock);
     return changed ? 0 : 1;
 }
@@ -187,6 +204,101 @@ bool fp_service_placed_on(const json_t *def, const char *id, const char *role)
     const char *r = json_string_value(json_object_get(def, "role"));
     if (node && node[0]) return strcmp(node, id) == 0;
     return r && r[0] && role && strcmp(r, role) == 0;
+}
+
+void fp_service_place_of(const json_t *def, fp_place_service *out)
+{
+    *out = (fp_place_service){
+        .name = json_string_value(json_object_get(def, "name")) ?: "",
+        .node = json_string_value(json_object_get(def, "node")) ?: "",
+        .role = json_string_value(json_object_get(def, "role")) ?: "",
+        .always_on = json_is_true(json_object_get(def, "always_on")),
+        .replicas = (unsigned)json_integer_value(json_object_get(def, "replicas")),
+    };
+}
+
+bool fp_service_placed(const json_t *placements, const json_t *def, const char *id,
+                       const char *role)
+{
+    fp_place_service ps;
+    fp_service_place_of(def, &ps);
+    if (!fp_place_dynamic(&ps)) return fp_service_placed_on(def, id, role);
+    size_t i;
+    json_t *n;
+    json_array_foreach(json_object_get(placements, ps.name), i,
+                       n) if (!strcmp(json_string_value(n) ?: "", id)) return true;
+    return false;
+}
+
+int fp_services_placements(fp_services *sv, json_t **out, fp_error *err)
+{
+    pthread_mutex_lock(&sv->lock);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(sv->db,
+                           "SELECT service, node FROM placements ORDER BY service, since, node", -1,
+                           &st, NULL) != SQLITE_OK)
+        return db_fail(sv, st, err);
+    json_t *by = json_object();
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *svc = (const char *)sqlite3_column_text(st, 0);
+        json_t *list = json_object_get(by, svc);
+        if (!list) json_object_set_new(by, svc, list = json_array());
+        json_array_append_new(list, json_string((const char *)sqlite3_column_text(st, 1)));
+    }
+    if (rc != SQLITE_DONE) {
+        json_decref(by);
+        return db_fail(sv, st, err);
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&sv->lock);
+    *out = by;
+    return 0;
+}
+
+int fp_services_set_placements(fp_services *sv, const json_t *placements, fp_error *err)
+{
+    pthread_mutex_lock(&sv->lock);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_exec(sv->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) return db_fail(sv, st, err);
+    /* rows that stay keep their "since": mark, insert or unmark, sweep */
+    if (sqlite3_exec(sv->db, "UPDATE placements SET since = -since - 1", NULL, NULL, NULL) !=
+            SQLITE_OK ||
+        sqlite3_prepare_v2(sv->db,
+                           "INSERT INTO placements(service, node, since) VALUES (?1, ?2, ?3) "
+                           "ON CONFLICT(service, node) DO UPDATE SET since = -since - 1",
+                           -1, &st, NULL) != SQLITE_OK)
+        goto fail;
+    const char *svc;
+    json_t *list;
+    json_object_foreach((json_t *)placements, svc, list)
+    {
+        size_t i;
+        json_t *n;
+        json_array_foreach(list, i, n)
+        {
+            if (!json_is_string(n)) continue;
+            sqlite3_reset(st);
+            sqlite3_bind_text(st, 1, svc, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 2, json_string_value(n), -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 3, (sqlite3_int64)time(NULL));
+            if (sqlite3_step(st) != SQLITE_DONE) goto fail;
+        }
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (sqlite3_exec(sv->db, "DELETE FROM placements WHERE since < 0", NULL, NULL, NULL) !=
+            SQLITE_OK ||
+        sqlite3_exec(sv->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        goto fail;
+    pthread_mutex_unlock(&sv->lock);
+    return 0;
+fail:
+    fp_error_set(err, 0, "control.db: %s", sqlite3_errmsg(sv->db));
+    sqlite3_finalize(st);
+    sqlite3_exec(sv->db, "ROLLBACK", NULL, NULL, NULL);
+    pthread_mutex_unlock(&sv->lock);
+    return -1;
 }
 
 int fp_services_report(fp_services *sv, const char *node, const json_t *instances, fp_error *err)

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 
 #include "agent/spec.h"
+#include "control/placement.h"
 #include "core/error.h"
 
 typedef struct fp_services fp_services;
@@ -28,8 +29,22 @@ int fp_services_list(fp_services *sv, json_t **out, fp_error *err);
 /* One definition (as in the list); 1 when there is none. */
 int fp_services_get(fp_services *sv, const char *name, json_t **out, fp_error *err);
 
-/* Does the definition place the service on node id of role? */
+/* Does the definition place the service on node id of role? (Its own
+ * fields only: see fp_service_placed.) */
 bool fp_service_placed_on(const json_t *def, const char *id, const char *role);
+
+/* The placement facts of a definition (pointers into def). */
+void fp_service_place_of(const json_t *def, fp_place_service *out);
+/* Is the service placed on node id of role: for a dynamic definition
+ * (placement.h) by the controller's placements (fp_services_placements),
+ * else by its fields. */
+bool fp_service_placed(const json_t *placements, const json_t *def, const char *id,
+                       const char *role);
+/* The controller's placements: an object service -> [node ids], oldest
+ * placement first. Creating or replacing a definition forgets its own. */
+int fp_services_placements(fp_services *sv, json_t **out, fp_error *err);
+/* Replace them all (same shape); a placement that stays keeps its age. */
+int fp_services_set_placements(fp_services *sv, const json_t *placements, fp_error *err);
 
 /* Node's agent reports its instances (a JSON array of objects with at
  * least "service"): replaces what that node reported before. */

@@ -128,6 +128,16 @@ static void push_event(fp_usage *u, time_t now, const char *node, const char *se
     u->next_id++;
 }
 
+uint64_t fp_usage_event(fp_usage *u, time_t now, const char *node, const char *service,
+                        const char *event, const char *from)
+{
+    pthread_mutex_lock(&u->lock);
+    uint64_t id = u->next_id;
+    push_event(u, now, node, service, event, "placed", from, NULL);
+    pthread_mutex_unlock(&u->lock);
+    return id;
+}
+
 /* What entering a state is called as an event. */
 static const char *state_event(const char *state)
 {

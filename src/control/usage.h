@@ -42,6 +42,12 @@ void fp_usage_close(fp_usage *u);
 int fp_usage_record(fp_usage *u, const char *node, const json_t *instances, time_t now,
                     fp_error *err);
 
+/* An event the controller made rather than an agent reported: "handover"
+ * (the service was placed on node, taken from the dead node from), with
+ * state "placed". Returns its id. */
+uint64_t fp_usage_event(fp_usage *u, time_t now, const char *node, const char *service,
+                        const char *event, const char *from);
+
 typedef struct fp_usage_filter {
     const char *service; /* NULL: every service */
     const char *node;    /* NULL: every node */

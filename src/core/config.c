@@ -53,6 +53,8 @@ static const struct key keys[] = {
     NUM("agent", "max_layer_bytes", K_SIZE, agent_max_layer_bytes),
     NUM("agent", "log_max", K_SIZE, agent_log_max),
     NUM("agent", "sync", K_DURATION, agent_sync_s),
+    NUM("control", "suspect_after", K_DURATION, control_suspect_s),
+    NUM("control", "dead_after", K_DURATION, control_dead_s),
     STR("server", "listen", listen),
     NUM("server", "threads", K_UINT, threads),
     NUM("server", "timeout", K_DURATION, timeout_s),
@@ -98,10 +100,13 @@ void fp_config_defaults(fp_config *cfg)
     cfg->fed_tag_ttl_s = 60;
     cfg->fed_peer_timeout_s = 3;
     cfg->fed_hedge_after_ms = 500;
-    cfg->fed_heartbeat_s = 5;
+    cfg->fed_heartbeat_s = 1; /* the cloud's failure detection ([control]) counts on it */
     cfg->agent_max_layer_bytes = 8ULL << 30;
     cfg->agent_log_max = 1 << 20;
     cfg->agent_sync_s = 2;
+    /* two missed 1-2 s heartbeats make a node suspect; twice that, dead */
+    cfg->control_suspect_s = 3;
+    cfg->control_dead_s = 6;
     cfg->max_connections = 1024;
     cfg->max_connections_per_ip = 256;
     snprintf(cfg->data_dir, sizeof cfg->data_dir, "/var/lib/fogport");

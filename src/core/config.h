@@ -39,6 +39,9 @@ typedef struct fp_config {
     uint64_t agent_max_layer_bytes; /* most bytes one layer may unpack to */
     uint64_t agent_log_max;         /* a service's log file rotates at this size */
     unsigned agent_sync_s;          /* how often the agent asks the cloud for its services */
+    /* [control] (cloud) */
+    unsigned control_suspect_s; /* a node silent this long is suspect */
+    unsigned control_dead_s;    /* ...and dead after this: its always-on services move */
     /* [server] */
     char listen[256];   /* host:port, [v6]:port */
     unsigned threads;   /* 0: one per CPU */

@@ -2,7 +2,8 @@
  *   POST /api/v1/heartbeat  a node reports {url, parent, capacity, used}
  *                           (its own credential; the id is the caller's)
  *   GET  /api/v1/nodes      every node: identity (role, joined, revoked) and
- *                           directory (url, parent, capacity, last seen);
+ *                           directory (url, parent, capacity, last seen),
+ *                           health (healthy, suspect, dead, unseen: h_control.c);
  *                           any authenticated user or node. */
 #include <errno.h>
 #include <jansson.h>
@@ -146,5 +147,15 @@ void fp_handle_nodes(fp_req *r)
         json_array_append(list, o);
     }
     json_decref(by_id);
+    /* health from the heartbeats, as the controller judges it */
+    json_t *health = fp_control_nodes(r->reg, time(NULL));
+    size_t i;
+    json_array_foreach(list, i, o)
+    {
+        json_t *h = json_object_get(
+            json_object_get(health, json_string_value(json_object_get(o, "id")) ?: ""), "health");
+        if (h) json_object_set(o, "health", h);
+    }
+    json_decref(health);
     fp_respond_json(r, json_pack("{s:o}", "nodes", list));
 }

@@ -41,17 +41,39 @@ static int find_owner(void *ctx, const fp_directory_entry *e)
     return 0;
 }
 
+/* Does the instance on node still count: its node not dead, and, for a
+ * service the controller places, placed there? */
+static bool moved_here(const json_t *nodes, const json_t *placed, const json_t *in,
+                       const char *node)
+{
+    const char *h = json_string_value(json_object_get(json_object_get(nodes, node), "health"));
+    if (h && !strcmp(h, "dead")) return false;
+    json_t *where =
+        json_object_get(placed, json_string_value(json_object_get(in, "service")) ?: "");
+    if (!where) return true;
+    size_t i;
+    json_t *n;
+    json_array_foreach(where, i, n) if (!strcmp(json_string_value(n) ?: "", node)) return true;
+    return false;
+}
+
 /* Where the image runs: a running instance's endpoint, the one on node
  * when there is one. This node's agent knows its own; the cloud knows what
  * every agent reported. */
 static json_t *endpoint_of(fp_req *r, const char *node)
 {
-    json_t *list = NULL;
+    json_t *list = NULL, *placed = NULL, *nodes = NULL;
     fp_error err;
     if (r->reg->agent)
         list = fp_agent_status(r->reg->agent);
     else if (!r->reg->services || fp_services_instances(r->reg->services, &list, &err) < 0)
         return json_null();
+    /* at the cloud: not what a dead node last said, nor an instance of a
+     * service the controller moved away from its node (hand-over) */
+    if (!r->reg->agent) {
+        nodes = fp_control_nodes(r->reg, time(NULL));
+        if (fp_services_placements(r->reg->services, &placed, &err) < 0) placed = NULL;
+    }
     const char *best = NULL;
     size_t i;
     json_t *in;
@@ -65,9 +87,12 @@ static json_t *endpoint_of(fp_req *r, const char *node)
         if (!image || !ep || !st || strcmp(st, "running") != 0 ||
             fp_reference_parse(image, &ref) < 0 || strcmp(ref.name, r->route.name) != 0)
             continue;
+        if (on && !moved_here(nodes, placed, in, on)) continue;
         if (!best || (on && !strcmp(on, node))) best = ep;
     }
     json_t *out = best ? json_string(best) : json_null();
+    json_decref(nodes);
+    json_decref(placed);
     json_decref(list);
     return out;
 }

@@ -5,7 +5,8 @@
  *                                    image is resolved to a digest here
  *   GET    /api/v1/services/NAME     one definition
  *   DELETE /api/v1/services/NAME     remove it; agents stop its instances
- *   GET    /api/v1/agent/desired     a node's own definitions (node only)
+ *   GET    /api/v1/agent/desired     a node's own definitions (node only):
+ *                                    those placed on it (h_control.c)
  *   GET    /api/v1/instances         what every agent reported, plus a
  *                                    "pending" line for each placement no
  *                                    agent has reported yet (`fogport ps`)
@@ -105,6 +106,11 @@ static void create_end(fp_req *r)
         fp_respond_error(r, 400, "UNSUPPORTED", "role: services run on fog or edge nodes");
         goto out;
     }
+    if (s.replicas && !s.role[0]) {
+        /* one node is one instance: replicas spread over a role */
+        fp_respond_error(r, 400, "UNSUPPORTED", "service %s: replicas need a role", s.name);
+        goto out;
+    }
     /* Agents run exactly what the cloud resolved: a tag moved later does
      * not change a running service until its definition is updated. */
     fp_manifest_row row;
@@ -136,6 +142,9 @@ static void create_end(fp_req *r)
             replaced ? "updated" : "created", s.name, s.image, s.digest, r->user);
     fp_req_audit(r, replaced ? FP_AUDIT_SERVICE_UPDATED : FP_AUDIT_SERVICE_CREATED, s.name,
                  fp_service_to_json(&s));
+    /* place it now: its agents learn of it at their next sync, not a tick
+     * later */
+    fp_control_place(r->reg, time(NULL));
     json_t *def = NULL;
     if (fp_services_get(r->reg->services, s.name, &def, &err) != 0) {
         fp_respond_internal(r, &err);
@@ -190,9 +199,15 @@ static void desired(fp_req *r)
         fp_respond_error(r, 403, "DENIED", "only nodes have desired state");
         return;
     }
-    json_t *all, *mine = json_array();
+    json_t *all, *placed, *mine = json_array();
     fp_error err;
     if (fp_services_list(r->reg->services, &all, &err) < 0) {
+        json_decref(mine);
+        fp_respond_internal(r, &err);
+        return;
+    }
+    if (fp_services_placements(r->reg->services, &placed, &err) < 0) {
+        json_decref(all);
         json_decref(mine);
         fp_respond_internal(r, &err);
         return;
@@ -203,16 +218,17 @@ static void desired(fp_req *r)
     {
         /* a recalled image runs nowhere: its agents stop and remove it */
         const char *digest = json_string_value(json_object_get(def, "digest"));
-        if (fp_service_placed_on(def, r->user, r->role) &&
+        if (fp_service_placed(placed, def, r->user, r->role) &&
             !fp_recall_set_has(r->reg->recalled, digest))
             json_array_append(mine, def);
     }
+    json_decref(placed);
     json_decref(all);
     fp_respond_json(r, json_pack("{s:o}", "services", mine));
 }
 
 struct pending_ctx {
-    json_t *defs, *instances;
+    json_t *defs, *instances, *placed;
     struct fp_recall_set *recalled;
 };
 
@@ -226,7 +242,7 @@ static int add_pending(void *ctx, const char *id, const char *role, time_t creat
     json_t *def, *in;
     json_array_foreach(p->defs, i, def)
     {
-        if (!fp_service_placed_on(def, id, role)) continue;
+        if (!fp_service_placed(p->placed, def, id, role)) continue;
         const char *name = json_string_value(json_object_get(def, "name"));
         bool seen = false;
         json_array_foreach(
@@ -246,6 +262,26 @@ static int add_pending(void *ctx, const char *id, const char *role, time_t creat
     return 0;
 }
 
+/* What a dead node last reported is not what runs there now: its
+ * instances say "unknown" (with the node's health), so that `fogport ps`
+ * counts only what is known to run. */
+static void mark_dead_nodes(fp_req *r, json_t *list)
+{
+    json_t *nodes = fp_control_nodes(r->reg, time(NULL));
+    size_t i;
+    json_t *in;
+    json_array_foreach(list, i, in)
+    {
+        const char *node = json_string_value(json_object_get(in, "node")) ?: "";
+        const char *h = json_string_value(json_object_get(json_object_get(nodes, node), "health"));
+        if (!h || strcmp(h, "dead") != 0) continue;
+        json_object_set_new(in, "node_health", json_string(h));
+        if (strcmp(json_string_value(json_object_get(in, "state")) ?: "", "pending") != 0)
+            json_object_set_new(in, "state", json_string("unknown"));
+    }
+    json_decref(nodes);
+}
+
 static void instances(fp_req *r)
 {
     struct pending_ctx p = {.recalled = r->reg->recalled};
@@ -254,14 +290,18 @@ static void instances(fp_req *r)
         fp_respond_internal(r, &err);
         return;
     }
-    if (fp_services_instances(r->reg->services, &p.instances, &err) < 0 ||
+    if (fp_services_placements(r->reg->services, &p.placed, &err) < 0 ||
+        fp_services_instances(r->reg->services, &p.instances, &err) < 0 ||
         fp_nodes_list(r->reg->authz->nodes, add_pending, &p, &err) < 0) {
         json_decref(p.defs);
+        json_decref(p.placed);
         json_decref(p.instances);
         fp_respond_internal(r, &err);
         return;
     }
     json_decref(p.defs);
+    json_decref(p.placed);
+    mark_dead_nodes(r, p.instances);
     fp_respond_json(r, json_pack("{s:o}", "instances", p.instances));
 }
 

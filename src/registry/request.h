@@ -34,6 +34,7 @@ struct fp_registry {
     struct fp_agent *agent;           /* a fog's or edge's agent, or NULL */
     struct fp_recalls *recalls;       /* the cloud's recalls (control.db), or NULL */
     struct fp_recall_set *recalled;   /* recalled images every node refuses (never NULL) */
+    time_t started;                   /* failure detection waits dead_after from here */
     unsigned port;
 };
 
@@ -161,6 +162,13 @@ int fp_event_streams_new(struct fp_event_streams **out);
 void fp_event_streams_wake(struct fp_event_streams *h);
 void fp_event_streams_close(struct fp_event_streams *h);
 void fp_event_streams_free(struct fp_event_streams *h);
+/* The controller (h_control.c, cloud): every node's health from its
+ * heartbeats, an object id -> {role, parent, capacity, used, last_seen,
+ * health, revoked} (NULL on failure); place the dynamic definitions and
+ * hand over the always-on services of dead nodes (from the tick, and at
+ * once after a definition changed). */
+json_t *fp_control_nodes(struct fp_registry *reg, time_t now);
+void fp_control_place(struct fp_registry *reg, time_t now);
 /* From fp_registry_tick: fold and drop old usage, keep streams alive. */
 void fp_usage_tick(struct fp_registry *reg, time_t now);
 /* A manifest was pushed with these tags: queue replication tasks. */

@@ -540,6 +540,7 @@ int fp_registry_start(fp_registry **out, const fp_config *cfg, fp_store *store,
     reg->cfg = cfg;
     reg->store = store;
     reg->recalled = recalled;
+    reg->started = time(NULL);
     if (fp_authz_open(&reg->authz, cfg, err) < 0) {
         free(reg);
         return -1;

@@ -159,7 +159,10 @@ class Node:
         """`fogport serve --config <its config>`, logging to its serve.log,
         answering over HTTPS."""
         assert self.proc is None and not pid_alive(self.pid), f"{self.id} is running"
-        inside = ["ip", "netns", "exec", self.netns] if self.netns else []
+        # the network namespace only, as `sandbox up` does (setns): `ip netns
+        # exec` would also give it a mount namespace with a fresh /sys, where
+        # an agent's runtime finds no cgroup mounts
+        inside = ["nsenter", f"--net=/run/netns/{self.netns}"] if self.netns else []
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen([*inside, FOGPORT, "serve", "--config", self.config],
                                          stdout=log, stderr=log, stdin=subprocess.DEVNULL,

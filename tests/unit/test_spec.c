@@ -399,6 +399,37 @@ static void test_reject_restart(void **state)
     }
 }
 
+/* always_on and replicas: checked, round-tripped, and absent from the JSON
+ * form when unset (definitions without them keep their canonical form). */
+static void test_placement_fields(void **state)
+{
+    (void)state;
+    reject("always_on", json_string("yes"), "always_on: expected true or false");
+    reject("replicas", json_integer(-1), "replicas: expected 0..64");
+    reject("replicas", json_integer(65), "replicas");
+    reject("replicas", json_real(1.5), "replicas");
+    accept("replicas", json_integer(64));
+    json_t *j = load("{\"name\": \"web\", \"image\": \"x:1\", \"always_on\": true, "
+                     "\"replicas\": 3}");
+    fp_service s;
+    fp_error err;
+    assert_int_equal(fp_service_from_json(j, &s, &err), 0);
+    assert_true(s.always_on);
+    assert_int_equal(s.replicas, 3);
+    json_t *out = fp_service_to_json(&s);
+    assert_true(json_is_true(json_object_get(out, "always_on")));
+    assert_int_equal(json_integer_value(json_object_get(out, "replicas")), 3);
+    json_decref(out);
+    s.always_on = false;
+    s.replicas = 0;
+    out = fp_service_to_json(&s);
+    assert_null(json_object_get(out, "always_on"));
+    assert_null(json_object_get(out, "replicas"));
+    json_decref(out);
+    fp_service_free(&s);
+    json_decref(j);
+}
+
 /* JSON strings may hold U+0000; a C string would silently end there, so
  * "web\0anything" must not pass as "web" (nor "always\0..." as "always"). */
 static void test_reject_embedded_nul(void **state)
@@ -481,6 +512,7 @@ int main(void)
         cmocka_unit_test(test_reject_capabilities),
         cmocka_unit_test(test_reject_numbers),
         cmocka_unit_test(test_reject_restart),
+        cmocka_unit_test(test_placement_fields),
         cmocka_unit_test(test_reject_embedded_nul),
         cmocka_unit_test(test_user),
         cmocka_unit_test(test_strv),
