@@ -44,6 +44,12 @@ typedef struct fp_service {
     char user[64];        /* "uid[:gid]" overriding the image's User ("" keeps it) */
     fp_restart restart;
     unsigned stop_grace_s; /* SIGTERM, then SIGKILL after this (default 10) */
+    /* Enforced by the agent (agent/enforce.h): above one of these for the
+     * whole window, the service is stopped for good ("violated"). 0: none. */
+    double max_cpu;      /* share of one CPU */
+    uint64_t max_memory; /* bytes; below memory, the hard limit */
+    uint32_t max_pids;
+    unsigned window_s; /* 0: the default (10 s) */
 } fp_service;
 
 void fp_service_init(fp_service *s);
