@@ -26,6 +26,7 @@ static const struct command {
     {"logs", fp_cmd_logs, "print a service's log from the node that runs it"},
     {"top", fp_cmd_top, "every service instance on every node with its usage, live"},
     {"events", fp_cmd_events, "instances' state changes the cloud saw (--follow: as they come)"},
+    {"violations", fp_cmd_violations, "list the policy violations agents and the cloud recorded"},
     {"audit", fp_cmd_audit, "list the cloud's audit trail, or verify a copy of it offline"},
     {"sandbox", fp_cmd_sandbox, "start or stop a whole deployment on this machine"},
     {"login", fp_cmd_login, "log in to a cloud and save it as the client context"},

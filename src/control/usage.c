@@ -131,6 +131,7 @@ static void push_event(fp_usage *u, time_t now, const char *node, const char *se
 /* What entering a state is called as an event. */
 static const char *state_event(const char *state)
 {
+    if (!strcmp(state, "violated")) return "violation"; /* stopped by the agent's policy */
     return !strcmp(state, "running") ? "started" : state;
 }
 

@@ -53,6 +53,8 @@ static const struct key keys[] = {
     NUM("agent", "max_layer_bytes", K_SIZE, agent_max_layer_bytes),
     NUM("agent", "log_max", K_SIZE, agent_log_max),
     NUM("agent", "sync", K_DURATION, agent_sync_s),
+    STR("control", "allowed_capabilities", control_allowed_caps),
+    STR("control", "allowed_ports", control_allowed_ports),
     STR("server", "listen", listen),
     NUM("server", "threads", K_UINT, threads),
     NUM("server", "timeout", K_DURATION, timeout_s),

@@ -39,6 +39,9 @@ typedef struct fp_config {
     uint64_t agent_max_layer_bytes; /* most bytes one layer may unpack to */
     uint64_t agent_log_max;         /* a service's log file rotates at this size */
     unsigned agent_sync_s;          /* how often the agent asks the cloud for its services */
+    /* [control] cloud: the node policy shipped to agents (agent/enforce.h) */
+    char control_allowed_caps[1024]; /* capabilities a service may ask for ("": Docker's set) */
+    char control_allowed_ports[512]; /* ports a service may listen on ("": any) */
     /* [server] */
     char listen[256];   /* host:port, [v6]:port */
     unsigned threads;   /* 0: one per CPU */
