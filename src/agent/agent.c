@@ -77,7 +77,11 @@ struct fp_agent {
     size_t n;
     json_t *desired; /* definitions (array) as last received or saved */
     json_t *policy;  /* the node policy shipped with them (NULL: the default) */
-    time_t next_sync;
+    /* The desired state is fetched by a thread of its own: a slow or
+     * stopped cloud (a 5 s timeout per call) must not stall the pass that
+     * samples and enforces every second. It leaves each answer here. */
+    pthread_t sync_thread;
+    json_t *incoming; /* under lock: the last answer not yet taken */
     pthread_t thread;
     pthread_mutex_t lock; /* stop, status */
     pthread_cond_t wake;
@@ -595,16 +599,15 @@ static void keep_policy(fp_agent *a, json_t *pol)
     snprintf(path, sizeof path, "%s/policy.json", a->dir);
     if (text && fp_write_file_atomic(path, text, strlen(text), 0600, &err) < 0)
         fp_warn("event=policy_save_failed error=\"%s\"", err.msg);
+    fp_info("event=node_policy policy=%s", text ? text : "?");
     free(text);
     json_decref(a->policy);
     a->policy = json_incref(pol);
-    fp_info("event=node_policy");
 }
 
-static void sync_desired(fp_agent *a, time_t now)
+/* The sync thread: ask the cloud, leave the answer for the agent's pass. */
+static void fetch_desired(fp_agent *a)
 {
-    if (now < a->next_sync) return;
-    a->next_sync = now + (a->cfg->agent_sync_s ? a->cfg->agent_sync_s : 2);
     fp_http_response resp;
     fp_error err;
     if (fp_node_call_cloud(a->cfg, "/api/v1/agent/desired", NULL, &resp, &err) < 0) {
@@ -613,11 +616,46 @@ static void sync_desired(fp_agent *a, time_t now)
     }
     json_t *doc = json_loadb(resp.body.data ? resp.body.data : "", resp.body.len, 0, NULL);
     fp_http_response_free(&resp);
-    json_t *list = json_object_get(doc, "services");
-    if (!json_is_array(list)) {
+    if (!json_is_array(json_object_get(doc, "services"))) {
         json_decref(doc);
         return;
     }
+    pthread_mutex_lock(&a->lock);
+    json_decref(a->incoming);
+    a->incoming = doc;
+    pthread_mutex_unlock(&a->lock);
+}
+
+static void *sync_main(void *arg)
+{
+    fp_agent *a = arg;
+    unsigned every = a->cfg->agent_sync_s ? a->cfg->agent_sync_s : 2;
+    for (;;) {
+        pthread_mutex_lock(&a->lock);
+        bool stop = a->stop;
+        pthread_mutex_unlock(&a->lock);
+        if (stop) break;
+        fetch_desired(a);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += every;
+        pthread_mutex_lock(&a->lock);
+        if (!a->stop) pthread_cond_timedwait(&a->wake, &a->lock, &until);
+        pthread_mutex_unlock(&a->lock);
+    }
+    return NULL;
+}
+
+/* The agent's pass: take the sync thread's latest answer, if any. */
+static void sync_desired(fp_agent *a)
+{
+    pthread_mutex_lock(&a->lock);
+    json_t *doc = a->incoming;
+    a->incoming = NULL;
+    pthread_mutex_unlock(&a->lock);
+    if (!doc) return;
+    fp_error err;
+    json_t *list = json_object_get(doc, "services");
     keep_policy(a, json_object_get(doc, "policy"));
     if (!json_equal(list, a->desired)) {
         char *text = json_dumps(list, JSON_COMPACT | JSON_SORT_KEYS);
@@ -696,8 +734,14 @@ static void reconcile(fp_agent *a, time_t now)
         json_t *refused = NULL;
         char gen[FP_DIGEST_MAX];
         if (fp_enforce_privileges(copy, a->policy, why, sizeof why)) {
+            /* its own generation, apart from the same definition running
+             * (whose encoding is the same text) */
             char *text = json_dumps(copy, JSON_COMPACT | JSON_SORT_KEYS);
-            fp_digest_bytes(FP_SHA256, text ? text : "", text ? strlen(text) : 0, gen);
+            fp_buf b = FP_BUF_INIT;
+            fp_buf_append(&b, "refused:", 8);
+            if (text) fp_buf_append(&b, text, strlen(text));
+            fp_digest_bytes(FP_SHA256, b.data ? b.data : "", b.len, gen);
+            fp_buf_free(&b);
             free(text);
             refused = json_pack("{s:s, s:s, s:s, s:O?, s:O?, s:O?}", "kind", "privilege", "message",
                                 why, "action", "refused", "capabilities",
@@ -725,6 +769,7 @@ static void reconcile(fp_agent *a, time_t now)
         struct instance *dup = find(a, s.name);
         if (dup && dup->wanted) { /* the cloud listed the name twice: the first wins */
             fp_service_free(&s);
+            json_decref(refused);
             continue;
         }
         if (!refused) definition_gen(&s, gen);
@@ -974,7 +1019,7 @@ static void *agent_main(void *arg)
         pthread_mutex_unlock(&a->lock);
         if (stop) break;
         time_t now = time(NULL);
-        sync_desired(a, now);
+        sync_desired(a);
         reconcile(a, now);
         publish(a);
         struct timespec until;
@@ -1034,6 +1079,21 @@ int fp_agent_start(fp_agent **out, const fp_config *cfg, fp_federation *fed, fp_
     pthread_cond_init(&a->wake, NULL);
     if (pthread_create(&a->thread, NULL, agent_main, a) != 0) {
         json_decref(a->desired);
+        json_decref(a->policy);
+        json_decref(a->status);
+        free(a);
+        return fp_error_set(err, EAGAIN, "start agent");
+    }
+    if (pthread_create(&a->sync_thread, NULL, sync_main, a) != 0) {
+        pthread_mutex_lock(&a->lock);
+        a->stop = true;
+        pthread_cond_broadcast(&a->wake);
+        pthread_mutex_unlock(&a->lock);
+        pthread_join(a->thread, NULL);
+        while (a->n)
+            drop(a, 0);
+        json_decref(a->desired);
+        json_decref(a->policy);
         json_decref(a->status);
         free(a);
         return fp_error_set(err, EAGAIN, "start agent");
@@ -1048,9 +1108,11 @@ void fp_agent_stop(fp_agent *a)
     if (!a) return;
     pthread_mutex_lock(&a->lock);
     a->stop = true;
-    pthread_cond_signal(&a->wake);
+    pthread_cond_broadcast(&a->wake); /* both threads */
     pthread_mutex_unlock(&a->lock);
     pthread_join(a->thread, NULL);
+    pthread_join(a->sync_thread, NULL);
+    json_decref(a->incoming);
     while (a->n)
         drop(a, 0);
     json_decref(a->desired);
