@@ -16,6 +16,7 @@
 
 #include "agent/bundle.h"
 #include "agent/cgroup.h"
+#include "agent/enforce.h"
 #include "agent/layers.h"
 #include "agent/rootfs.h"
 #include "agent/runtime.h"
@@ -38,9 +39,11 @@
 #define STABLE_RUN_S     10 /* a run this long resets the restart backoff */
 #define IMAGE_CONFIG_MAX (1 << 20)
 
-enum state { ST_PULLING, ST_STARTING, ST_RUNNING, ST_EXITED, ST_BACKOFF, ST_FAILED };
-static const char *const state_names[] = {"pulling", "starting", "running",
-                                          "exited",  "backoff",  "failed"};
+/* ST_VIOLATED: stopped for overstepping its policy (agent/enforce.h); it
+ * stays stopped, whatever its restart policy, until a new definition. */
+enum state { ST_PULLING, ST_STARTING, ST_RUNNING, ST_EXITED, ST_BACKOFF, ST_FAILED, ST_VIOLATED };
+static const char *const state_names[] = {"pulling", "starting", "running", "exited",
+                                          "backoff", "failed",   "violated"};
 
 struct instance {
     fp_service svc;
@@ -61,6 +64,9 @@ struct instance {
     bool have_usage;
     double cpu; /* fraction of one CPU over the last second */
     struct timespec sampled;
+    fp_enforce_window win;  /* the last samples, for the policy's window */
+    json_t *violation;      /* why it is ST_VIOLATED: kept and reported until replaced */
+    json_int_t def_updated; /* the cloud's "updated" of the definition it runs */
 };
 
 struct fp_agent {
@@ -72,7 +78,12 @@ struct fp_agent {
     struct instance *inst[MAX_INSTANCES];
     size_t n;
     json_t *desired; /* definitions (array) as last received or saved */
-    time_t next_sync;
+    json_t *policy;  /* the node policy shipped with them (NULL: the default) */
+    /* The desired state is fetched by a thread of its own: a slow or
+     * stopped cloud (a 5 s timeout per call) must not stall the pass that
+     * samples and enforces every second. It leaves each answer here. */
+    pthread_t sync_thread;
+    json_t *incoming; /* under lock: the last answer not yet taken */
     pthread_t thread;
     pthread_mutex_t lock; /* stop, status */
     pthread_cond_t wake;
@@ -115,6 +126,9 @@ static void save_instance(fp_agent *a, const struct instance *in)
                   (json_int_t)in->started, "definition", fp_service_to_json(&in->svc), "layers",
                   layers, "exited", in->state == ST_EXITED, "exit_code", in->exit_code,
                   "exit_signal", in->exit_signal);
+    /* a violation holds across an agent restart: it is not run again */
+    if (in->violation) json_object_set(j, "violation", in->violation);
+    json_object_set_new(j, "def_updated", json_integer(in->def_updated));
     char *text = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     fp_error err;
@@ -258,7 +272,24 @@ static int deploy(fp_agent *a, struct instance *in, fp_error *err)
                             .host_network = true,
                             .resolv_conf =
                                 access("/etc/resolv.conf", R_OK) == 0 ? "/etc/resolv.conf" : NULL};
-        rc = fp_bundle_config(image_config, s, &o, &config, err);
+        /* a definition that names no capabilities gets the node policy's
+         * set (Docker's default when the policy names none) */
+        fp_strv asked = s->capabilities, narrowed = NULL;
+        json_t *allowed = json_object_get(a->policy, "capabilities");
+        size_t ci;
+        json_t *cv;
+        if (!asked && json_is_array(allowed)) {
+            narrowed = calloc(1, sizeof *narrowed);
+            if (!narrowed) rc = fp_error_set(err, ENOMEM, "capabilities");
+            json_array_foreach(allowed, ci,
+                               cv) if (rc == 0 && json_is_string(cv) &&
+                                       fp_strv_push(&narrowed, json_string_value(cv)) < 0) rc =
+                fp_error_set(err, ENOMEM, "capabilities");
+            s->capabilities = narrowed;
+        }
+        if (rc == 0) rc = fp_bundle_config(image_config, s, &o, &config, err);
+        s->capabilities = asked;
+        fp_strv_free(narrowed);
         if (rc == 0) rc = fp_bundle_write(bundle, config, err);
         if (rc < 0) fp_rootfs_unmount(root, NULL);
     }
@@ -296,6 +327,7 @@ static int start_container(fp_agent *a, struct instance *in, fp_error *err)
     in->started = time(NULL);
     in->error[0] = '\0';
     in->have_cgroup = in->have_usage = false;
+    in->win.n = 0; /* a new run is judged on its own samples */
     save_instance(a, in);
     fp_info("event=service_started service=%s pid=%d restarts=%u", in->svc.name, (int)pid,
             in->restarts);
@@ -375,6 +407,11 @@ static bool shim_alive(const char *state_dir)
     return strstr(cmd, " shim ") != NULL; /* not a reused pid */
 }
 
+static int64_t mono_ms(const struct timespec *ts)
+{
+    return (int64_t)ts->tv_sec * 1000 + ts->tv_nsec / 1000000;
+}
+
 static void sample(struct instance *in)
 {
     fp_error err;
@@ -389,6 +426,7 @@ static void sample(struct instance *in)
     }
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
+    bool had = in->have_usage;
     if (in->have_usage) {
         double dt = (double)(now.tv_sec - in->sampled.tv_sec) +
                     (double)(now.tv_nsec - in->sampled.tv_nsec) / 1e9;
@@ -399,12 +437,89 @@ static void sample(struct instance *in)
     in->usage = u;
     in->have_usage = true;
     in->sampled = now;
+    fp_enforce_sample es = {.t_ms = mono_ms(&now),
+                            .wall = time(NULL),
+                            .has_cpu = had,
+                            .cpu = in->cpu,
+                            .memory = u.mem_bytes,
+                            .pids = u.pids};
+    fp_enforce_push(&in->win, &es);
+}
+
+/* Wait up to grace_s for the container to stop (or be gone). */
+static bool wait_stopped(fp_agent *a, const char *name, unsigned grace_s)
+{
+    for (unsigned i = 0; i <= grace_s * 10; i++) {
+        fp_container_state st;
+        fp_error err;
+        int rc = fp_runtime_state(&a->rt, name, &st, &err);
+        if (rc == 1 || (rc == 0 && !strcmp(st.status, "stopped"))) return true;
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return false;
+}
+
+/* The instance overstepped its policy: stop it for good (SIGTERM, then
+ * SIGKILL after its grace when it does not stop) and keep the violation
+ * (v, taken) with what was done, to be reported with every heartbeat
+ * until a new definition replaces the instance. */
+static void violate(fp_agent *a, struct instance *in, json_t *v)
+{
+    const char *kind = json_string_value(json_object_get(v, "kind"));
+    char id[96];
+    snprintf(id, sizeof id, "%lld-%s", (long long)time(NULL), kind ? kind : "unknown");
+    json_object_set_new(v, "id", json_string(id));
+    json_object_set_new(v, "definition", json_string(in->gen));
+    const char *action = "refused"; /* never started */
+    if (in->deployed && in->state == ST_RUNNING) {
+        fp_error err;
+        action = "terminated";
+        fp_runtime_kill(&a->rt, in->svc.name, SIGTERM, &err);
+        if (!wait_stopped(a, in->svc.name, in->svc.stop_grace_s)) {
+            action = "killed";
+            if (fp_runtime_stop(&a->rt, in->svc.name, 0, &err) < 0) {
+                action = "stop_failed";
+                fp_warn("event=service_stop_failed service=%s error=\"%s\"", in->svc.name, err.msg);
+            }
+        }
+    }
+    json_object_set_new(v, "action", json_string(action));
+    json_object_set_new(v, "stopped", json_integer((json_int_t)time(NULL)));
+    fp_warn("event=service_violated service=%s kind=%s action=%s why=\"%s\"", in->svc.name,
+            kind ? kind : "", action, json_string_value(json_object_get(v, "message")) ?: "");
+    json_decref(in->violation);
+    in->violation = v;
+    in->state = ST_VIOLATED;
+    in->pid = 0;
+    in->have_cgroup = in->have_usage = false;
+    snprintf(in->error, sizeof in->error, "policy violation: %s",
+             json_string_value(json_object_get(v, "message")) ?: "");
+    save_instance(a, in);
+}
+
+/* Judge the running instance's samples against its definition's limits. */
+static bool enforce_resources(fp_agent *a, struct instance *in)
+{
+    fp_enforce_policy p = {.max_cpu = in->svc.max_cpu,
+                           .max_memory = in->svc.max_memory,
+                           .max_pids = in->svc.max_pids,
+                           .window_s = in->svc.window_s};
+    if (!fp_enforce_policy_set(&p) || in->win.n == 0) return false;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    fp_enforce_verdict v;
+    fp_enforce_evaluate(in->win.s, in->win.n, &p, mono_ms(&now), &v);
+    if (v.kind == FP_VIOLATION_NONE) return false;
+    violate(a, in, fp_enforce_evidence(in->win.s, &v, &p));
+    return true;
 }
 
 static void step(fp_agent *a, struct instance *in, time_t now)
 {
     fp_error err;
-    if (in->state == ST_EXITED) return; /* ended for good: its policy says so */
+    /* ended for good: its restart policy says so, or it overstepped */
+    if (in->state == ST_EXITED || in->state == ST_VIOLATED) return;
     if (in->state == ST_BACKOFF && now < in->next_start) return;
     if (!in->deployed) {
         in->state = ST_PULLING;
@@ -457,6 +572,7 @@ static void step(fp_agent *a, struct instance *in, time_t now)
         return;
     }
     sample(in);
+    enforce_resources(a, in);
 }
 
 /* ---- desired state --------------------------------------------------- */
@@ -472,12 +588,34 @@ static void load_saved_desired(fp_agent *a)
     } else {
         json_decref(j);
     }
+    snprintf(path, sizeof path, "%s/policy.json", a->dir);
+    j = json_load_file(path, 0, NULL);
+    if (json_is_object(j))
+        a->policy = j;
+    else
+        json_decref(j);
 }
 
-static void sync_desired(fp_agent *a, time_t now)
+/* The node policy comes with the desired state and is kept with it: the
+ * agent enforces it while the cloud is away. */
+static void keep_policy(fp_agent *a, json_t *pol)
 {
-    if (now < a->next_sync) return;
-    a->next_sync = now + (a->cfg->agent_sync_s ? a->cfg->agent_sync_s : 2);
+    if (!json_is_object(pol) || json_equal(pol, a->policy)) return;
+    char *text = json_dumps(pol, JSON_COMPACT | JSON_SORT_KEYS);
+    char path[FP_PATH_MAX + 32];
+    fp_error err;
+    snprintf(path, sizeof path, "%s/policy.json", a->dir);
+    if (text && fp_write_file_atomic(path, text, strlen(text), 0600, &err) < 0)
+        fp_warn("event=policy_save_failed error=\"%s\"", err.msg);
+    fp_info("event=node_policy policy=%s", text ? text : "?");
+    free(text);
+    json_decref(a->policy);
+    a->policy = json_incref(pol);
+}
+
+/* The sync thread: ask the cloud, leave the answer for the agent's pass. */
+static void fetch_desired(fp_agent *a)
+{
     fp_http_response resp;
     fp_error err;
     if (fp_node_call_cloud(a->cfg, "/api/v1/agent/desired", NULL, &resp, &err) < 0) {
@@ -486,11 +624,47 @@ static void sync_desired(fp_agent *a, time_t now)
     }
     json_t *doc = json_loadb(resp.body.data ? resp.body.data : "", resp.body.len, 0, NULL);
     fp_http_response_free(&resp);
-    json_t *list = json_object_get(doc, "services");
-    if (!json_is_array(list)) {
+    if (!json_is_array(json_object_get(doc, "services"))) {
         json_decref(doc);
         return;
     }
+    pthread_mutex_lock(&a->lock);
+    json_decref(a->incoming);
+    a->incoming = doc;
+    pthread_mutex_unlock(&a->lock);
+}
+
+static void *sync_main(void *arg)
+{
+    fp_agent *a = arg;
+    unsigned every = a->cfg->agent_sync_s ? a->cfg->agent_sync_s : 2;
+    for (;;) {
+        pthread_mutex_lock(&a->lock);
+        bool stop = a->stop;
+        pthread_mutex_unlock(&a->lock);
+        if (stop) break;
+        fetch_desired(a);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += every;
+        pthread_mutex_lock(&a->lock);
+        if (!a->stop) pthread_cond_timedwait(&a->wake, &a->lock, &until);
+        pthread_mutex_unlock(&a->lock);
+    }
+    return NULL;
+}
+
+/* The agent's pass: take the sync thread's latest answer, if any. */
+static void sync_desired(fp_agent *a)
+{
+    pthread_mutex_lock(&a->lock);
+    json_t *doc = a->incoming;
+    a->incoming = NULL;
+    pthread_mutex_unlock(&a->lock);
+    if (!doc) return;
+    fp_error err;
+    json_t *list = json_object_get(doc, "services");
+    keep_policy(a, json_object_get(doc, "policy"));
     if (!json_equal(list, a->desired)) {
         char *text = json_dumps(list, JSON_COMPACT | JSON_SORT_KEYS);
         char path[FP_PATH_MAX + 32];
@@ -516,6 +690,7 @@ static void drop(fp_agent *a, size_t i)
 {
     fp_service_free(&a->inst[i]->svc);
     fp_strv_free(a->inst[i]->layers);
+    json_decref(a->inst[i]->violation);
     free(a->inst[i]);
     a->inst[i] = a->inst[--a->n];
 }
@@ -557,8 +732,36 @@ static void reconcile(fp_agent *a, time_t now)
         json_t *copy = json_deep_copy(def);
         json_object_del(copy, "created"); /* the controller's bookkeeping */
         json_object_del(copy, "updated");
+        json_int_t updated = json_integer_value(json_object_get(def, "updated"));
+        /* Privileges are judged on the definition as it came, before it is
+         * parsed: one asking for what the node does not allow (a stale or
+         * tampered one) is refused and reported, not run. The record needs
+         * its name, image and digest; the refused fields go into the
+         * evidence. */
+        char why[256];
+        json_t *refused = NULL;
+        char gen[FP_DIGEST_MAX];
+        if (fp_enforce_privileges(copy, a->policy, why, sizeof why)) {
+            /* its own generation, apart from the same definition running
+             * (whose encoding is the same text) */
+            char *text = json_dumps(copy, JSON_COMPACT | JSON_SORT_KEYS);
+            fp_buf b = FP_BUF_INIT;
+            fp_buf_append(&b, "refused:", 8);
+            if (text) fp_buf_append(&b, text, strlen(text));
+            fp_digest_bytes(FP_SHA256, b.data ? b.data : "", b.len, gen);
+            fp_buf_free(&b);
+            free(text);
+            refused = json_pack("{s:s, s:s, s:s, s:O?, s:O?, s:O?}", "kind", "privilege", "message",
+                                why, "action", "refused", "capabilities",
+                                json_object_get(copy, "capabilities"), "ports",
+                                json_object_get(copy, "ports"), "policy", a->policy);
+            json_object_set_new(refused, "time", json_integer((json_int_t)time(NULL)));
+            json_object_del(copy, "capabilities");
+            json_object_del(copy, "ports");
+        }
         int rc = fp_service_from_json(copy, &s, &err);
         json_decref(copy);
+        if (rc < 0) json_decref(refused);
         const char *name = json_string_value(json_object_get(def, "name"));
         if (rc < 0) {
             /* a definition this agent cannot read (a newer cloud's field,
@@ -580,12 +783,15 @@ static void reconcile(fp_agent *a, time_t now)
         }
         if (dup && dup->wanted) { /* the cloud listed the name twice: the first wins */
             fp_service_free(&s);
+            json_decref(refused);
             continue;
         }
-        char gen[FP_DIGEST_MAX];
-        definition_gen(&s, gen);
+        if (!refused) definition_gen(&s, gen);
         struct instance *in = find(a, s.name);
-        if (in && strcmp(in->gen, gen) != 0) { /* changed: replace it */
+        /* a violated instance stays stopped until the definition is written
+         * again at the cloud (its "updated" changes), even unchanged */
+        bool rewritten = in && in->state == ST_VIOLATED && updated != in->def_updated;
+        if (in && (strcmp(in->gen, gen) != 0 || rewritten)) { /* changed: replace it */
             remove_instance(a, s.name, in->svc.stop_grace_s);
             for (size_t i = 0; i < a->n; i++)
                 if (a->inst[i] == in) drop(a, i);
@@ -601,10 +807,14 @@ static void reconcile(fp_agent *a, time_t now)
             in->svc = s;
             snprintf(in->gen, sizeof in->gen, "%s", gen);
             in->state = ST_PULLING;
+            in->def_updated = updated;
             a->inst[a->n++] = in;
+            if (refused) violate(a, in, json_incref(refused));
         } else {
             fp_service_free(&s);
         }
+        json_decref(refused);
+        if (in && in->state != ST_VIOLATED) in->def_updated = updated;
         if (in) in->wanted = true;
     }
     for (size_t i = 0; i < a->n;) {
@@ -678,6 +888,18 @@ static void adopt(fp_agent *a)
         bool exited = json_is_true(json_object_get(j, "exited"));
         in->exit_code = (int)json_integer_value(json_object_get(j, "exit_code"));
         in->exit_signal = (int)json_integer_value(json_object_get(j, "exit_signal"));
+        in->def_updated = json_integer_value(json_object_get(j, "def_updated"));
+        json_t *violation = json_object_get(j, "violation");
+        if (json_is_object(violation)) { /* stopped for good: make sure it is */
+            in->violation = json_incref(violation);
+            in->state = ST_VIOLATED;
+            snprintf(in->error, sizeof in->error, "policy violation: %s",
+                     json_string_value(json_object_get(violation, "message")) ?: "");
+            json_decref(j);
+            fp_runtime_stop(&a->rt, s.name, s.stop_grace_s, &err);
+            a->inst[a->n++] = in;
+            continue;
+        }
         json_decref(j);
         if (exited) { /* it ended for good before the restart */
             in->state = ST_EXITED;
@@ -721,6 +943,7 @@ static json_t *instance_json(const fp_agent *a, const struct instance *in)
         (json_int_t)in->oom_kills, "started", (json_int_t)in->started, "exit_code", in->exit_code,
         "exit_signal", in->exit_signal, "error", in->error);
     json_object_set_new(j, "endpoints", endpoints);
+    if (in->violation) json_object_set(j, "violation", in->violation);
     if (in->have_usage && in->state == ST_RUNNING)
         json_object_set_new(
             j, "usage",
@@ -810,7 +1033,7 @@ static void *agent_main(void *arg)
         pthread_mutex_unlock(&a->lock);
         if (stop) break;
         time_t now = time(NULL);
-        sync_desired(a, now);
+        sync_desired(a);
         reconcile(a, now);
         publish(a);
         struct timespec until;
@@ -870,6 +1093,21 @@ int fp_agent_start(fp_agent **out, const fp_config *cfg, fp_federation *fed, fp_
     pthread_cond_init(&a->wake, NULL);
     if (pthread_create(&a->thread, NULL, agent_main, a) != 0) {
         json_decref(a->desired);
+        json_decref(a->policy);
+        json_decref(a->status);
+        free(a);
+        return fp_error_set(err, EAGAIN, "start agent");
+    }
+    if (pthread_create(&a->sync_thread, NULL, sync_main, a) != 0) {
+        pthread_mutex_lock(&a->lock);
+        a->stop = true;
+        pthread_cond_broadcast(&a->wake);
+        pthread_mutex_unlock(&a->lock);
+        pthread_join(a->thread, NULL);
+        while (a->n)
+            drop(a, 0);
+        json_decref(a->desired);
+        json_decref(a->policy);
         json_decref(a->status);
         free(a);
         return fp_error_set(err, EAGAIN, "start agent");
@@ -884,12 +1122,15 @@ void fp_agent_stop(fp_agent *a)
     if (!a) return;
     pthread_mutex_lock(&a->lock);
     a->stop = true;
-    pthread_cond_signal(&a->wake);
+    pthread_cond_broadcast(&a->wake); /* both threads */
     pthread_mutex_unlock(&a->lock);
     pthread_join(a->thread, NULL);
+    pthread_join(a->sync_thread, NULL);
+    json_decref(a->incoming);
     while (a->n)
         drop(a, 0);
     json_decref(a->desired);
+    json_decref(a->policy);
     json_decref(a->status);
     pthread_cond_destroy(&a->wake);
     pthread_mutex_destroy(&a->lock);

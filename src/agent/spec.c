@@ -4,6 +4,8 @@
  * a numeric user, and no NUL hidden in a string or a key. */
 #include "agent/spec.h"
 
+#include "agent/enforce.h" /* FP_ENFORCE_WINDOW_MAX */
+
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -229,6 +231,30 @@ static int parse_field(const char *key, const json_t *v, fp_service *s, fp_error
         }
         return 0;
     }
+    if (strcmp(key, "max_memory") == 0 || strcmp(key, "max_pids") == 0 ||
+        strcmp(key, "window_s") == 0) {
+        if (!json_is_integer(v) || json_integer_value(v) < 0)
+            return fp_error_set(err, 0, "%s: expected a non-negative integer", key);
+        json_int_t n = json_integer_value(v);
+        if (!strcmp(key, "max_memory"))
+            s->max_memory = (uint64_t)n;
+        else if (!strcmp(key, "max_pids")) {
+            if (n > UINT32_MAX) return fp_error_set(err, 0, "max_pids: too large");
+            s->max_pids = (uint32_t)n;
+        } else {
+            if (n > FP_ENFORCE_WINDOW_MAX)
+                return fp_error_set(err, 0, "window_s: at most %d", FP_ENFORCE_WINDOW_MAX);
+            s->window_s = (unsigned)n;
+        }
+        return 0;
+    }
+    if (strcmp(key, "max_cpu") == 0) {
+        if (!json_is_number(v) || !isfinite(json_number_value(v)) || json_number_value(v) < 0 ||
+            json_number_value(v) > 1024)
+            return fp_error_set(err, 0, "max_cpu: expected a number from 0 to 1024");
+        s->max_cpu = json_number_value(v);
+        return 0;
+    }
     if (strcmp(key, "cpus") == 0) {
         if (!json_is_number(v) || !isfinite(json_number_value(v)) || json_number_value(v) < 0 ||
             json_number_value(v) > 1024)
@@ -277,6 +303,16 @@ int fp_service_from_json(const json_t *j, fp_service *s, fp_error *err)
                          s->capabilities[i]);
             goto fail;
         }
+    /* a policy limit at or above the hard limit would never be seen over
+     * (the kernel holds the service below it): say so rather than ignore it */
+    if (s->memory && s->max_memory >= s->memory) {
+        fp_error_set(err, 0, "max_memory: must be below memory (the hard limit)");
+        goto fail;
+    }
+    if (s->pids && s->max_pids >= s->pids) {
+        fp_error_set(err, 0, "max_pids: must be below pids (the hard limit)");
+        goto fail;
+    }
     return 0;
 fail:
     fp_service_free(s);
@@ -310,5 +346,13 @@ json_t *fp_service_to_json(const fp_service *s)
      * its canonical form (and the generation agents compare) */
     if (j && s->always_on) json_object_set_new(j, "always_on", json_true());
     if (j && s->replicas) json_object_set_new(j, "replicas", json_integer(s->replicas));
+    /* The policy fields only when set: a definition without a policy
+     * encodes as before, so its digest (the agents' generation) stays the
+     * same and an older agent can still read it. */
+    if (j && s->max_cpu > 0) json_object_set_new(j, "max_cpu", json_real(s->max_cpu));
+    if (j && s->max_memory)
+        json_object_set_new(j, "max_memory", json_integer((json_int_t)s->max_memory));
+    if (j && s->max_pids) json_object_set_new(j, "max_pids", json_integer(s->max_pids));
+    if (j && s->window_s) json_object_set_new(j, "window_s", json_integer(s->window_s));
     return j;
 }

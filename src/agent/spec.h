@@ -46,6 +46,12 @@ typedef struct fp_service {
     unsigned stop_grace_s; /* SIGTERM, then SIGKILL after this (default 10) */
     bool always_on;        /* the cloud hands it to another fog when its node dies */
     unsigned replicas;     /* instances over the role's nodes; 0: every node of the role */
+    /* Enforced by the agent (agent/enforce.h): above one of these for the
+     * whole window, the service is stopped for good ("violated"). 0: none. */
+    double max_cpu;      /* share of one CPU */
+    uint64_t max_memory; /* bytes; below memory, the hard limit */
+    uint32_t max_pids;
+    unsigned window_s; /* 0: the default (10 s) */
 } fp_service;
 
 /* Most replicas one definition may ask for. */

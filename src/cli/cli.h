@@ -32,6 +32,7 @@ void fp_cli_human_bytes(char *out, size_t n, long long bytes);
 int fp_cmd_audit(int argc, char **argv);
 int fp_cmd_recall(int argc, char **argv);
 int fp_cmd_unrecall(int argc, char **argv);
+int fp_cmd_violations(int argc, char **argv);
 
 /* The cloud's node directory (GET /api/v1/nodes) with the client context's
  * credential: a JSON array (caller decrefs). */

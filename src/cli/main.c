@@ -28,6 +28,7 @@ static const struct command {
     {"events", fp_cmd_events, "instances' state changes the cloud saw (--follow: as they come)"},
     {"recall", fp_cmd_recall, "revoke an image everywhere: registries refuse it, agents stop it"},
     {"unrecall", fp_cmd_unrecall, "end a recall (the image may be pulled and run again)"},
+    {"violations", fp_cmd_violations, "list the policy violations agents and the cloud recorded"},
     {"audit", fp_cmd_audit, "list the cloud's audit trail, or verify a copy of it offline"},
     {"sandbox", fp_cmd_sandbox, "start or stop a whole deployment on this machine"},
     {"login", fp_cmd_login, "log in to a cloud and save it as the client context"},

@@ -19,7 +19,8 @@ static void ps_help(void)
 {
     printf("usage: fogport ps [--json]\n\n"
            "Every service instance of the deployment: service, node, state (pending,\n"
-           "pulling, starting, running, backoff, exited, failed), endpoint, image digest,\n"
+           "pulling, starting, running, backoff, exited, failed, violated: stopped for\n"
+           "its policy, see fogport violations), endpoint, image digest,\n"
            "CPU (share of one CPU), memory (current/limit), processes, restarts and OOM\n"
            "kills, as the nodes' agents last reported them to the cloud.\n\n"
            "example:\n"

@@ -21,6 +21,8 @@ static void help(void)
         "                       [--entrypoint PROG] [--cmd ARG]... [--user UID[:GID]]\n"
         "                       [--cap CAP_NAME]... [--writable] [--stop-grace SECONDS]\n"
         "                       [--always-on] [--replicas N]\n"
+        "                       [--max-cpu SHARE] [--max-memory BYTES] [--max-pids N]\n"
+        "                       [--window SECONDS]\n"
         "       fogport service delete NAME\n"
         "       fogport service ls [--json]\n"
         "       fogport service show NAME\n\n"
@@ -34,6 +36,13 @@ static void help(void)
         "(default: one on every node of the role); --always-on makes the cloud hand\n"
         "the service to the nearest healthy fog when its node dies (docs/control.md).\n"
         "Uses the client context (fogport login).\n\n"
+
+        "Policy: above --max-cpu (share of one CPU), --max-memory (below --memory)\n"
+        "or --max-pids for the whole --window (default 10 s), the agent stops the\n"
+        "service for good (state violated) and the violation is recorded with its\n"
+        "samples (fogport violations); creating the service again clears it.\n"
+        "Capabilities and ports beyond the cloud's node policy ([control]\n"
+        "allowed_capabilities, allowed_ports) are refused.\n\n"
         "examples:\n"
         "  fogport service create web --image web_service:latest --role fog --port 8080 \\\n"
         "      --memory 64M --cpus 0.5 --pids 64\n"
@@ -73,13 +82,18 @@ static int create(int argc, char **argv)
         {"stop-grace", required_argument, NULL, 'g'},
         {"always-on", no_argument, NULL, 'A'},
         {"replicas", required_argument, NULL, 'N'},
+        {"max-cpu", required_argument, NULL, 'X'},
+        {"max-memory", required_argument, NULL, 'M'},
+        {"max-pids", required_argument, NULL, 'D'},
+        {"window", required_argument, NULL, 'W'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     json_t *def = json_object();
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "i:n:r:p:m:c:P:e:R:E:C:u:K:wg:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "i:n:r:p:m:c:P:e:R:E:C:u:K:wg:X:M:D:W:h", opts, NULL)) !=
+           -1) {
         uint64_t n;
         char *end;
         switch (c) {
@@ -116,6 +130,32 @@ static int create(int argc, char **argv)
                 return fp_cli_usage_error("service", "--cpus: a positive number");
             }
             json_object_set_new(def, "cpus", json_real(cpus));
+            break;
+        }
+        case 'X': {
+            double share = strtod(optarg, &end);
+            if (*end || share <= 0) {
+                json_decref(def);
+                return fp_cli_usage_error("service", "--max-cpu: a positive share such as 0.5");
+            }
+            json_object_set_new(def, "max_cpu", json_real(share));
+            break;
+        }
+        case 'M':
+            if (fp_parse_size(optarg, &n) < 0) {
+                json_decref(def);
+                return fp_cli_usage_error("service", "--max-memory: a size such as 48M");
+            }
+            json_object_set_new(def, "max_memory", json_integer((json_int_t)n));
+            break;
+        case 'D':
+        case 'W': {
+            long v = strtol(optarg, &end, 10);
+            if (*end || v < 1) {
+                json_decref(def);
+                return fp_cli_usage_error("service", "--max-pids/--window: a positive number");
+            }
+            json_object_set_new(def, c == 'D' ? "max_pids" : "window_s", json_integer(v));
             break;
         }
         case 'P':

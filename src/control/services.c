@@ -31,7 +31,12 @@ static const char schema[] =
      * controller's decision, kept so that a restarted cloud does not move
      * what runs */
     "CREATE TABLE IF NOT EXISTS placements(service TEXT NOT NULL, node TEXT NOT NULL, "
-    "  since INTEGER NOT NULL, PRIMARY KEY(service, node)) WITHOUT ROWID;";
+    "  since INTEGER NOT NULL, PRIMARY KEY(service, node)) WITHOUT ROWID;"
+
+    /* a violation is kept after its instance is replaced: it is history */
+    "CREATE TABLE IF NOT EXISTS violations(seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+    "  node TEXT NOT NULL, service TEXT NOT NULL, id TEXT NOT NULL, "
+    "  recorded INTEGER NOT NULL, report TEXT NOT NULL, UNIQUE(node, service, id));";
 
 int fp_services_open(fp_services **out, const char *data_dir, fp_error *err)
 {
@@ -346,6 +351,47 @@ fail:
     sqlite3_exec(sv->db, "ROLLBACK", NULL, NULL, NULL);
     pthread_mutex_unlock(&sv->lock);
     return -1;
+}
+
+int fp_services_violation(fp_services *sv, const char *node, const char *service,
+                          const json_t *record, fp_error *err)
+{
+    const char *id = json_string_value(json_object_get(record, "id"));
+    if (!id || !json_is_object(record)) return fp_error_set(err, 0, "violation: no id");
+    char *text = json_dumps(record, JSON_COMPACT | JSON_SORT_KEYS);
+    if (!text) return fp_error_set(err, ENOMEM, "violation");
+    pthread_mutex_lock(&sv->lock);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(sv->db,
+                           "INSERT OR IGNORE INTO violations(node, service, id, recorded, report) "
+                           "VALUES (?1, ?2, ?3, ?4, ?5)",
+                           -1, &st, NULL) != SQLITE_OK) {
+        free(text);
+        return db_fail(sv, st, err);
+    }
+    sqlite3_bind_text(st, 1, node, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, service, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)time(NULL));
+    sqlite3_bind_text(st, 5, text, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(st);
+    free(text);
+    if (rc != SQLITE_DONE) return db_fail(sv, st, err);
+    int added = sqlite3_changes(sv->db);
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&sv->lock);
+    return added ? 0 : 1;
+}
+
+int fp_services_violations(fp_services *sv, const char *service, json_t **out, fp_error *err)
+{
+    static const char *const extra[] = {"seq", "node", "service", "recorded", NULL};
+    char sql[400];
+    snprintf(sql, sizeof sql,
+             "SELECT report, seq, node, service, recorded FROM (SELECT * FROM violations %s "
+             "ORDER BY seq DESC LIMIT %d) ORDER BY seq",
+             service ? "WHERE service = ?1" : "", FP_VIOLATIONS_MAX);
+    return select_json(sv, sql, service, extra, out, err);
 }
 
 int fp_services_instances(fp_services *sv, json_t **out, fp_error *err)

@@ -53,4 +53,16 @@ int fp_services_report(fp_services *sv, const char *node, const json_t *instance
  * "reported" (time), by service then node. */
 int fp_services_instances(fp_services *sv, json_t **out, fp_error *err);
 
+/* Policy violations (agent/enforce.h), as agents report them with every
+ * heartbeat until the instance is replaced, or as the cloud refused a
+ * definition (node "cloud"). record is the violation object with its
+ * "id", unique per node and service. Returns 0 when it is new, 1 when it
+ * was recorded before (the heartbeat repeats it). */
+int fp_services_violation(fp_services *sv, const char *node, const char *service,
+                          const json_t *record, fp_error *err);
+/* The most recent violations (of service, when not NULL), oldest first:
+ * each the record plus "seq", "node", "service" and "recorded" (time). */
+#define FP_VIOLATIONS_MAX 1000
+int fp_services_violations(fp_services *sv, const char *service, json_t **out, fp_error *err);
+
 #endif

@@ -141,6 +141,7 @@ uint64_t fp_usage_event(fp_usage *u, time_t now, const char *node, const char *s
 /* What entering a state is called as an event. */
 static const char *state_event(const char *state)
 {
+    if (!strcmp(state, "violated")) return "violation"; /* stopped by the agent's policy */
     return !strcmp(state, "running") ? "started" : state;
 }
 

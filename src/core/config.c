@@ -55,6 +55,8 @@ static const struct key keys[] = {
     NUM("agent", "sync", K_DURATION, agent_sync_s),
     NUM("control", "suspect_after", K_DURATION, control_suspect_s),
     NUM("control", "dead_after", K_DURATION, control_dead_s),
+    STR("control", "allowed_capabilities", control_allowed_caps),
+    STR("control", "allowed_ports", control_allowed_ports),
     STR("server", "listen", listen),
     NUM("server", "threads", K_UINT, threads),
     NUM("server", "timeout", K_DURATION, timeout_s),

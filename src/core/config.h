@@ -42,6 +42,9 @@ typedef struct fp_config {
     /* [control] (cloud) */
     unsigned control_suspect_s; /* a node silent this long is suspect */
     unsigned control_dead_s;    /* ...and dead after this: its always-on services move */
+    /* [control] cloud: the node policy shipped to agents (agent/enforce.h) */
+    char control_allowed_caps[1024]; /* capabilities a service may ask for ("": Docker's set) */
+    char control_allowed_ports[512]; /* ports a service may listen on ("": any) */
     /* [server] */
     char listen[256];   /* host:port, [v6]:port */
     unsigned threads;   /* 0: one per CPU */

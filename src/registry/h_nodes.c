@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "control/audit.h"
 #include "control/services.h"
 #include "control/usage.h"
 #include "federation/directory.h"
@@ -29,6 +30,37 @@ static bool url_ok(const char *u)
     return u && strlen(u) < 500 &&
            (!u[0] || !strncmp(u, "https://", 8) || !strncmp(u, "http://", 7)) &&
            !strpbrk(u, " \"'<>\\\r\n");
+}
+
+/* An agent keeps reporting a violation (agent/enforce.h) with every
+ * heartbeat until the instance is replaced: record it the first time, in
+ * control.db and the audit trail, with its evidence. */
+static void record_violations(fp_req *r, const json_t *instances)
+{
+    size_t i;
+    json_t *it;
+    json_array_foreach(instances, i, it)
+    {
+        const json_t *v = json_object_get(it, "violation");
+        const char *service = json_string_value(json_object_get(it, "service"));
+        if (!json_is_object(v) || !service || !fp_service_name_valid(service)) continue;
+        json_t *rec = json_deep_copy(v);
+        json_object_set(rec, "image", json_object_get(it, "image"));
+        json_object_set(rec, "digest", json_object_get(it, "digest"));
+        fp_error err;
+        int rc = fp_services_violation(r->reg->services, r->user, service, rec, &err);
+        if (rc < 0)
+            fp_warn("event=violation_record_failed node=%s service=%s error=\"%s\"", r->user,
+                    service, err.msg);
+        if (rc == 0) {
+            fp_warn("event=violation node=%s service=%s kind=%s action=%s", r->user, service,
+                    json_string_value(json_object_get(rec, "kind")) ?: "",
+                    json_string_value(json_object_get(rec, "action")) ?: "");
+            json_object_set_new(rec, "node", json_string(r->user));
+            fp_req_audit(r, FP_AUDIT_VIOLATION, service, json_incref(rec));
+        }
+        json_decref(rec);
+    }
 }
 
 static void heartbeat_end(fp_req *r)
@@ -54,6 +86,7 @@ static void heartbeat_end(fp_req *r)
     json_t *instances = json_object_get(j, "instances");
     if (rc == 0 && r->reg->services && json_is_array(instances))
         rc = fp_services_report(r->reg->services, r->user, instances, &err);
+    if (rc == 0 && r->reg->services && json_is_array(instances)) record_violations(r, instances);
     if (rc == 0 && r->reg->usage && json_is_array(instances)) {
         /* monitoring is not worth refusing a heartbeat over */
         fp_error uerr;

@@ -10,12 +10,19 @@
  *   GET    /api/v1/instances         what every agent reported, plus a
  *                                    "pending" line for each placement no
  *                                    agent has reported yet (`fogport ps`)
+ *   GET    /api/v1/violations[?service=NAME]  policy violations, as agents
+ *                                    reported them and as the cloud
+ *                                    refused definitions (operators)
  * Agents report their instances with the heartbeat (h_nodes.c). */
 #include <errno.h>
 #include <jansson.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent/enforce.h"
 #include "auth/nodes.h"
 #include "control/audit.h"
 #include "control/recallset.h"
@@ -65,12 +72,66 @@ static bool may_see(fp_req *r, const json_t *def)
            fp_authz_policy_may(r, ref.name, FP_ACT_PULL);
 }
 
+static json_t *node_policy(fp_req *r)
+{
+    json_t *p = NULL;
+    fp_error err;
+    const fp_config *cfg = r->reg->cfg;
+    /* checked at start (server.c): this cannot fail but on memory */
+    if (fp_node_policy_build(cfg->control_allowed_caps, cfg->control_allowed_ports, &p, &err) < 0)
+        fp_warn("event=node_policy_invalid error=\"%s\"", err.msg);
+    return p;
+}
+
+/* A definition asking for privileges the node policy does not allow is
+ * refused and recorded as a violation, once the caller is known to be
+ * allowed to deploy its image (no one else fills the record). True when
+ * it was refused (answered). */
+static bool refuse_privileges(fp_req *r, const json_t *j)
+{
+    char why[256];
+    json_t *pol = node_policy(r);
+    int bad = fp_enforce_privileges(j, pol, why, sizeof why);
+    if (!bad) {
+        json_decref(pol);
+        return false;
+    }
+    const char *name = json_string_value(json_object_get(j, "name"));
+    const char *image = json_string_value(json_object_get(j, "image"));
+    fp_reference ref;
+    if (!name || !fp_service_name_valid(name)) {
+        fp_respond_error(r, 400, "UNSUPPORTED", "service definition: %s", why);
+    } else if (may_deploy(r, image ? image : "", &ref)) {
+        static atomic_uint seq;
+        char id[96];
+        snprintf(id, sizeof id, "cloud-%lld-%u", (long long)time(NULL), atomic_fetch_add(&seq, 1));
+        json_t *v = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:O?, s:O?, s:O?}", "id", id,
+                              "kind", "privilege", "message", why, "action", "refused", "image",
+                              image, "by", r->user, "time", (json_int_t)time(NULL), "capabilities",
+                              json_object_get(j, "capabilities"), "ports",
+                              json_object_get(j, "ports"), "policy", pol);
+        fp_error err;
+        if (fp_services_violation(r->reg->services, "cloud", name, v, &err) < 0)
+            fp_warn("event=violation_record_failed service=%s error=\"%s\"", name, err.msg);
+        fp_warn("event=service_refused service=%s user=%s why=\"%s\"", name, r->user, why);
+        json_object_set_new(v, "node", json_string("cloud"));
+        fp_req_audit(r, FP_AUDIT_VIOLATION, name, v);
+        fp_respond_error(r, 403, "DENIED", "service %s: privilege violation: %s", name, why);
+    }
+    json_decref(pol);
+    return true;
+}
+
 static void create_end(fp_req *r)
 {
     json_error_t jerr;
     json_t *j = json_loadb(r->body.data ? r->body.data : "", r->body.len, 0, &jerr);
     if (!j) {
         fp_respond_error(r, 400, "UNSUPPORTED", "service definition: %s", jerr.text);
+        return;
+    }
+    if (json_is_object(j) && refuse_privileges(r, j)) {
+        json_decref(j);
         return;
     }
     fp_service s;
@@ -224,7 +285,10 @@ static void desired(fp_req *r)
     }
     json_decref(placed);
     json_decref(all);
-    fp_respond_json(r, json_pack("{s:o}", "services", mine));
+    /* the agent enforces the policy itself, also while the cloud is away */
+    json_t *pol = node_policy(r);
+    fp_respond_json(r,
+                    json_pack("{s:o, s:o}", "services", mine, "policy", pol ? pol : json_object()));
 }
 
 struct pending_ctx {
@@ -305,6 +369,31 @@ static void instances(fp_req *r)
     fp_respond_json(r, json_pack("{s:o}", "instances", p.instances));
 }
 
+static void violations(fp_req *r)
+{
+    if (!operator(r)) return;
+    const char *service = fp_req_arg(r, "service");
+    if (service && !fp_service_name_valid(service)) {
+        fp_respond_error(r, 400, "UNSUPPORTED", "service: not a service name");
+        return;
+    }
+    json_t *all;
+    fp_error err;
+    if (fp_services_violations(r->reg->services, service, &all, &err) < 0) {
+        fp_respond_internal(r, &err);
+        return;
+    }
+    /* the evidence is the operators' who may pull the image, as with
+     * definitions; a record without an image (none) shows to admins only
+     * through the audit trail */
+    json_t *visible = json_array();
+    size_t i;
+    json_t *v;
+    json_array_foreach(all, i, v) if (may_see(r, v)) json_array_append(visible, v);
+    json_decref(all);
+    fp_respond_json(r, json_pack("{s:o}", "violations", visible));
+}
+
 void fp_handle_services(fp_req *r)
 {
     if (!fp_authz_require_login(r)) return;
@@ -315,6 +404,10 @@ void fp_handle_services(fp_req *r)
     }
     if (!strcmp(p, "/api/v1/instances")) {
         if (fp_req_read_only(r)) instances(r);
+        return;
+    }
+    if (!strcmp(p, "/api/v1/violations")) {
+        if (fp_req_read_only(r)) violations(r);
         return;
     }
     static const char prefix[] = "/api/v1/services";

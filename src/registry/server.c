@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "agent/enforce.h"
 #include "core/cleanup.h"
 #include "core/fs.h"
 #include "core/log.h"
@@ -325,7 +326,8 @@ static void dispatch(fp_req *r)
     }
     if (r->reg->services &&
         (!strcmp(r->path, "/api/v1/services") || !strncmp(r->path, "/api/v1/services/", 17) ||
-         !strcmp(r->path, "/api/v1/agent/desired") || !strcmp(r->path, "/api/v1/instances"))) {
+         !strcmp(r->path, "/api/v1/agent/desired") || !strcmp(r->path, "/api/v1/instances") ||
+         !strcmp(r->path, "/api/v1/violations"))) {
         fp_handle_services(r);
         return;
     }
@@ -532,6 +534,16 @@ static int resolve_listen(const char *listen, struct sockaddr_storage *ss, sockl
     return 0;
 }
 
+/* Agents get the node policy built from [control] with their desired
+ * state: a mistake in it stops the cloud at start, not every agent. */
+static int node_policy_check(const fp_config *cfg, fp_error *err)
+{
+    json_t *p = NULL;
+    int rc = fp_node_policy_build(cfg->control_allowed_caps, cfg->control_allowed_ports, &p, err);
+    json_decref(p);
+    return rc;
+}
+
 int fp_registry_start(fp_registry **out, const fp_config *cfg, fp_store *store,
                       struct fp_recall_set *recalled, fp_error *err)
 {
@@ -551,7 +563,8 @@ int fp_registry_start(fp_registry **out, const fp_config *cfg, fp_store *store,
          fp_replication_open(&reg->repl, cfg->fed_replication, err) < 0 ||
          fp_services_open(&reg->services, cfg->data_dir, err) < 0 ||
          fp_usage_open(&reg->usage, cfg->data_dir, err) < 0 ||
-         fp_registry_audit_open(reg, err) < 0 || fp_registry_recalls_open(reg, err) < 0)) {
+         fp_registry_audit_open(reg, err) < 0 || fp_registry_recalls_open(reg, err) < 0 ||
+         node_policy_check(cfg, err) < 0)) {
         fp_registry_stop(reg);
         return -1;
     }
