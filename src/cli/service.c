@@ -92,7 +92,7 @@ static int create(int argc, char **argv)
     json_t *def = json_object();
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "i:n:r:p:m:c:P:e:R:E:C:u:K:wg:X:M:D:W:h", opts, NULL)) !=
+    while ((c = getopt_long(argc, argv, "i:n:r:p:m:c:P:e:R:E:C:u:K:wg:X:M:D:W:AN:h", opts, NULL)) !=
            -1) {
         uint64_t n;
         char *end;
