@@ -29,6 +29,11 @@ int fp_cmd_top(int argc, char **argv);
 int fp_cmd_events(int argc, char **argv);
 /* bytes as 12K, 3.4M, 1.2G (ps.c) */
 void fp_cli_human_bytes(char *out, size_t n, long long bytes);
+/* An instance's usage as table cells (ps.c): CPU in percent with decimals
+ * and unit after it, memory as current/limit, processes; u NULL leaves
+ * them. */
+void fp_cli_usage_cells(const json_t *u, int decimals, const char *unit, char cpu[16], char mem[32],
+                        char pids[16]);
 int fp_cmd_audit(int argc, char **argv);
 int fp_cmd_recall(int argc, char **argv);
 int fp_cmd_unrecall(int argc, char **argv);

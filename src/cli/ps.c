@@ -37,6 +37,19 @@ void fp_cli_human_bytes(char *out, size_t n, long long bytes)
         snprintf(out, n, "%lldK", (long long)(bytes >> 10));
 }
 
+void fp_cli_usage_cells(const json_t *u, int decimals, const char *unit, char cpu[16], char mem[32],
+                        char pids[16])
+{
+    if (!u) return; /* not running: the cells keep their "-" */
+    snprintf(cpu, 16, "%.*f%s", decimals, 100 * json_number_value(json_object_get(u, "cpu")), unit);
+    char cur[12], lim[12] = "-";
+    fp_cli_human_bytes(cur, sizeof cur, json_integer_value(json_object_get(u, "memory")));
+    if (json_integer_value(json_object_get(u, "memory_limit")))
+        fp_cli_human_bytes(lim, sizeof lim, json_integer_value(json_object_get(u, "memory_limit")));
+    snprintf(mem, 32, "%s/%s", cur, lim);
+    snprintf(pids, 16, "%lld", (long long)json_integer_value(json_object_get(u, "pids")));
+}
+
 int fp_cmd_ps(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -73,18 +86,7 @@ int fp_cmd_ps(int argc, char **argv)
         const char *ep = json_string_value(json_object_get(in, "endpoint"));
         char shortd[16] = "-", cpu[16] = "-", mem[32] = "-", pids[16] = "-";
         if (digest && strlen(digest) > 19) snprintf(shortd, sizeof shortd, "%.12s", digest + 7);
-        json_t *u = json_object_get(in, "usage");
-        if (u) {
-            snprintf(cpu, sizeof cpu, "%.0f%%", 100 * json_number_value(json_object_get(u, "cpu")));
-            char cur[12], lim[12] = "-";
-            fp_cli_human_bytes(cur, sizeof cur, json_integer_value(json_object_get(u, "memory")));
-            if (json_integer_value(json_object_get(u, "memory_limit")))
-                fp_cli_human_bytes(lim, sizeof lim,
-                                   json_integer_value(json_object_get(u, "memory_limit")));
-            snprintf(mem, sizeof mem, "%s/%s", cur, lim);
-            snprintf(pids, sizeof pids, "%lld",
-                     (long long)json_integer_value(json_object_get(u, "pids")));
-        }
+        fp_cli_usage_cells(json_object_get(in, "usage"), 0, "%", cpu, mem, pids);
         printf("%-20s %-8s %-9s %-28s %-15s %6s %-15s %5s %4lld %3lld\n",
                json_string_value(json_object_get(in, "service")),
                json_string_value(json_object_get(in, "node")),

@@ -78,17 +78,7 @@ static int top_frame(bool clear)
         const char *service = str_or(in, "service", "-"), *node = str_or(in, "node", "-");
         char cpu[16] = "-", avg[16] = "-", mem[32] = "-", pids[16] = "-";
         json_t *u = json_object_get(in, "usage");
-        if (u) {
-            snprintf(cpu, sizeof cpu, "%.1f", 100 * json_number_value(json_object_get(u, "cpu")));
-            char cur[12], lim[12] = "-";
-            fp_cli_human_bytes(cur, sizeof cur, json_integer_value(json_object_get(u, "memory")));
-            if (json_integer_value(json_object_get(u, "memory_limit")))
-                fp_cli_human_bytes(lim, sizeof lim,
-                                   json_integer_value(json_object_get(u, "memory_limit")));
-            snprintf(mem, sizeof mem, "%s/%s", cur, lim);
-            snprintf(pids, sizeof pids, "%lld",
-                     (long long)json_integer_value(json_object_get(u, "pids")));
-        }
+        fp_cli_usage_cells(u, 1, "", cpu, mem, pids);
         double m;
         if (mean_cpu(samples, service, node, &m)) snprintf(avg, sizeof avg, "%.1f", 100 * m);
         printf("%-20s %-10s %-9s %6s %6s %-15s %5s %8lld %4lld\n", service, node,
