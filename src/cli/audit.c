@@ -125,9 +125,7 @@ static int list(bool as_json)
         if (!more) break;
     }
     if (as_json) {
-        char *text = json_dumps(all, JSON_INDENT(2));
-        puts(text ? text : "[]");
-        free(text);
+        fp_cli_print_json(all);
         json_decref(all);
         return 0;
     }

@@ -4,6 +4,7 @@
 #define FP_CLI_CLI_H
 
 #include <jansson.h>
+#include <stdbool.h>
 
 #include "core/config.h"
 #include "core/error.h"
@@ -55,6 +56,11 @@ int fp_cli_load_config(fp_config *cfg, const char *config_path, const char *data
 /* Print "fogport: <msg>" to stderr; returns exit status 1. */
 int fp_cli_fail(const fp_error *err);
 int fp_cli_usage_error(const char *cmd, const char *msg);
+/* The options of a listing command, --json and --help: -1 to go on with
+ * *as_json set, else the exit status (help printed, or a usage error). */
+int fp_cli_json_opts(int argc, char **argv, const char *cmd, void (*help)(void), bool *as_json);
+/* Print j indented (an empty list when there is none). */
+void fp_cli_print_json(const json_t *j);
 
 #define FP_VERSION "0.1.0"
 

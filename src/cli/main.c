@@ -1,5 +1,7 @@
 /* fogport: one binary for every node (cloud, fog, edge) and its CLI. */
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
@@ -56,6 +58,32 @@ int fp_cli_usage_error(const char *cmd, const char *msg)
 {
     fprintf(stderr, "fogport %s: %s (see 'fogport %s --help')\n", cmd, msg, cmd);
     return 2;
+}
+
+int fp_cli_json_opts(int argc, char **argv, const char *cmd, void (*help)(void), bool *as_json)
+{
+    static const struct option opts[] = {
+        {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    int c;
+    *as_json = false;
+    while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
+        if (c == 'j') {
+            *as_json = true;
+        } else if (c == 'h') {
+            help();
+            return 0;
+        } else {
+            return fp_cli_usage_error(cmd, "unknown option");
+        }
+    }
+    return -1;
+}
+
+void fp_cli_print_json(const json_t *j)
+{
+    char *text = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
+    puts(text ? text : "[]");
+    free(text);
 }
 
 int fp_cli_load_config(fp_config *cfg, const char *config_path, const char *data_dir)

@@ -41,26 +41,14 @@ int fp_cli_fetch_nodes(json_t **nodes, fp_error *err)
 
 int fp_cmd_nodes(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-    bool as_json = false;
-    int c;
-    while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
-        if (c == 'j')
-            as_json = true;
-        else if (c == 'h') {
-            help();
-            return 0;
-        } else
-            return fp_cli_usage_error("nodes", "unknown option");
-    }
+    bool as_json;
+    int rc = fp_cli_json_opts(argc, argv, "nodes", help, &as_json);
+    if (rc >= 0) return rc;
     json_t *nodes;
     fp_error err;
     if (fp_cli_fetch_nodes(&nodes, &err) < 0) return fp_cli_fail(&err);
     if (as_json) {
-        char *text = json_dumps(nodes, JSON_INDENT(2));
-        puts(text ? text : "[]");
-        free(text);
+        fp_cli_print_json(nodes);
         json_decref(nodes);
         return 0;
     }

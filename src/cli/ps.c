@@ -52,27 +52,15 @@ void fp_cli_usage_cells(const json_t *u, int decimals, const char *unit, char cp
 
 int fp_cmd_ps(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-    bool as_json = false;
-    int c;
-    while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
-        if (c == 'j')
-            as_json = true;
-        else if (c == 'h') {
-            ps_help();
-            return 0;
-        } else
-            return fp_cli_usage_error("ps", "unknown option");
-    }
+    bool as_json;
+    int rc = fp_cli_json_opts(argc, argv, "ps", ps_help, &as_json);
+    if (rc >= 0) return rc;
     json_t *doc;
     fp_error err;
     if (fp_context_get_json("/api/v1/instances", &doc, &err) < 0) return fp_cli_fail(&err);
     json_t *list = json_object_get(doc, "instances");
     if (as_json) {
-        char *text = json_dumps(list, JSON_INDENT(2));
-        puts(text ? text : "[]");
-        free(text);
+        fp_cli_print_json(list);
         json_decref(doc);
         return 0;
     }

@@ -37,9 +37,7 @@ static int list(bool as_json)
     if (fp_context_get_json("/api/v1/recalls", &doc, &err) < 0) return fp_cli_fail(&err);
     json_t *all = json_object_get(doc, "recalls");
     if (as_json) {
-        char *text = json_dumps(all, JSON_INDENT(2));
-        puts(text ? text : "[]");
-        free(text);
+        fp_cli_print_json(all);
         json_decref(doc);
         return 0;
     }

@@ -26,20 +26,9 @@ static void help(void)
 
 int fp_cmd_replication(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-    bool as_json = false;
-    int c;
-    while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
-        if (c == 'j') {
-            as_json = true;
-        } else if (c == 'h') {
-            help();
-            return 0;
-        } else {
-            return fp_cli_usage_error("replication", "unknown option");
-        }
-    }
+    bool as_json;
+    int rc = fp_cli_json_opts(argc, argv, "replication", help, &as_json);
+    if (rc >= 0) return rc;
     if (optind >= argc || strcmp(argv[optind], "status") != 0)
         return fp_cli_usage_error("replication", "usage: fogport replication status [--json]");
     json_t *doc;
@@ -52,9 +41,7 @@ int fp_cmd_replication(int argc, char **argv)
         return fp_cli_fail(&err);
     }
     if (as_json) {
-        char *text = json_dumps(tasks, JSON_INDENT(2));
-        puts(text ? text : "[]");
-        free(text);
+        fp_cli_print_json(tasks);
         json_decref(doc);
         return 0;
     }

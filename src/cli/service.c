@@ -238,9 +238,7 @@ static int create(int argc, char **argv)
 
 static int print_json(json_t *j)
 {
-    char *text = json_dumps(j, JSON_INDENT(2));
-    puts(text ? text : "null");
-    free(text);
+    fp_cli_print_json(j);
     json_decref(j);
     return 0;
 }

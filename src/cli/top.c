@@ -259,9 +259,7 @@ int fp_cmd_events(int argc, char **argv)
     if (fp_context_get_json(path.data, &doc, &err) < 0) return fp_cli_fail(&err);
     json_t *list = json_object_get(doc, "events");
     if (as_json) {
-        char *text = json_dumps(list, JSON_INDENT(2));
-        puts(text ? text : "[]");
-        free(text);
+        fp_cli_print_json(list);
     } else {
         size_t i;
         json_t *e;

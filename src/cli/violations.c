@@ -59,9 +59,7 @@ int fp_cmd_violations(int argc, char **argv)
     if (fp_context_get_json(path, &doc, &err) < 0) return fp_cli_fail(&err);
     json_t *list = json_object_get(doc, "violations");
     if (as_json) {
-        char *text = json_dumps(list, JSON_INDENT(2));
-        puts(text ? text : "[]");
-        free(text);
+        fp_cli_print_json(list);
         json_decref(doc);
         return 0;
     }
