@@ -106,6 +106,7 @@ struct rule {
 };
 
 struct fp_policy {
+    int refs; /* a reloaded policy replaces this one while requests still use it */
     struct rule *rules;
     size_t n;
 };
@@ -130,6 +131,7 @@ int fp_policy_parse(const char *text, const char *origin, fp_policy **out, fp_er
 {
     fp_policy *p = calloc(1, sizeof *p);
     if (!p) return fp_error_set(err, ENOMEM, "policy");
+    p->refs = 1;
     size_t cap = 0;
     unsigned lineno = 0;
     const char *line = text;
@@ -139,7 +141,7 @@ int fp_policy_parse(const char *text, const char *origin, fp_policy **out, fp_er
         size_t ll = nl ? (size_t)(nl - line) : strlen(line);
         char buf[512];
         if (ll >= sizeof buf) {
-            fp_policy_free(p);
+            fp_policy_unref(p);
             return fp_error_set(err, 0, "%s:%u: line too long", origin, lineno);
         }
         memcpy(buf, line, ll);
@@ -154,7 +156,7 @@ int fp_policy_parse(const char *text, const char *origin, fp_policy **out, fp_er
         if (n != 3 || !who_valid(who) || strlen(who) >= sizeof r.who || !pattern_valid(pat) ||
             strlen(pat) >= sizeof r.pattern ||
             fp_actions_parse(acts, strlen(acts), &r.actions) < 0) {
-            fp_policy_free(p);
+            fp_policy_unref(p);
             return fp_error_set(err, 0,
                                 "%s:%u: expected WHO REPOSITORIES ACTIONS (e.g. "
                                 "\"role:fog {self}/* pull,push\")",
@@ -166,7 +168,7 @@ int fp_policy_parse(const char *text, const char *origin, fp_policy **out, fp_er
             cap = cap ? 2 * cap : 8;
             struct rule *g = realloc(p->rules, cap * sizeof *g);
             if (!g) {
-                fp_policy_free(p);
+                fp_policy_unref(p);
                 return fp_error_set(err, ENOMEM, "policy");
             }
             p->rules = g;
@@ -192,9 +194,15 @@ fp_policy *fp_policy_default(void)
     return p;
 }
 
-void fp_policy_free(fp_policy *p)
+fp_policy *fp_policy_ref(fp_policy *p)
 {
-    if (!p) return;
+    if (p) __atomic_add_fetch(&p->refs, 1, __ATOMIC_RELAXED);
+    return p;
+}
+
+void fp_policy_unref(fp_policy *p)
+{
+    if (!p || __atomic_sub_fetch(&p->refs, 1, __ATOMIC_ACQ_REL) != 0) return;
     free(p->rules);
     free(p);
 }

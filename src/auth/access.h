@@ -55,7 +55,10 @@ int fp_policy_parse(const char *text, const char *origin, fp_policy **out, fp_er
 /* The default when no policy is configured: every authenticated principal
  * may pull, push, delete and list; anonymous nothing. */
 fp_policy *fp_policy_default(void);
-void fp_policy_free(fp_policy *p);
+/* Reference counted (a new one starts at 1): the cloud replaces its policy
+ * when the file changes while requests still hold the old one. */
+fp_policy *fp_policy_ref(fp_policy *p);
+void fp_policy_unref(fp_policy *p);
 
 /* Actions the policy grants p on repository repo. */
 unsigned fp_policy_actions(const fp_policy *pol, const fp_principal *p, const char *repo);

@@ -125,7 +125,7 @@ fp_authdata *fp_authdata_ref(fp_authdata *d)
 void fp_authdata_unref(fp_authdata *d)
 {
     if (!d || __atomic_sub_fetch(&d->refs, 1, __ATOMIC_ACQ_REL) != 0) return;
-    fp_policy_free(d->policy);
+    fp_policy_unref(d->policy);
     fp_auth_free(d->users);
     free(d->nodes);
     free(d);

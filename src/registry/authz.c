@@ -27,6 +27,7 @@ int fp_authz_open(fp_authz **out, const fp_config *cfg, fp_error *err)
     if (cfg->policy[0] ? fp_policy_load(cfg->policy, &a->policy, err) < 0
                        : !(a->policy = fp_policy_default()))
         goto fail;
+    fp_authz_policy_seen(a);
     a->logins = fp_ratelimit_new(cfg->login_failures, 60);
     a->keys = fp_keyring_new();
     if (!a->logins || !a->keys) {
@@ -80,7 +81,7 @@ void fp_authz_free(fp_authz *a)
         free(a->revoked[i]);
     free(a->revoked);
     fp_auth_free(a->htpasswd);
-    fp_policy_free(a->policy);
+    fp_policy_unref(a->policy);
     fp_keyring_free(a->keys);
     fp_key_free(a->signing);
     fp_ratelimit_free(a->logins);
@@ -333,12 +334,14 @@ bool fp_authorize(fp_req *r)
     fp_principal p = principal_of(r);
     bool anon = basic == 0;
     bool ok;
+    fp_policy *pol = fp_authz_policy(a);
     if (!need)
-        ok = !anon || fp_policy_may_list(a->policy, &p);
+        ok = !anon || fp_policy_may_list(pol, &p);
     else if (need == FP_ACT_CATALOG)
-        ok = fp_policy_may_list(a->policy, &p);
+        ok = fp_policy_may_list(pol, &p);
     else
-        ok = (fp_policy_actions(a->policy, &p, r->route.name) & need) != 0;
+        ok = (fp_policy_actions(pol, &p, r->route.name) & need) != 0;
+    fp_policy_unref(pol);
     if (ok) return true;
     return anon ? challenge(r, need, NULL) : denied(r);
 }
@@ -356,7 +359,10 @@ bool fp_req_may(fp_req *r, const char *repo, unsigned action)
         return (fp_grant_actions(r->grant, repo, NULL) & action) != 0;
     case FP_AUTH_BASIC: {
         fp_principal p = principal_of(r);
-        return (fp_policy_actions(a->policy, &p, repo) & action) != 0;
+        fp_policy *pol = fp_authz_policy(a);
+        bool ok = (fp_policy_actions(pol, &p, repo) & action) != 0;
+        fp_policy_unref(pol);
+        return ok;
     }
     }
     return false;
@@ -386,9 +392,11 @@ bool fp_authz_policy_may(fp_req *r, const char *repo, unsigned action)
 {
     fp_principal p = principal_of(r);
     if (!r->user[0]) return false;
+    fp_policy *pol = fp_authz_policy(r->reg->authz);
     /* no policy: whoever logged in may do everything */
-    return !r->reg->authz->policy ||
-           (fp_policy_actions(r->reg->authz->policy, &p, repo) & action) != 0;
+    bool ok = !pol || (fp_policy_actions(pol, &p, repo) & action) != 0;
+    fp_policy_unref(pol);
+    return ok;
 }
 
 void fp_authz_set_revoked(fp_authz *a, const json_t *ids)

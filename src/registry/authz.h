@@ -40,9 +40,18 @@ typedef struct fp_authz {
     enum fp_auth_mode mode;
     const fp_config *cfg;
     fp_auth *htpasswd; /* users; NULL if none */
-    fp_policy *policy; /* configured or default */
-    fp_keyring *keys;  /* token verification keys */
-    fp_key *signing;   /* token issuing key; NULL if not a token service */
+    /* configured or default; replaced when the file changes (under
+     * cache_lock: read it with fp_authz_policy) */
+    fp_policy *policy;
+    struct fp_file_sig {
+        unsigned long long ino, size;
+        long long mtime_ns;
+    } policy_sig, users_sig;   /* the files as last seen (authz_policy.c) */
+    long long policy_checked;  /* CLOCK_MONOTONIC seconds of the last look */
+    void (*on_change)(void *); /* told after the policy or users changed */
+    void *on_change_ctx;
+    fp_keyring *keys; /* token verification keys */
+    fp_key *signing;  /* token issuing key; NULL if not a token service */
     fp_ratelimit *logins;
     fp_nodes *nodes;     /* the cloud's joined nodes; NULL elsewhere */
     bool token_service;  /* serves /auth/token: a token key, or a fog */
@@ -103,6 +112,14 @@ void fp_authz_node_reload(fp_authz *a);
 fp_signer *fp_authz_signer(fp_authz *a);
 void fp_signer_unref(fp_signer *s);
 fp_authdata *fp_authz_synced(fp_authz *a);
+/* The access policy in force (a reference: fp_policy_unref it). At most
+ * once a second it looks at the policy and users files and, when either
+ * changed, loads the policy again (a bad edit is logged and the last good
+ * policy stays) and calls on_change (authz_policy.c). */
+fp_policy *fp_authz_policy(fp_authz *a);
+/* Remember how the files look now (at start, after loading them). */
+void fp_authz_policy_seen(fp_authz *a);
+
 /* The grant of a token whose header has x5c (authz_x5c.c); NULL with why
  * when it is refused. */
 fp_grant *fp_authz_x5c_grant(fp_authz *a, const char *token, size_t len, const json_t *header,

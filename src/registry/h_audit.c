@@ -81,8 +81,9 @@ static void file_digest(const char *path, char out[FP_DIGEST_MAX])
         fp_digest_bytes(FP_SHA256, text, len, out);
 }
 
-/* The policy and the users as this start found them, when either differs
- * from what the log last recorded: edits to those files are grants too. */
+/* The policy and the users as they are now (at start, and after each edit
+ * the cloud noticed), when either differs from what the log last recorded:
+ * edits to those files are grants too. */
 static void audit_policy(struct fp_registry *reg)
 {
     char policy[FP_DIGEST_MAX], users[FP_DIGEST_MAX];
@@ -107,6 +108,11 @@ static void audit_policy(struct fp_registry *reg)
     json_decref(d);
 }
 
+static void audit_policy_changed(void *reg)
+{
+    audit_policy(reg);
+}
+
 int fp_registry_audit_open(struct fp_registry *reg, fp_error *err)
 {
     if (!reg->authz->signing) {
@@ -116,6 +122,8 @@ int fp_registry_audit_open(struct fp_registry *reg, fp_error *err)
     if (fp_audit_open(&reg->audit, reg->cfg->data_dir, reg->authz->signing, err) < 0) return -1;
     fp_audit_set_key_path(reg->audit, reg->cfg->token_key);
     audit_policy(reg);
+    reg->authz->on_change_ctx = reg;
+    reg->authz->on_change = audit_policy_changed;
     return 0;
 }
 

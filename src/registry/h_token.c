@@ -166,7 +166,9 @@ static void issue(fp_req *r, struct token_request *tr)
         return;
     }
     fp_authdata *synced = fp_authz_synced(a);
-    issue_with(r, tr, synced ? fp_authdata_policy(synced) : a->policy, sg);
+    fp_policy *own = synced ? NULL : fp_authz_policy(a);
+    issue_with(r, tr, synced ? fp_authdata_policy(synced) : own, sg);
+    fp_policy_unref(own);
     fp_authdata_unref(synced);
     fp_signer_unref(sg);
 }

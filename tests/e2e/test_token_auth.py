@@ -797,6 +797,48 @@ def test_brute_force_is_throttled(tmp_path):
             assert secret not in log, f"{secret} in the {node.data_dir} log"
 
 
+def test_policy_edits_take_effect_without_restart(tmp_path):
+    """The cloud follows edits of its policy file (as of its users file):
+    a grant appears within a second or two, a bad edit keeps the last good
+    policy (and says so in the log), and each change is audited."""
+    d = tmp_path
+    key_generate(d / "cloud")
+    for user, pw in PW.items():
+        user_set(d / "htpasswd", user, pw)
+    (d / "policy").write_text(POLICY)
+    node = start_node(d, "cloud", {"htpasswd": d / "htpasswd", "policy": d / "policy",
+                                   "token_key": d / "cloud.key", "login_failures": 1000},
+                      extra="[node]\nid = cloud\nrole = cloud\n")  # a cloud keeps the audit trail
+    try:
+        scope = ["repository:web_service:pull"]
+        assert access_of(token(node.url, *READER, scope)) == repo_access("web_service")
+
+        (d / "policy").write_text(POLICY + "user:reader     web_service       pull\n")
+        deadline = time.time() + 5
+        while access_of(token(node.url, *READER, scope)) != repo_access("web_service", "pull"):
+            assert time.time() < deadline, "the edited policy was not picked up"
+            time.sleep(0.2)
+
+        # a bad edit: refused, logged, and the last good policy still decides
+        (d / "policy").write_text("user:reader web_service fly\n")
+        deadline = time.time() + 5
+        while "event=policy_reload_failed" not in node.log():
+            token(node.url, *READER, scope)
+            assert time.time() < deadline, "the bad policy was not noticed"
+            time.sleep(0.2)
+        assert access_of(token(node.url, *READER, scope)) == repo_access("web_service", "pull")
+        assert access_of(token(node.url, *READER, ["repository:iot_service:pull"])) == \
+            repo_access("iot_service", "pull")
+
+        r = requests.get(node.url + "/api/v1/audit", auth=OPS, timeout=10)
+        assert r.status_code == 200, r.text
+        loaded = [e for e in r.json()["entries"] if e["kind"] == "policy_loaded"]
+        assert len(loaded) == 2, loaded  # the start and the good edit, not the bad one
+        assert loaded[0]["details"]["policy_digest"] != loaded[1]["details"]["policy_digest"]
+    finally:
+        stop_checked(node)
+
+
 def test_passwords_and_tokens_never_logged(cloud):
     token(cloud.url, *OPS, ["repository:iot_service:pull"])
     log = cloud.reg.log()

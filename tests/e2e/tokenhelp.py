@@ -172,7 +172,7 @@ def write_config(reg, auth, tls=None, extra=""):
         f.write("\n".join(lines) + "\n" + extra)
 
 
-def start_node(base_dir, name, auth, tls=None, ca=None, realm_self=True):
+def start_node(base_dir, name, auth, tls=None, ca=None, realm_self=True, extra=""):
     """Create and start a Registry from an [auth] dict. With realm_self, the
     token_realm is this node's own /auth/token. With tls=(cert, key) the
     node serves HTTPS (its url is https://, verified against ca)."""
@@ -183,7 +183,7 @@ def start_node(base_dir, name, auth, tls=None, ca=None, realm_self=True):
     auth = dict(auth)
     if realm_self:
         auth["token_realm"] = f"{reg.url}/auth/token"
-    write_config(reg, auth, tls)
+    write_config(reg, auth, tls, extra)
     reg.start(wait=False)
     try:
         wait_http(reg.url + "/v2/", verify=ca if ca else True)
