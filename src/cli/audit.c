@@ -19,29 +19,28 @@
 #include "control/audit.h"
 #include "core/config.h"
 
-static void help(void)
-{
-    printf("usage: fogport audit [--json]\n"
-           "       fogport audit verify [--config FILE | --data DIR | --file LOG] [--key PUB.pem]\n"
-           "                            [--head FILE | --no-head]\n\n"
-           "The cloud appends every grant of a node identity (join tokens, joins, revocations,\n"
-           "signer certificates), change of its policy or users, registration (a tag pushed to\n"
-           "the cloud), deployment (service created, updated, deleted), violation, recall and\n"
-           "hand-over to DATA/audit.log: a chain of entries, each with the hash of the one\n"
-           "before and signed with the cloud's token key. DATA/audit.head is the last entry,\n"
-           "signed too. Token grants for pulls are not recorded.\n\n"
-           "'fogport audit' lists the entries through the cloud's API (the client context:\n"
-           "fogport login, or FOGPORT_CONFIG=DIR/client.json for a sandbox).\n\n"
-           "'fogport audit verify' checks the log offline: the encoding, hash and signature of\n"
-           "every entry, the sequence and the chaining, and the signed head (a log missing its\n"
-           "last entries fails). The key comes from --key (PEM: the cloud's token.pub), or the\n"
-           "cloud's configuration ([auth] token_keys, its CA directory's token.pub). Exits 1\n"
-           "naming the first bad entry and why: edited (hash mismatch), removed or reordered\n"
-           "(seq or prev mismatch), forged (bad signature), cut off (ends before the head).\n\n"
-           "examples:\n"
-           "  fogport audit verify --config /etc/fogport/cloud.conf\n"
-           "  fogport audit verify --file copy/audit.log --key ca/token.pub\n");
-}
+const char fp_help_audit[] =
+    "usage: fogport audit [--json]\n"
+    "       fogport audit verify [--config FILE | --data DIR | --file LOG] [--key PUB.pem]\n"
+    "                            [--head FILE | --no-head]\n\n"
+    "The cloud appends every grant of a node identity (join tokens, joins, revocations,\n"
+    "signer certificates), change of its policy or users, registration (a tag pushed to\n"
+    "the cloud), deployment (service created, updated, deleted), violation, recall and\n"
+    "hand-over to DATA/audit.log: a chain of entries, each with the hash of the one\n"
+    "before and signed with the cloud's token key. DATA/audit.head is the last entry,\n"
+    "signed too. Token grants for pulls are not recorded.\n\n"
+    "'fogport audit' lists the entries through the cloud's API (the client context:\n"
+    "fogport login, or FOGPORT_CONFIG=DIR/client.json for a sandbox).\n\n"
+    "'fogport audit verify' checks the log offline: the encoding, hash and signature of\n"
+    "every entry, the sequence and the chaining, and the signed head (a log missing its\n"
+    "last entries fails). The key comes from --key (PEM: the cloud's token.pub), or the\n"
+    "cloud's configuration ([auth] token_keys, its CA directory's token.pub). Exits 1\n"
+    "naming the first bad entry and why: edited (hash mismatch), removed or reordered\n"
+    "(seq or prev mismatch), forged (bad signature), cut off (ends before the head).\n\n"
+    "examples:\n"
+    "  fogport audit --json\n"
+    "  fogport audit verify --config /etc/fogport/cloud.conf\n"
+    "  fogport audit verify --file copy/audit.log --key ca/token.pub\n";
 
 /* ---- recording from commands run on the cloud ------------------------- */
 
@@ -223,7 +222,7 @@ static int verify(int argc, char **argv)
             no_head = true;
             break;
         case 'h':
-            help();
+            fp_cli_help("audit");
             return 0;
         default:
             return fp_cli_usage_error("audit", "unknown option");
@@ -279,7 +278,7 @@ int fp_cmd_audit(int argc, char **argv)
 {
     if (argc >= 2 && !strcmp(argv[1], "verify")) return verify(argc - 1, argv + 1);
     if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        help();
+        fp_cli_help("audit");
         return 0;
     }
     if (argc > 2 || (argc == 2 && strcmp(argv[1], "--json") != 0))

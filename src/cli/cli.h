@@ -8,6 +8,7 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "cli/help.h"
 
 int fp_cmd_serve(int argc, char **argv);
 int fp_cmd_ls(int argc, char **argv);
@@ -58,9 +59,16 @@ int fp_cli_fail(const fp_error *err);
 int fp_cli_usage_error(const char *cmd, const char *msg);
 /* The options of a listing command, --json and --help: -1 to go on with
  * *as_json set, else the exit status (help printed, or a usage error). */
-int fp_cli_json_opts(int argc, char **argv, const char *cmd, void (*help)(void), bool *as_json);
+int fp_cli_json_opts(int argc, char **argv, const char *cmd, bool *as_json);
 /* Print j indented (an empty list when there is none). */
 void fp_cli_print_json(const json_t *j);
+
+/* Each command's help text, next to the command (format: cli/help.h). */
+extern const char fp_help_serve[], fp_help_ls[], fp_help_gc[], fp_help_fsck[], fp_help_user[],
+    fp_help_key[], fp_help_ca[], fp_help_cert[], fp_help_node[], fp_help_nodes[],
+    fp_help_replication[], fp_help_service[], fp_help_ps[], fp_help_logs[], fp_help_top[],
+    fp_help_events[], fp_help_recall[], fp_help_violations[], fp_help_audit[], fp_help_sandbox[],
+    fp_help_login[];
 
 #define FP_VERSION "0.1.0"
 

@@ -7,16 +7,14 @@
 #include "cli/cli.h"
 #include "store/store.h"
 
-static void gc_help(void)
-{
-    printf("usage: fogport gc [--config FILE | --data DIR] [--grace DURATION] [--dry-run]\n\n"
-           "Remove untagged manifests (keeping index children and referrers of kept\n"
-           "manifests) and blobs no kept manifest references, while the registry keeps\n"
-           "serving. Content younger than the grace period ([storage] gc_grace, default\n"
-           "1h) is kept, so uploads in progress are never collected.\n\n"
-           "example:\n"
-           "  fogport gc --data /var/lib/fogport --grace 10m\n");
-}
+const char fp_help_gc[] =
+    "usage: fogport gc [--config FILE | --data DIR] [--grace DURATION] [--dry-run]\n\n"
+    "Remove untagged manifests (keeping index children and referrers of kept\n"
+    "manifests) and blobs no kept manifest references, while the registry keeps\n"
+    "serving. Content younger than the grace period ([storage] gc_grace, default\n"
+    "1h) is kept, so uploads in progress are never collected.\n\n"
+    "example:\n"
+    "  fogport gc --data /var/lib/fogport --grace 10m\n";
 
 int fp_cmd_gc(int argc, char **argv)
 {
@@ -43,7 +41,7 @@ int fp_cmd_gc(int argc, char **argv)
             dry_run = true;
             break;
         case 'h':
-            gc_help();
+            fp_cli_help("gc");
             return 0;
         default:
             return fp_cli_usage_error("gc", "unknown option");
@@ -70,13 +68,13 @@ int fp_cmd_gc(int argc, char **argv)
     return 0;
 }
 
-static void fsck_help(void)
-{
-    printf("usage: fogport fsck [--config FILE | --data DIR]\n\n"
-           "Re-hash every stored blob and manifest and check every reference. Prints one\n"
-           "line per problem (KIND DIGEST DETAIL) and a summary; exits 1 if any problem\n"
-           "was found. Read-only; safe while the registry is serving.\n");
-}
+const char fp_help_fsck[] =
+    "usage: fogport fsck [--config FILE | --data DIR]\n\n"
+    "Re-hash every stored blob and manifest and check every reference. Prints one\n"
+    "line per problem (KIND DIGEST DETAIL) and a summary; exits 1 if any problem\n"
+    "was found. Read-only; safe while the registry is serving.\n\n"
+    "example:\n"
+    "  fogport fsck --config /etc/fogport/fogport.conf\n";
 
 static void print_problem(void *ctx, const char *kind, const char *digest, const char *detail)
 {
@@ -103,7 +101,7 @@ int fp_cmd_fsck(int argc, char **argv)
             data = optarg;
             break;
         case 'h':
-            fsck_help();
+            fp_cli_help("fsck");
             return 0;
         default:
             return fp_cli_usage_error("fsck", "unknown option");

@@ -8,13 +8,13 @@
 #include "auth/jwt.h"
 #include "cli/cli.h"
 
-static void help(void)
-{
-    printf("usage: fogport key generate --out PREFIX\n\n"
-           "Create PREFIX.key (private, 0600) and PREFIX.pub and print the key id. The\n"
-           "token service signs with PREFIX.key ([auth] token_key); registries verify with\n"
-           "PREFIX.pub ([auth] token_keys, which may list several keys during rotation).\n");
-}
+const char fp_help_key[] =
+    "usage: fogport key generate --out PREFIX\n\n"
+    "Create PREFIX.key (private, 0600) and PREFIX.pub and print the key id. The\n"
+    "token service signs with PREFIX.key ([auth] token_key); registries verify with\n"
+    "PREFIX.pub ([auth] token_keys, which may list several keys during rotation).\n\n"
+    "example:\n"
+    "  fogport key generate --out /etc/fogport/token\n";
 
 int fp_cmd_key(int argc, char **argv)
 {
@@ -31,7 +31,7 @@ int fp_cmd_key(int argc, char **argv)
             out = optarg;
             break;
         case 'h':
-            help();
+            fp_cli_help("key");
             return 0;
         default:
             return fp_cli_usage_error("key", "unknown option");

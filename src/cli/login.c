@@ -13,17 +13,15 @@
 #include "core/cleanup.h"
 #include "core/http_client.h"
 
-static void help(void)
-{
-    printf("usage: fogport login URL --user NAME [--password-stdin] [--ca FILE]\n\n"
-           "Log in to a cloud (checking the credentials against it) and save URL, CA and\n"
-           "credential as the client context: $FOGPORT_CONFIG, or\n"
-           "~/.config/fogport/config.json (mode 0600). Operator commands then need no\n"
-           "--registry, --cacert or --user.\n\n"
-           "example:\n"
-           "  echo \"$PW\" | fogport login https://cloud:5000 --user admin --password-stdin \\\n"
-           "      --ca ca.crt\n");
-}
+const char fp_help_login[] =
+    "usage: fogport login URL --user NAME [--password-stdin] [--ca FILE]\n\n"
+    "Log in to a cloud (checking the credentials against it) and save URL, CA and\n"
+    "credential as the client context: $FOGPORT_CONFIG, or\n"
+    "~/.config/fogport/config.json (mode 0600). Operator commands then need no\n"
+    "--registry, --cacert or --user.\n\n"
+    "example:\n"
+    "  echo \"$PW\" | fogport login https://cloud:5000 --user admin --password-stdin \\\n"
+    "      --ca ca.crt\n";
 
 int fp_cmd_login(int argc, char **argv)
 {
@@ -47,7 +45,7 @@ int fp_cmd_login(int argc, char **argv)
         case 's':
             break; /* the password is always read from stdin or the terminal */
         case 'h':
-            help();
+            fp_cli_help("login");
             return 0;
         default:
             return fp_cli_usage_error("login", "unknown option");

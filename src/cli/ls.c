@@ -13,22 +13,19 @@
 #include "core/cleanup.h"
 #include "core/http_client.h"
 
-static void help(void)
-{
-    printf(
-        "usage: fogport ls [--registry URL] [--user USER:PASSWORD] [--cacert FILE]\n"
-        "                  [--insecure] [--all]\n\n"
-        "List every repository (service) of a registry with its tags, one JSON object\n"
-        "per line. The registry defaults to the client context's cloud (fogport login),\n"
-        "else http://127.0.0.1:5000; the password may also come from FOGPORT_PASSWORD\n"
-        "(with --user USER). --all lists every node of the deployment (from the cloud's\n"
-        "directory) and adds which nodes hold each service.\n\n"
-        "example:\n"
-        "  fogport ls --registry http://127.0.0.1:5000\n"
-        "  {\"name\": \"iot_service\", \"tags\": [\"1.0\"]}\n"
-        "  fogport ls --all\n"
-        "  {\"name\": \"iot_service\", \"tags\": [\"1.0\"], \"nodes\": [\"cloud\", \"fog-1\"]}\n");
-}
+const char fp_help_ls[] =
+    "usage: fogport ls [--registry URL] [--user USER:PASSWORD] [--cacert FILE]\n"
+    "                  [--insecure] [--all]\n\n"
+    "List every repository (service) of a registry with its tags, one JSON object\n"
+    "per line. The registry defaults to the client context's cloud (fogport login),\n"
+    "else http://127.0.0.1:5000; the password may also come from FOGPORT_PASSWORD\n"
+    "(with --user USER). --all lists every node of the deployment (from the cloud's\n"
+    "directory) and adds which nodes hold each service.\n\n"
+    "example:\n"
+    "  fogport ls --registry http://127.0.0.1:5000\n"
+    "  {\"name\": \"iot_service\", \"tags\": [\"1.0\"]}\n"
+    "  fogport ls --all\n"
+    "  {\"name\": \"iot_service\", \"tags\": [\"1.0\"], \"nodes\": [\"cloud\", \"fog-1\"]}\n";
 
 /* GET url and every rel="next" page after it, calling fn with each body. */
 static int get_pages(const char *base, const char *first, const fp_http_opts *o,
@@ -195,7 +192,7 @@ int fp_cmd_ls(int argc, char **argv)
             o.insecure = 1;
             break;
         case 'h':
-            help();
+            fp_cli_help("ls");
             return 0;
         default:
             return fp_cli_usage_error("ls", "unknown option");

@@ -7,46 +7,46 @@
 #include "cli/cli.h"
 #include "core/log.h"
 
-static const struct command {
-    const char *name;
-    int (*run)(int argc, char **argv);
-    const char *summary;
-} commands[] = {
-    {"serve", fp_cmd_serve, "run this node's registry"},
-    {"ls", fp_cmd_ls, "list a registry's services and their tags"},
-    {"gc", fp_cmd_gc, "remove unreferenced blobs and untagged manifests (online)"},
-    {"fsck", fp_cmd_fsck, "verify every stored blob and manifest against its digest"},
-    {"user", fp_cmd_user, "add, change, remove and list the users who may log in"},
-    {"key", fp_cmd_key, "generate a token-signing key pair"},
-    {"ca", fp_cmd_ca, "create the deployment's CA and token signing key"},
-    {"cert", fp_cmd_cert, "issue a node certificate from the deployment CA"},
-    {"node", fp_cmd_node, "join tokens, list and revoke nodes (on the cloud)"},
-    {"nodes", fp_cmd_nodes, "list the deployment's nodes from the cloud's directory"},
-    {"replication", fp_cmd_replication, "show which nodes hold (or fetch) which services"},
-    {"service", fp_cmd_service, "create, delete and list the services agents run (on the cloud)"},
-    {"ps", fp_cmd_ps, "list every service instance on every node, with its usage"},
-    {"logs", fp_cmd_logs, "print a service's log from the node that runs it"},
-    {"top", fp_cmd_top, "every service instance on every node with its usage, live"},
-    {"events", fp_cmd_events, "instances' state changes the cloud saw (--follow: as they come)"},
-    {"recall", fp_cmd_recall, "revoke an image everywhere: registries refuse it, agents stop it"},
-    {"unrecall", fp_cmd_unrecall, "end a recall (the image may be pulled and run again)"},
-    {"violations", fp_cmd_violations, "list the policy violations agents and the cloud recorded"},
-    {"audit", fp_cmd_audit, "list the cloud's audit trail, or verify a copy of it offline"},
-    {"sandbox", fp_cmd_sandbox, "start or stop a whole deployment on this machine"},
-    {"login", fp_cmd_login, "log in to a cloud and save it as the client context"},
-    {"shim", fp_cmd_shim, NULL}, /* internal: the agent's per-container supervisor */
+/* Every command, its help text (next to the command) and its line in
+ * `fogport help`; help, the manual page and shell completion read them
+ * (cli/help.c). */
+const struct fp_cli_command fp_cli_commands[] = {
+    {"serve", fp_cmd_serve, fp_help_serve, "run this node's registry"},
+    {"ls", fp_cmd_ls, fp_help_ls, "list a registry's services and their tags"},
+    {"gc", fp_cmd_gc, fp_help_gc, "remove unreferenced blobs and untagged manifests (online)"},
+    {"fsck", fp_cmd_fsck, fp_help_fsck, "verify every stored blob and manifest against its digest"},
+    {"user", fp_cmd_user, fp_help_user, "add, change, remove and list the users who may log in"},
+    {"key", fp_cmd_key, fp_help_key, "generate a token-signing key pair"},
+    {"ca", fp_cmd_ca, fp_help_ca, "create the deployment's CA and token signing key"},
+    {"cert", fp_cmd_cert, fp_help_cert, "issue a node certificate from the deployment CA"},
+    {"node", fp_cmd_node, fp_help_node, "join tokens, list and revoke nodes (on the cloud)"},
+    {"nodes", fp_cmd_nodes, fp_help_nodes,
+     "list the deployment's nodes from the cloud's directory"},
+    {"replication", fp_cmd_replication, fp_help_replication,
+     "show which nodes hold (or fetch) which services"},
+    {"service", fp_cmd_service, fp_help_service,
+     "create, delete and list the services agents run (on the cloud)"},
+    {"ps", fp_cmd_ps, fp_help_ps, "list every service instance on every node, with its usage"},
+    {"logs", fp_cmd_logs, fp_help_logs, "print a service's log from the node that runs it"},
+    {"top", fp_cmd_top, fp_help_top, "every service instance on every node with its usage, live"},
+    {"events", fp_cmd_events, fp_help_events,
+     "instances' state changes the cloud saw (--follow: as they come)"},
+    {"recall", fp_cmd_recall, fp_help_recall,
+     "revoke an image everywhere: registries refuse it, agents stop it"},
+    {"unrecall", fp_cmd_unrecall, fp_help_recall,
+     "end a recall (the image may be pulled and run again)"},
+    {"violations", fp_cmd_violations, fp_help_violations,
+     "list the policy violations agents and the cloud recorded"},
+    {"audit", fp_cmd_audit, fp_help_audit,
+     "list the cloud's audit trail, or verify a copy of it offline"},
+    {"sandbox", fp_cmd_sandbox, fp_help_sandbox,
+     "start or stop a whole deployment on this machine"},
+    {"login", fp_cmd_login, fp_help_login, "log in to a cloud and save it as the client context"},
+    {"help", fp_cmd_help, NULL, NULL},
+    {"__complete", fp_cmd_complete, NULL, NULL}, /* internal: bash completion */
+    {"shim", fp_cmd_shim, NULL, NULL}, /* internal: the agent's per-container supervisor */
 };
-
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: fogport COMMAND [OPTIONS]\n\n"
-               "fogport runs private OCI/Docker registries on cloud, fog and edge nodes.\n\n"
-               "commands:\n");
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (commands[i].summary) fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
-    fprintf(f, "  %-8s %s\n", "version", "print the version");
-    fprintf(f, "\nRun 'fogport COMMAND --help' for a command's options.\n");
-}
+const size_t fp_cli_ncommands = sizeof fp_cli_commands / sizeof fp_cli_commands[0];
 
 int fp_cli_fail(const fp_error *err)
 {
@@ -60,7 +60,7 @@ int fp_cli_usage_error(const char *cmd, const char *msg)
     return 2;
 }
 
-int fp_cli_json_opts(int argc, char **argv, const char *cmd, void (*help)(void), bool *as_json)
+int fp_cli_json_opts(int argc, char **argv, const char *cmd, bool *as_json)
 {
     static const struct option opts[] = {
         {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
@@ -70,7 +70,7 @@ int fp_cli_json_opts(int argc, char **argv, const char *cmd, void (*help)(void),
         if (c == 'j') {
             *as_json = true;
         } else if (c == 'h') {
-            help();
+            fp_cli_help(cmd);
             return 0;
         } else {
             return fp_cli_usage_error(cmd, "unknown option");
@@ -104,21 +104,20 @@ int fp_cli_load_config(fp_config *cfg, const char *config_path, const char *data
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        usage(stderr);
+        fp_cli_usage(stderr);
         return 2;
     }
     const char *cmd = argv[1];
-    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
-        usage(stdout);
-        return 0;
-    }
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help")) return fp_cmd_help(1, argv);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("fogport %s\n", FP_VERSION);
         return 0;
     }
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (!strcmp(cmd, commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    if (fp_cli_help_for(argc - 1, argv + 1) == 0) return 0;
+    for (size_t i = 0; i < fp_cli_ncommands; i++)
+        if (!strcmp(cmd, fp_cli_commands[i].name))
+            return fp_cli_commands[i].run(argc - 1, argv + 1);
     fprintf(stderr, "fogport: unknown command '%s'\n\n", cmd);
-    usage(stderr);
+    fp_cli_usage(stderr);
     return 2;
 }

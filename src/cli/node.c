@@ -10,18 +10,19 @@
 #include "control/audit.h"
 #include "core/config.h"
 
-static void help(void)
-{
-    printf("usage: fogport node token create --role fog|edge [--id ID] [--ttl DURATION]\n"
-           "       fogport node list\n"
-           "       fogport node revoke ID\n"
-           "  (each with --config FILE or --data DIR: the cloud's)\n\n"
-           "Join tokens are one-time: a fog or edge names it in [node] join_token and\n"
-           "spends it on its first start to get its own credential and certificate.\n"
-           "A revoked node can no longer get tokens, and the cloud refuses its tokens.\n\n"
-           "example:\n"
-           "  fogport node token create --role fog --id fog-1 --ttl 1h --data /var/lib/fogport\n");
-}
+const char fp_help_node[] =
+    "usage: fogport node token create --role fog|edge [--id ID] [--ttl DURATION]\n"
+    "                                [--config FILE | --data DIR]\n"
+    "       fogport node list [--config FILE | --data DIR]\n"
+    "       fogport node revoke ID [--config FILE | --data DIR]\n\n"
+    "Run on the cloud: --config names its configuration, --data its data directory.\n"
+    "Join tokens are one-time: a fog or edge names it in [node] join_token and\n"
+    "spends it on its first start to get its own credential and certificate.\n"
+    "A revoked node can no longer get tokens, and the cloud refuses its tokens.\n\n"
+    "examples:\n"
+    "  fogport node token create --role fog --id fog-1 --ttl 1h --data /var/lib/fogport\n"
+    "  fogport node list --config /etc/fogport/fogport.conf\n"
+    "  fogport node revoke edge-3 --config /etc/fogport/fogport.conf\n";
 
 static int print_node(void *ctx, const char *id, const char *role, time_t created, bool revoked)
 {
@@ -65,7 +66,7 @@ int fp_cmd_node(int argc, char **argv)
             ttl = optarg;
             break;
         case 'h':
-            help();
+            fp_cli_help("node");
             return 0;
         default:
             return fp_cli_usage_error("node", "unknown option");

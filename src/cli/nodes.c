@@ -13,18 +13,16 @@
 #include "core/cleanup.h"
 #include "core/http_client.h"
 
-static void help(void)
-{
-    printf("usage: fogport nodes [--json]\n\n"
-           "List every node of the deployment as the cloud's directory knows it: id, role,\n"
-           "parent, registry URL, seconds since its last heartbeat and state. Uses the client\n"
-           "context (fogport login, or FOGPORT_CONFIG=DIR/client.json for a sandbox).\n\n"
-           "example:\n"
-           "  FOGPORT_CONFIG=/tmp/sb/client.json fogport nodes\n"
-           "  ID      ROLE   PARENT  URL                      SEEN  STATE\n"
-           "  cloud   cloud  -       https://127.0.0.1:40123  0s    up\n"
-           "  fog-1   fog    cloud   https://127.0.0.1:40125  1s    up\n");
-}
+const char fp_help_nodes[] =
+    "usage: fogport nodes [--json]\n\n"
+    "List every node of the deployment as the cloud's directory knows it: id, role,\n"
+    "parent, registry URL, seconds since its last heartbeat and state. Uses the client\n"
+    "context (fogport login, or FOGPORT_CONFIG=DIR/client.json for a sandbox).\n\n"
+    "example:\n"
+    "  FOGPORT_CONFIG=/tmp/sb/client.json fogport nodes\n"
+    "  ID      ROLE   PARENT  URL                      SEEN  STATE\n"
+    "  cloud   cloud  -       https://127.0.0.1:40123  0s    up\n"
+    "  fog-1   fog    cloud   https://127.0.0.1:40125  1s    up\n";
 
 int fp_cli_fetch_nodes(json_t **nodes, fp_error *err)
 {
@@ -42,7 +40,7 @@ int fp_cli_fetch_nodes(json_t **nodes, fp_error *err)
 int fp_cmd_nodes(int argc, char **argv)
 {
     bool as_json;
-    int rc = fp_cli_json_opts(argc, argv, "nodes", help, &as_json);
+    int rc = fp_cli_json_opts(argc, argv, "nodes", &as_json);
     if (rc >= 0) return rc;
     json_t *nodes;
     fp_error err;

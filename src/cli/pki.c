@@ -9,13 +9,13 @@
 #include "cli/cli.h"
 #include "core/config.h"
 
-static void ca_help(void)
-{
-    printf("usage: fogport ca init --dir DIR [--name NAME]\n\n"
-           "Create the deployment's CA (DIR/ca.key, DIR/ca.crt) and the token signing key\n"
-           "(DIR/token.key, DIR/token.pub). Keep DIR on the cloud; give ca.crt to every\n"
-           "client and node, token.pub to every registry ([auth] token_keys).\n");
-}
+const char fp_help_ca[] =
+    "usage: fogport ca init --dir DIR [--name NAME]\n\n"
+    "Create the deployment's CA (DIR/ca.key, DIR/ca.crt) and the token signing key\n"
+    "(DIR/token.key, DIR/token.pub). Keep DIR on the cloud; give ca.crt to every\n"
+    "client and node, token.pub to every registry ([auth] token_keys).\n\n"
+    "example:\n"
+    "  fogport ca init --dir /var/lib/fogport/ca --name \"Example deployment CA\"\n";
 
 int fp_cmd_ca(int argc, char **argv)
 {
@@ -36,7 +36,7 @@ int fp_cmd_ca(int argc, char **argv)
             name = optarg;
             break;
         case 'h':
-            ca_help();
+            fp_cli_help("ca");
             return 0;
         default:
             return fp_cli_usage_error("ca", "unknown option");
@@ -50,16 +50,14 @@ int fp_cmd_ca(int argc, char **argv)
     return 0;
 }
 
-static void cert_help(void)
-{
-    printf("usage: fogport cert issue --ca DIR --name CN [--dns NAME]... [--ip ADDR]...\n"
-           "                          --out PREFIX [--days N]\n\n"
-           "Issue PREFIX.key and PREFIX.crt (with the CA certificate appended) for a node,\n"
-           "valid for its DNS names and IP addresses, as TLS server and client.\n\n"
-           "example:\n"
-           "  fogport cert issue --ca /etc/fogport/ca --name fog-1 --dns fog-1.local \\\n"
-           "      --ip 10.0.0.11 --out /etc/fogport/tls\n");
-}
+const char fp_help_cert[] =
+    "usage: fogport cert issue --ca DIR --name CN [--dns NAME]... [--ip ADDR]...\n"
+    "                          --out PREFIX [--days N]\n\n"
+    "Issue PREFIX.key and PREFIX.crt (with the CA certificate appended) for a node,\n"
+    "valid for its DNS names and IP addresses, as TLS server and client.\n\n"
+    "example:\n"
+    "  fogport cert issue --ca /etc/fogport/ca --name fog-1 --dns fog-1.local \\\n"
+    "      --ip 10.0.0.11 --out /etc/fogport/tls\n";
 
 int fp_cmd_cert(int argc, char **argv)
 {
@@ -97,7 +95,7 @@ int fp_cmd_cert(int argc, char **argv)
             days = (unsigned)strtoul(optarg, NULL, 10);
             break;
         case 'h':
-            cert_help();
+            fp_cli_help("cert");
             return 0;
         default:
             return fp_cli_usage_error("cert", "unknown option");

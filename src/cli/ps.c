@@ -15,17 +15,15 @@
 #include "core/cleanup.h"
 #include "core/http_client.h"
 
-static void ps_help(void)
-{
-    printf("usage: fogport ps [--json]\n\n"
-           "Every service instance of the deployment: service, node, state (pending,\n"
-           "pulling, starting, running, backoff, exited, failed, violated: stopped for\n"
-           "its policy, see fogport violations), endpoint, image digest,\n"
-           "CPU (share of one CPU), memory (current/limit), processes, restarts and OOM\n"
-           "kills, as the nodes' agents last reported them to the cloud.\n\n"
-           "example:\n"
-           "  FOGPORT_CONFIG=/tmp/sb/client.json fogport ps\n");
-}
+const char fp_help_ps[] =
+    "usage: fogport ps [--json]\n\n"
+    "Every service instance of the deployment: service, node, state (pending,\n"
+    "pulling, starting, running, backoff, exited, failed, violated: stopped for\n"
+    "its policy, see fogport violations), endpoint, image digest,\n"
+    "CPU (share of one CPU), memory (current/limit), processes, restarts and OOM\n"
+    "kills, as the nodes' agents last reported them to the cloud.\n\n"
+    "example:\n"
+    "  FOGPORT_CONFIG=/tmp/sb/client.json fogport ps\n";
 
 void fp_cli_human_bytes(char *out, size_t n, long long bytes)
 {
@@ -53,7 +51,7 @@ void fp_cli_usage_cells(const json_t *u, int decimals, const char *unit, char cp
 int fp_cmd_ps(int argc, char **argv)
 {
     bool as_json;
-    int rc = fp_cli_json_opts(argc, argv, "ps", ps_help, &as_json);
+    int rc = fp_cli_json_opts(argc, argv, "ps", &as_json);
     if (rc >= 0) return rc;
     json_t *doc;
     fp_error err;
@@ -86,16 +84,14 @@ int fp_cmd_ps(int argc, char **argv)
     return 0;
 }
 
-static void logs_help(void)
-{
-    printf("usage: fogport logs SERVICE [--node NODE] [--tail BYTES]\n\n"
-           "Print the end of a service's log (its standard output and error, as its\n"
-           "node's agent captured them, each line stamped with the time). The cloud\n"
-           "fetches it from the node (without --node: the first node that reports the\n"
-           "service), for operators who may deploy the service's image.\n\n"
-           "example:\n"
-           "  fogport logs iot --node edge-1 --tail 2000\n");
-}
+const char fp_help_logs[] =
+    "usage: fogport logs SERVICE [--node NODE] [--tail BYTES]\n\n"
+    "Print the end of a service's log (its standard output and error, as its\n"
+    "node's agent captured them, each line stamped with the time). The cloud\n"
+    "fetches it from the node (without --node: the first node that reports the\n"
+    "service), for operators who may deploy the service's image.\n\n"
+    "example:\n"
+    "  fogport logs iot --node edge-1 --tail 2000\n";
 
 int fp_cmd_logs(int argc, char **argv)
 {
@@ -111,7 +107,7 @@ int fp_cmd_logs(int argc, char **argv)
         else if (c == 't')
             tail = optarg;
         else if (c == 'h') {
-            logs_help();
+            fp_cli_help("logs");
             return 0;
         } else
             return fp_cli_usage_error("logs", "unknown option");

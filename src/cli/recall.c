@@ -12,23 +12,21 @@
 #include "cli/cli.h"
 #include "cli/context.h"
 
-static void help(void)
-{
-    printf("usage: fogport recall IMAGE[:TAG|@DIGEST] [--reason TEXT]\n"
-           "       fogport recall ls [--json]\n"
-           "       fogport unrecall DIGEST\n\n"
-           "Recall an image: every registry of the deployment (cloud, fogs, edges)\n"
-           "answers DENIED for it, even to a client holding a token; fogs and edges\n"
-           "delete it; agents stop and remove the services that run it, and a node\n"
-           "that was away applies the recall before it serves again. The layers an\n"
-           "image shares with images that are not recalled stay available. The cloud\n"
-           "keeps the content, so `fogport unrecall DIGEST` makes it pullable again.\n"
-           "Needs delete permission on the repository. Uses the client context.\n\n"
-           "examples:\n"
-           "  fogport recall iot_service:1.0 --reason \"CVE-2024-1234\"\n"
-           "  fogport recall ls\n"
-           "  fogport unrecall sha256:4f3c...\n");
-}
+const char fp_help_recall[] =
+    "usage: fogport recall IMAGE[:TAG|@DIGEST] [--reason TEXT]\n"
+    "       fogport recall ls [--json]\n"
+    "       fogport unrecall DIGEST\n\n"
+    "Recall an image: every registry of the deployment (cloud, fogs, edges)\n"
+    "answers DENIED for it, even to a client holding a token; fogs and edges\n"
+    "delete it; agents stop and remove the services that run it, and a node\n"
+    "that was away applies the recall before it serves again. The layers an\n"
+    "image shares with images that are not recalled stay available. The cloud\n"
+    "keeps the content, so `fogport unrecall DIGEST` makes it pullable again.\n"
+    "Needs delete permission on the repository. Uses the client context.\n\n"
+    "examples:\n"
+    "  fogport recall iot_service:1.0 --reason \"CVE-2024-1234\"\n"
+    "  fogport recall ls\n"
+    "  fogport unrecall sha256:4f3c...\n";
 
 static int list(bool as_json)
 {
@@ -78,7 +76,7 @@ int fp_cmd_recall(int argc, char **argv)
             as_json = true;
             break;
         case 'h':
-            help();
+            fp_cli_help("recall");
             return 0;
         default:
             return fp_cli_usage_error("recall", "unknown option");
@@ -106,7 +104,7 @@ int fp_cmd_recall(int argc, char **argv)
 int fp_cmd_unrecall(int argc, char **argv)
 {
     if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
-        help();
+        fp_cli_help("recall");
         return 0;
     }
     if (argc != 2 || !strchr(argv[1], ':'))

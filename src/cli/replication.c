@@ -13,21 +13,19 @@
 #include "core/cleanup.h"
 #include "core/http_client.h"
 
-static void help(void)
-{
-    printf("usage: fogport replication status [--json]\n\n"
-           "Show the cloud's replication tasks: which node should hold which service tag,\n"
-           "whether it does (pending, running, done, failed, with the error and retry), the\n"
-           "bytes it fetched and the seed it fetched through. Rules are in the file named by\n"
-           "[federation] replication on the cloud. Uses the client context (fogport login).\n\n"
-           "example:\n"
-           "  FOGPORT_CONFIG=/tmp/sb/client.json fogport replication status\n");
-}
+const char fp_help_replication[] =
+    "usage: fogport replication status [--json]\n\n"
+    "Show the cloud's replication tasks: which node should hold which service tag,\n"
+    "whether it does (pending, running, done, failed, with the error and retry), the\n"
+    "bytes it fetched and the seed it fetched through. Rules are in the file named by\n"
+    "[federation] replication on the cloud. Uses the client context (fogport login).\n\n"
+    "example:\n"
+    "  FOGPORT_CONFIG=/tmp/sb/client.json fogport replication status\n";
 
 int fp_cmd_replication(int argc, char **argv)
 {
     bool as_json;
-    int rc = fp_cli_json_opts(argc, argv, "replication", help, &as_json);
+    int rc = fp_cli_json_opts(argc, argv, "replication", &as_json);
     if (rc >= 0) return rc;
     if (optind >= argc || strcmp(argv[optind], "status") != 0)
         return fp_cli_usage_error("replication", "usage: fogport replication status [--json]");

@@ -46,23 +46,23 @@ static const char default_replication[] =
     "# fogport sandbox replication: REPOSITORIES TAGS TARGETS [on-push | every DURATION]\n"
     "*   *   role:fog   on-push   # every registered service to every fog\n";
 
-static void help(void)
-{
-    printf("usage: fogport sandbox up --dir DIR [--fogs N] [--edges M]\n"
-           "                         [--netns [--uplink-mbit N] [--peer-mbit M]]\n"
-           "       fogport sandbox down --dir DIR\n\n"
-           "Start a whole deployment on this machine: a cloud, N fogs (default 3) and M\n"
-           "edges (default 1), each a separate `fogport serve` on a loopback port with its\n"
-           "own data directory and certificate, joined to the cloud. Returns once every\n"
-           "node answers; DIR/topology.json describes it, DIR/client.json holds the\n"
-           "admin's context (FOGPORT_CONFIG=DIR/client.json). `down` stops it all.\n\n"
-           "  --netns          every node its own host (root): a network namespace with\n"
-           "                   its own address on a bridge of the host, port %u\n"
-           "  --uplink-mbit N  the cloud sends at most N Mbit/s (tbf on its interface)\n"
-           "  --peer-mbit M    each fog sends to each other fog at most M Mbit/s (an htb\n"
-           "                   class per destination); other traffic is not shaped\n",
-           FP_SBNET_PORT);
-}
+const char fp_help_sandbox[] =
+    "usage: fogport sandbox up --dir DIR [--fogs N] [--edges M]\n"
+    "                         [--netns [--uplink-mbit N] [--peer-mbit M]]\n"
+    "       fogport sandbox down --dir DIR\n\n"
+    "Start a whole deployment on this machine: a cloud, N fogs (default 3) and M\n"
+    "edges (default 1), each a separate `fogport serve` on a loopback port with its\n"
+    "own data directory and certificate, joined to the cloud. Returns once every\n"
+    "node answers; DIR/topology.json describes it, DIR/client.json holds the\n"
+    "admin's context (FOGPORT_CONFIG=DIR/client.json). `down` stops it all.\n\n"
+    "  --netns          every node its own host (root): a network namespace with\n"
+    "                   its own address on a bridge of the host, port 5000\n"
+    "  --uplink-mbit N  the cloud sends at most N Mbit/s (tbf on its interface)\n"
+    "  --peer-mbit M    each fog sends to each other fog at most M Mbit/s (an htb\n"
+    "                   class per destination); other traffic is not shaped\n\n"
+    "examples:\n"
+    "  fogport sandbox up --dir /tmp/sb --fogs 2 --edges 1\n"
+    "  fogport sandbox down --dir /tmp/sb\n";
 
 static unsigned free_port(void)
 {
@@ -527,7 +527,7 @@ int fp_cmd_sandbox(int argc, char **argv)
             break;
         }
         case 'h':
-            help();
+            fp_cli_help("sandbox");
             return 0;
         default:
             return fp_cli_usage_error("sandbox", "unknown option");

@@ -18,16 +18,14 @@
 #include "registry/registry.h"
 #include "store/store.h"
 
-static void help(void)
-{
-    printf("usage: fogport serve [--config FILE] [--listen HOST:PORT] [--data DIR]\n"
-           "                     [--log-level LEVEL]\n\n"
-           "Run this node's registry (OCI Distribution v1.1) until SIGTERM or SIGINT.\n"
-           "Command-line options override the config file (docs/configuration.md).\n\n"
-           "examples:\n"
-           "  fogport serve --listen 127.0.0.1:5000 --data /tmp/fogport\n"
-           "  fogport serve --config /etc/fogport/fogport.conf\n");
-}
+const char fp_help_serve[] =
+    "usage: fogport serve [--config FILE] [--listen HOST:PORT] [--data DIR]\n"
+    "                     [--log-level LEVEL]\n\n"
+    "Run this node's registry (OCI Distribution v1.1) until SIGTERM or SIGINT.\n"
+    "Command-line options override the config file (docs/configuration.md).\n\n"
+    "examples:\n"
+    "  fogport serve --listen 127.0.0.1:5000 --data /tmp/fogport\n"
+    "  fogport serve --config /etc/fogport/fogport.conf\n";
 
 /* Keep pulled-through content under [storage] cache_max: the least
  * recently used images go first, never this node's own namespace, never
@@ -122,7 +120,7 @@ int fp_cmd_serve(int argc, char **argv)
             level = optarg;
             break;
         case 'h':
-            help();
+            fp_cli_help("serve");
             return 0;
         default:
             return fp_cli_usage_error("serve", "unknown option");

@@ -12,45 +12,44 @@
 #include "cli/context.h"
 #include "core/config.h"
 
-static void help(void)
-{
-    printf(
-        "usage: fogport service create NAME --image REF (--node NODE | --role fog|edge)\n"
-        "                       [--port P]... [--memory BYTES] [--cpus N] [--pids N]\n"
-        "                       [--env K=V]... [--restart always|on-failure|never]\n"
-        "                       [--entrypoint PROG] [--cmd ARG]... [--user UID[:GID]]\n"
-        "                       [--cap CAP_NAME]... [--writable] [--stop-grace SECONDS]\n"
-        "                       [--always-on] [--replicas N]\n"
-        "                       [--max-cpu SHARE] [--max-memory BYTES] [--max-pids N]\n"
-        "                       [--window SECONDS]\n"
-        "       fogport service delete NAME\n"
-        "       fogport service ls [--json]\n"
-        "       fogport service show NAME\n\n"
-        "Set what the fog and edge agents run. The cloud resolves the image to its\n"
-        "digest when the service is created; the agents on the chosen nodes pull it\n"
-        "through their own registry and run it under runc/crun with the limits given\n"
-        "(memory takes K/M/G suffixes). Without --cap a service gets Docker's default\n"
-        "capabilities; --cap narrows that set. The root file system is read-only\n"
-        "unless --writable. Creating an existing name replaces its definition (the\n"
-        "agents restart it). --replicas N runs N instances over the role's nodes\n"
-        "(default: one on every node of the role); --always-on makes the cloud hand\n"
-        "the service to the nearest healthy fog when its node dies (docs/control.md).\n"
-        "Uses the client context (fogport login).\n\n"
+const char fp_help_service[] =
+    "usage: fogport service create NAME --image REF (--node NODE | --role fog|edge)\n"
+    "                       [--port P]... [--memory BYTES] [--cpus N] [--pids N]\n"
+    "                       [--env K=V]... [--restart always|on-failure|never]\n"
+    "                       [--entrypoint PROG] [--cmd ARG]... [--user UID[:GID]]\n"
+    "                       [--cap CAP_NAME]... [--writable] [--stop-grace SECONDS]\n"
+    "                       [--always-on] [--replicas N]\n"
+    "                       [--max-cpu SHARE] [--max-memory BYTES] [--max-pids N]\n"
+    "                       [--window SECONDS]\n"
+    "       fogport service delete NAME\n"
+    "       fogport service ls [--json]\n"
+    "       fogport service show NAME\n\n"
+    "Set what the fog and edge agents run. The cloud resolves the image to its\n"
+    "digest when the service is created; the agents on the chosen nodes pull it\n"
+    "through their own registry and run it under runc/crun with the limits given\n"
+    "(memory takes K/M/G suffixes). Without --cap a service gets Docker's default\n"
+    "capabilities; --cap narrows that set. The root file system is read-only\n"
+    "unless --writable. Creating an existing name replaces its definition (the\n"
+    "agents restart it). --replicas N runs N instances over the role's nodes\n"
+    "(default: one on every node of the role); --always-on makes the cloud hand\n"
+    "the service to the nearest healthy fog when its node dies (docs/control.md).\n"
+    "Uses the client context (fogport login).\n\n"
 
-        "Policy: above --max-cpu (share of one CPU), --max-memory (below --memory)\n"
-        "or --max-pids for the whole --window (default 10 s), the agent stops the\n"
-        "service for good (state violated) and the violation is recorded with its\n"
-        "samples (fogport violations); creating the service again clears it.\n"
-        "Capabilities and ports beyond the cloud's node policy ([control]\n"
-        "allowed_capabilities, allowed_ports) are refused.\n\n"
-        "examples:\n"
-        "  fogport service create web --image web_service:latest --role fog --port 8080 \\\n"
-        "      --memory 64M --cpus 0.5 --pids 64\n"
-        "  fogport service create sensor --image iot_service:1.0 --node edge-1 --env INTERVAL=1\n"
-        "  fogport service create web --image web_service:latest --node fog-1 --port 8080 \\\n"
-        "      --always-on\n"
-        "  fogport service delete web\n");
-}
+    "Policy: above --max-cpu (share of one CPU), --max-memory (below --memory)\n"
+    "or --max-pids for the whole --window (default 10 s), the agent stops the\n"
+    "service for good (state violated) and the violation is recorded with its\n"
+    "samples (fogport violations); creating the service again clears it.\n"
+    "Capabilities and ports beyond the cloud's node policy ([control]\n"
+    "allowed_capabilities, allowed_ports) are refused.\n\n"
+    "examples:\n"
+    "  fogport service create web --image web_service:latest --role fog --port 8080 \\\n"
+    "      --memory 64M --cpus 0.5 --pids 64\n"
+    "  fogport service create sensor --image iot_service:1.0 --node edge-1 --env INTERVAL=1\n"
+    "  fogport service create web --image web_service:latest --node fog-1 --port 8080 \\\n"
+    "      --always-on\n"
+    "  fogport service delete web\n"
+    "  fogport service ls --json\n"
+    "  fogport service show web\n";
 
 static int add_strv(json_t *def, const char *key, const char *value)
 {
@@ -202,7 +201,7 @@ static int create(int argc, char **argv)
             break;
         }
         case 'h':
-            help();
+            fp_cli_help("service");
             json_decref(def);
             return 0;
         default:
@@ -286,7 +285,7 @@ static int list(bool as_json)
 int fp_cmd_service(int argc, char **argv)
 {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        help();
+        fp_cli_help("service");
         return argc < 2 ? 2 : 0;
     }
     const char *sub = argv[1];

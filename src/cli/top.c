@@ -16,17 +16,15 @@
 #include "core/cleanup.h"
 #include "core/http_client.h"
 
-static void top_help(void)
-{
-    printf("usage: fogport top [--once] [--interval SECONDS]\n\n"
-           "Every service instance on every node with its state, CPU (share of one CPU,\n"
-           "now and averaged over the last minute of the cloud's usage history), memory\n"
-           "(current/limit), processes, restarts and OOM kills, refreshed every second\n"
-           "(or every --interval seconds) until interrupted. --once prints one frame\n"
-           "without clearing the screen, for scripts.\n\n"
-           "example:\n"
-           "  FOGPORT_CONFIG=/tmp/sb/client.json fogport top --once\n");
-}
+const char fp_help_top[] =
+    "usage: fogport top [--once] [--interval SECONDS]\n\n"
+    "Every service instance on every node with its state, CPU (share of one CPU,\n"
+    "now and averaged over the last minute of the cloud's usage history), memory\n"
+    "(current/limit), processes, restarts and OOM kills, refreshed every second\n"
+    "(or every --interval seconds) until interrupted. --once prints one frame\n"
+    "without clearing the screen, for scripts.\n\n"
+    "example:\n"
+    "  FOGPORT_CONFIG=/tmp/sb/client.json fogport top --once\n";
 
 static const char *str_or(const json_t *o, const char *key, const char *dflt)
 {
@@ -110,7 +108,7 @@ int fp_cmd_top(int argc, char **argv)
             if (*end || !(interval >= 0.1 && interval <= 3600))
                 return fp_cli_usage_error("top", "--interval: seconds, 0.1 to 3600");
         } else if (c == 'h') {
-            top_help();
+            fp_cli_help("top");
             return 0;
         } else
             return fp_cli_usage_error("top", "unknown option");
@@ -126,18 +124,16 @@ int fp_cmd_top(int argc, char **argv)
     }
 }
 
-static void events_help(void)
-{
-    printf("usage: fogport events [--follow] [--json] [--service NAME]\n\n"
-           "The recent events the cloud saw in the agents' reports: an instance started,\n"
-           "exited (with its exit code), failed, went into backoff, restarted between two\n"
-           "reports, was killed for memory (oom_killed) or removed. --follow keeps\n"
-           "printing new ones as they come (the cloud's Server-Sent Events stream) until\n"
-           "interrupted; --json prints each event as a JSON object (an array without\n"
-           "--follow, one object a line with it).\n\n"
-           "example:\n"
-           "  fogport events --follow --service web\n");
-}
+const char fp_help_events[] =
+    "usage: fogport events [--follow] [--json] [--service NAME]\n\n"
+    "The recent events the cloud saw in the agents' reports: an instance started,\n"
+    "exited (with its exit code), failed, went into backoff, restarted between two\n"
+    "reports, was killed for memory (oom_killed) or removed. --follow keeps\n"
+    "printing new ones as they come (the cloud's Server-Sent Events stream) until\n"
+    "interrupted; --json prints each event as a JSON object (an array without\n"
+    "--follow, one object a line with it).\n\n"
+    "example:\n"
+    "  fogport events --follow --service web\n";
 
 static void print_event(const json_t *e, bool as_json)
 {
@@ -241,7 +237,7 @@ int fp_cmd_events(int argc, char **argv)
         else if (c == 's')
             service = optarg;
         else if (c == 'h') {
-            events_help();
+            fp_cli_help("events");
             return 0;
         } else
             return fp_cli_usage_error("events", "unknown option");

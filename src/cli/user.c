@@ -11,18 +11,19 @@
 #include "core/cleanup.h"
 #include "core/fs.h"
 
-static void help(void)
-{
-    printf("usage: fogport user add|passwd NAME [--file HTPASSWD | --config FILE]\n"
-           "                  [--password-stdin]\n"
-           "       fogport user del NAME [--file HTPASSWD | --config FILE]\n"
-           "       fogport user list [--file HTPASSWD | --config FILE]\n\n"
-           "Manage the users who may log in ([auth] htpasswd; bcrypt hashes). The password\n"
-           "is read from standard input (one line), or asked for on a terminal.\n\n"
-           "example:\n"
-           "  echo 'a long passphrase' | fogport user add operator --file /etc/fogport/htpasswd"
-           " --password-stdin\n");
-}
+const char fp_help_user[] =
+    "usage: fogport user add|passwd NAME [--file HTPASSWD | --config FILE]\n"
+    "                  [--password-stdin]\n"
+    "       fogport user del NAME [--file HTPASSWD | --config FILE]\n"
+    "       fogport user list [--file HTPASSWD | --config FILE]\n\n"
+    "Manage the users who may log in ([auth] htpasswd; bcrypt hashes). The password\n"
+    "is read from standard input (one line), or asked for on a terminal.\n\n"
+    "examples:\n"
+    "  echo 'a long passphrase' | fogport user add operator --file /etc/fogport/htpasswd"
+    " --password-stdin\n"
+    "  fogport user passwd operator --config /etc/fogport/fogport.conf\n"
+    "  fogport user del operator --file /etc/fogport/htpasswd\n"
+    "  fogport user list --config /etc/fogport/fogport.conf\n";
 
 static int read_password(char *out, size_t outlen, bool from_stdin)
 {
@@ -62,7 +63,7 @@ int fp_cmd_user(int argc, char **argv)
             from_stdin = true;
             break;
         case 'h':
-            help();
+            fp_cli_help("user");
             return 0;
         default:
             return fp_cli_usage_error("user", "unknown option");

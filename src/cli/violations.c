@@ -13,19 +13,17 @@
 #include "cli/context.h"
 #include "core/name.h"
 
-static void help(void)
-{
-    printf("usage: fogport violations [--service NAME] [--json]\n\n"
-           "Policy violations, oldest first: when, the node that enforced it (\"cloud\"\n"
-           "for a definition the cloud refused), the service, what was overstepped\n"
-           "(cpu, memory, pids, privilege), what was done (terminated: it stopped on\n"
-           "SIGTERM; killed: SIGKILL after its grace; refused: never started) and\n"
-           "why. --json prints every record with its evidence: the usage samples of\n"
-           "the window (time, cpu share, memory, pids), or the capabilities and\n"
-           "ports asked for and the node policy.\n\n"
-           "example:\n"
-           "  fogport violations --service burner --json\n");
-}
+const char fp_help_violations[] =
+    "usage: fogport violations [--service NAME] [--json]\n\n"
+    "Policy violations, oldest first: when, the node that enforced it (\"cloud\"\n"
+    "for a definition the cloud refused), the service, what was overstepped\n"
+    "(cpu, memory, pids, privilege), what was done (terminated: it stopped on\n"
+    "SIGTERM; killed: SIGKILL after its grace; refused: never started) and\n"
+    "why. --json prints every record with its evidence: the usage samples of\n"
+    "the window (time, cpu share, memory, pids), or the capabilities and\n"
+    "ports asked for and the node policy.\n\n"
+    "example:\n"
+    "  fogport violations --service burner --json\n";
 
 int fp_cmd_violations(int argc, char **argv)
 {
@@ -43,7 +41,7 @@ int fp_cmd_violations(int argc, char **argv)
         else if (c == 'j')
             as_json = true;
         else if (c == 'h') {
-            help();
+            fp_cli_help("violations");
             return 0;
         } else
             return fp_cli_usage_error("violations", "unknown option");
