@@ -54,6 +54,9 @@ void fp_cli_audit(const fp_config *cfg, const char *kind, const char *subject, j
  * --config FILE and/or --data DIR (the latter wins). Returns 0, or prints
  * the error and returns -1. */
 int fp_cli_load_config(fp_config *cfg, const char *config_path, const char *data_dir);
+/* fogport serve --check: validate cfg (read from path, NULL: none) without
+ * starting the node and print what it would do; the exit status. */
+int fp_cli_serve_check(const fp_config *cfg, const char *path);
 /* Print "fogport: <msg>" to stderr; returns exit status 1. */
 int fp_cli_fail(const fp_error *err);
 int fp_cli_usage_error(const char *cmd, const char *msg);

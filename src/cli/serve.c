@@ -20,12 +20,21 @@
 
 const char fp_help_serve[] =
     "usage: fogport serve [--config FILE] [--listen HOST:PORT] [--data DIR]\n"
-    "                     [--log-level LEVEL]\n\n"
-    "Run this node's registry (OCI Distribution v1.1) until SIGTERM or SIGINT.\n"
-    "Command-line options override the config file (docs/configuration.md).\n\n"
+    "                     [--log-level debug|info|warn|error] [--check]\n\n"
+    "Run this node (cloud, fog, edge or a standalone registry, as [node] role says):\n"
+    "its registry (OCI Distribution v1.1), and on a fog or edge its federation and\n"
+    "agent, until SIGTERM or SIGINT (in-flight requests finish; the agent's services\n"
+    "keep running under their shims). Command-line options override the\n"
+    "configuration file (docs/configuration.md, examples in\n"
+    "/usr/share/doc/fogport/examples).\n\n"
+    "  --check  parse and validate the configuration without starting: unknown\n"
+    "           keys and bad values (FILE:LINE), the listen address, the files it\n"
+    "           names, the access policy and replication rules; print what the\n"
+    "           node would do. Exit 0 if it would start, 1 (and why) if not.\n\n"
     "examples:\n"
     "  fogport serve --listen 127.0.0.1:5000 --data /tmp/fogport\n"
-    "  fogport serve --config /etc/fogport/fogport.conf\n";
+    "  fogport serve --config /etc/fogport/fogport.conf\n"
+    "  fogport serve --config /etc/fogport/fogport.conf --check\n";
 
 /* Keep pulled-through content under [storage] cache_max: the least
  * recently used images go first, never this node's own namespace, never
@@ -99,13 +108,18 @@ static void sync_fog(const fp_config *cfg, fp_registry *reg)
 int fp_cmd_serve(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"listen", required_argument, NULL, 'l'},
-        {"data", required_argument, NULL, 'd'},   {"log-level", required_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'},
+        {"listen", required_argument, NULL, 'l'},
+        {"data", required_argument, NULL, 'd'},
+        {"log-level", required_argument, NULL, 'v'},
+        {"check", no_argument, NULL, 'k'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     const char *config = NULL, *listen = NULL, *data = NULL, *level = NULL;
+    bool check = false;
     int c;
-    while ((c = getopt_long(argc, argv, "c:l:d:v:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:l:d:v:kh", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
             config = optarg;
@@ -118,6 +132,9 @@ int fp_cmd_serve(int argc, char **argv)
             break;
         case 'v':
             level = optarg;
+            break;
+        case 'k':
+            check = true;
             break;
         case 'h':
             fp_cli_help("serve");
@@ -137,6 +154,7 @@ int fp_cmd_serve(int argc, char **argv)
     /* the cloud's CA directory also holds its token key */
     if (!strcmp(cfg.node_role, "cloud") && cfg.node_ca[0] && !cfg.token_key[0])
         snprintf(cfg.token_key, sizeof cfg.token_key, "%s/token.key", cfg.node_ca);
+    if (check) return fp_cli_serve_check(&cfg, config);
     if (cfg.log_file[0] && fp_log_set_file(cfg.log_file) < 0) {
         fp_error_set(&err, 0, "cannot open log file %s", cfg.log_file);
         return fp_cli_fail(&err);

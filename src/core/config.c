@@ -10,7 +10,7 @@
 #include "core/cleanup.h"
 #include "core/log.h"
 
-enum key_type { K_STR, K_UINT, K_SIZE, K_DURATION, K_DURATION_MS, K_BOOL, K_LOGLEVEL };
+enum key_type { K_STR, K_UINT, K_SIZE, K_DURATION, K_DURATION_MS, K_BOOL, K_LOGLEVEL, K_ROLE };
 
 struct key {
     const char *section;
@@ -31,7 +31,7 @@ struct key {
 
 static const struct key keys[] = {
     STR("node", "id", node_id),
-    STR("node", "role", node_role),
+    {"node", "role", K_ROLE, offsetof(fp_config, node_role), sizeof(((fp_config *)0)->node_role)},
     STR("node", "cloud", node_cloud),
     STR("node", "join_token", node_join_token),
     STR("node", "ca", node_ca),
@@ -248,6 +248,12 @@ int fp_config_set(fp_config *cfg, const char *section, const char *key, const ch
                 return fp_error_set(err, 0,
                                     "[%s] %s: unknown level '%s' (debug, info, warn, error)",
                                     section, key, value);
+            /* fallthrough */
+        case K_ROLE:
+            if (k->type == K_ROLE && *value && strcmp(value, "cloud") && strcmp(value, "fog") &&
+                strcmp(value, "edge"))
+                return fp_error_set(err, 0, "[%s] %s: '%s' is not cloud, fog or edge", section, key,
+                                    value);
             /* fallthrough */
         case K_STR:
             if (strlen(value) >= k->size)

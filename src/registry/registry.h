@@ -19,6 +19,9 @@ typedef struct fp_registry fp_registry;
 struct fp_recall_set;
 int fp_registry_start(fp_registry **out, const fp_config *cfg, fp_store *store,
                       struct fp_recall_set *recalled, fp_error *err);
+/* What fp_registry_start refuses before it opens anything: the listen
+ * address, [tls] (both cert and key), a cloud's node policy. */
+int fp_registry_check(const fp_config *cfg, fp_error *err);
 /* The port actually bound (useful with port 0). */
 unsigned fp_registry_port(const fp_registry *r);
 /* A fog or edge: replace the list of nodes the cloud has revoked (a JSON

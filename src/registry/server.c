@@ -544,9 +544,20 @@ static int node_policy_check(const fp_config *cfg, fp_error *err)
     return rc;
 }
 
+int fp_registry_check(const fp_config *cfg, fp_error *err)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    if (resolve_listen(cfg->listen, &ss, &sl, err) < 0) return -1;
+    if (!cfg->tls_cert[0] != !cfg->tls_key[0])
+        return fp_error_set(err, 0, "[tls] needs both cert and key");
+    return strcmp(cfg->node_role, "cloud") ? 0 : node_policy_check(cfg, err);
+}
+
 int fp_registry_start(fp_registry **out, const fp_config *cfg, fp_store *store,
                       struct fp_recall_set *recalled, fp_error *err)
 {
+    if (fp_registry_check(cfg, err) < 0) return -1;
     fp_registry *reg = calloc(1, sizeof *reg);
     if (!reg) return fp_error_set(err, ENOMEM, "registry");
     reg->cfg = cfg;
@@ -595,10 +606,6 @@ int fp_registry_start(fp_registry **out, const fp_config *cfg, fp_store *store,
     cleanup_free char *key = NULL;
     cleanup_free char *trust = NULL;
     if (cfg->tls_cert[0] || cfg->tls_key[0]) {
-        if (!cfg->tls_cert[0] || !cfg->tls_key[0]) {
-            fp_registry_stop(reg);
-            return fp_error_set(err, 0, "[tls] needs both cert and key");
-        }
         if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
             fp_registry_stop(reg);
             return fp_error_set(err, 0, "this libmicrohttpd has no TLS support");
