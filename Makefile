@@ -5,6 +5,9 @@
 #   make fuzz       libFuzzer targets (clang) in build/fuzz/
 #   make clang      the release build with clang (warnings are errors there too)
 #   make format     clang-format every C file; make format-check verifies it
+#   make install    the release binary, manual page, bash completion, systemd
+#                   units and example configurations under DESTDIR/PREFIX
+#                   (make uninstall removes exactly those)
 CC      ?= cc
 # Debian's python3 (with python3-pytest); a pyenv python earlier on PATH lacks it
 PYTHON  ?= /usr/bin/python3
@@ -33,7 +36,7 @@ SAN_CLI  := $(CLI_SRC:%.c=build/san/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/san/unit/%)
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build/fuzz/%)
 
-.PHONY: all check unit e2e fuzz clang format format-check clean bench
+.PHONY: all check unit e2e fuzz clang format format-check clean bench man install uninstall
 all: build/fogport
 
 build/fogport: $(REL_OBJ)
@@ -83,6 +86,48 @@ format:
 	clang-format -i $(wildcard src/*/*.c src/*/*.h tests/unit/*.c fuzz/*.c fuzz/*.h)
 format-check:
 	clang-format --dry-run --Werror $(wildcard src/*/*.c src/*/*.h tests/unit/*.c fuzz/*.c fuzz/*.h)
+
+# Installation. Debian's layout with PREFIX=/usr: examples go where Debian
+# policy puts them (share/doc/fogport/examples), never into /etc, so an
+# install never overwrites a node's configuration; the units read
+# SYSCONFDIR/fogport/fogport.conf.
+PREFIX         ?= /usr/local
+BINDIR         ?= $(PREFIX)/bin
+MANDIR         ?= $(PREFIX)/share/man
+DOCDIR         ?= $(PREFIX)/share/doc/fogport
+BASHCOMPDIR    ?= $(PREFIX)/share/bash-completion/completions
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR     ?= /etc
+UNITS    := fogport.service fogport-registry.service
+EXAMPLES := $(sort $(wildcard examples/*))
+SUBST    = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+               -e 's|@DOCDIR@|$(DOCDIR)|g' -e 's|@UNITDIR@|$(SYSTEMDUNITDIR)|g' \
+               -e 's|@VERSION@|$(shell sed -n 's/^\#define FP_VERSION "\(.*\)"/\1/p' src/cli/cli.h)|g'
+# What install puts, and so what uninstall removes.
+INSTALLED := $(BINDIR)/fogport $(MANDIR)/man1/fogport.1 $(BASHCOMPDIR)/fogport \
+             $(UNITS:%=$(SYSTEMDUNITDIR)/%) $(EXAMPLES:examples/%=$(DOCDIR)/examples/%)
+
+# The manual page: the hand-written sections around every command's help
+# text (fogport help --man), so it cannot fall behind --help. Paths are
+# filled in at install (they depend on PREFIX), as in the units.
+build/fogport.1.in: man/fogport.1.in build/fogport
+	{ sed '/^\.\\" @COMMANDS@$$/,$$d' $< ; build/fogport help --man ; \
+	  sed '1,/^\.\\" @COMMANDS@$$/d' $< ; } > $@.tmp && mv $@.tmp $@
+man: build/fogport.1.in
+
+install: build/fogport build/fogport.1.in
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(BASHCOMPDIR) \
+	    $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(DOCDIR)/examples
+	install -m755 build/fogport $(DESTDIR)$(BINDIR)/fogport
+	$(SUBST) build/fogport.1.in > $(DESTDIR)$(MANDIR)/man1/fogport.1
+	install -m644 completion/fogport.bash $(DESTDIR)$(BASHCOMPDIR)/fogport
+	for u in $(UNITS); do $(SUBST) systemd/$$u.in > $(DESTDIR)$(SYSTEMDUNITDIR)/$$u || exit 1; done
+	chmod 644 $(DESTDIR)$(MANDIR)/man1/fogport.1 $(UNITS:%=$(DESTDIR)$(SYSTEMDUNITDIR)/%)
+	install -m644 $(EXAMPLES) $(DESTDIR)$(DOCDIR)/examples/
+
+uninstall:
+	rm -f $(INSTALLED:%=$(DESTDIR)%)
+	-rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) 2>/dev/null
 
 bench: build/fogport
 	bench/run

@@ -389,10 +389,98 @@ static int complete(int argc, char **argv)
     return 0;
 }
 
+/* One line of help text as roff: backslashes and dashes escaped, a line
+ * that would read as a request protected. */
+static void roff_line(const char *s, size_t len)
+{
+    if (len && (s[0] == '.' || s[0] == '\'')) fputs("\\&", stdout);
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '\\')
+            fputs("\\e", stdout);
+        else if (s[i] == '-')
+            fputs("\\-", stdout);
+        else
+            putchar(s[i]);
+    }
+    putchar('\n');
+}
+
+/* Lines [p, stop) as roff: a paragraph of prose is filled, an indented
+ * one (options, examples, output) kept as it is. */
+static void roff_text(const char *p, const char *stop)
+{
+    while (p < stop) {
+        while (p < stop && *p == '\n')
+            p++;
+        if (p >= stop) break;
+        const char *par_end = strstr(p, "\n\n");
+        if (!par_end || par_end > stop) par_end = stop;
+        bool literal = p[0] == ' ';
+        printf(literal ? ".PP\n.nf\n" : ".PP\n");
+        for (const char *line = p; line < par_end;) {
+            const char *eol = memchr(line, '\n', (size_t)(par_end - line));
+            if (!eol) eol = par_end;
+            const char *s = line;
+            if (!literal)
+                while (*s == ' ')
+                    s++;
+            roff_line(s, (size_t)(eol - s));
+            line = eol + 1;
+        }
+        if (literal) printf(".fi\n");
+        p = par_end;
+    }
+}
+
+/* The COMMANDS section of the manual page (man/fogport.1.in): every
+ * command's help text, as --help prints it. */
+static void print_man(void)
+{
+    for (size_t i = 0; i < fp_cli_ncommands; i++) {
+        const struct fp_cli_command *c = &fp_cli_commands[i];
+        if (!c->summary || !c->help) continue;
+        printf(".SS %s\n", c->name);
+        roff_line(c->summary, strlen(c->summary));
+        struct usage u[MAX_USAGES];
+        int n = parse_usages(c, u, MAX_USAGES);
+        printf(".PP\n.nf\n");
+        for (int k = 0; k < n; k++) {
+            /* continuation lines keep their indentation under "fogport" */
+            for (const char *line = u[k].start; line < u[k].start + u[k].len;) {
+                const char *eol = memchr(line, '\n', (size_t)(u[k].start + u[k].len - line));
+                if (!eol) eol = u[k].start + u[k].len;
+                const char *s = line == u[k].start ? line : line + 7;
+                if (s > eol) s = eol;
+                printf(line == u[k].start ? ".B " : "");
+                roff_line(s, (size_t)(eol - s));
+                line = eol + 1;
+            }
+        }
+        printf(".fi\n");
+        const char *body = strstr(c->help, "\n\n");
+        const char *ex = strstr(c->help, "\nexamples:\n");
+        if (!ex) ex = strstr(c->help, "\nexample:\n");
+        if (body) roff_text(body, ex ? ex : body + strlen(body));
+        if (!ex) continue;
+        ex = strchr(ex + 1, '\n') + 1;
+        printf(".PP\nExamples:\n.PP\n.nf\n.RS\n");
+        for (const char *line = ex; *line;) {
+            size_t len = strcspn(line, "\n");
+            roff_line(line + (len >= 2 ? 2 : 0), len >= 2 ? len - 2 : 0);
+            line += len + (line[len] == '\n');
+        }
+        printf(".RE\n.fi\n");
+    }
+}
+
 int fp_cmd_help(int argc, char **argv)
 {
     if (argc >= 2 && !strcmp(argv[1], "--commands")) {
         list_commands();
+        return 0;
+    }
+    if (argc >= 2 && !strcmp(argv[1], "--man")) {
+        print_man();
         return 0;
     }
     if (argc >= 2 && strcmp(argv[1], "--help") != 0 && strcmp(argv[1], "-h") != 0) {
