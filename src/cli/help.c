@@ -180,16 +180,16 @@ int fp_cli_help_for(int argc, char **argv)
 {
     const struct fp_cli_command *cmd = find_command(argv[0]);
     if (!cmd || !cmd->help) return -1;
-    int end = 1;
-    while (end < argc && strcmp(argv[end], "--") != 0)
-        end++;
-    bool wants = false;
-    for (int i = 1; i < end; i++)
-        wants |= !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h");
-    if (!wants) return -1;
     struct usage u[MAX_USAGES];
     int n = parse_usages(cmd, u, MAX_USAGES);
-    print_help(cmd, argv + 1, sub_depth(u, n, argv + 1, end - 1));
+    int depth = sub_depth(u, n, argv + 1, argc - 1);
+    /* only right after the sub-command's words: later, "-h" may be an
+     * option's argument (service create --cmd -h), and the command's own
+     * option parsing knows */
+    if (depth + 1 >= argc ||
+        (strcmp(argv[depth + 1], "--help") != 0 && strcmp(argv[depth + 1], "-h") != 0))
+        return -1;
+    print_help(cmd, argv + 1, depth);
     return 0;
 }
 

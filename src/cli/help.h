@@ -27,9 +27,10 @@ extern const size_t fp_cli_ncommands;
 
 /* Print the help of command name. */
 void fp_cli_help(const char *name);
-/* argv (from the command word on) asks for help (--help or -h before any
- * "--"): print the help of the deepest sub-command it names and return 0;
- * else -1. */
+/* argv (from the command word on) asks for help: --help or -h right after
+ * the command and its sub-command words. Print the help of that
+ * sub-command and return 0; else -1 (later, the command's own option
+ * parsing answers --help). */
 int fp_cli_help_for(int argc, char **argv);
 /* The list of commands with their summaries. */
 void fp_cli_usage(FILE *f);

@@ -115,9 +115,19 @@ def test_every_command_and_subcommand_answers_help_with_an_example():
     # a sub-command's help shows its own usage, not its siblings'
     r = run(FOGPORT, "service", "create", "--help")
     assert "fogport service delete" not in r.stdout and "--image REF" in r.stdout
-    # -h too, and before its options
+    # -h too, and after options
     r = run(FOGPORT, "gc", "-h")
     assert r.returncode == 0 and r.stdout.startswith("usage: fogport gc")
+    r = run(FOGPORT, "gc", "--data", "/nonexistent", "--help")
+    assert r.returncode == 0 and r.stdout.startswith("usage: fogport gc")
+
+
+def test_help_is_not_taken_from_an_option_argument(tmp_path):
+    # "-h" as the argument of --cmd is the service's, not a request for help
+    r = run(FOGPORT, "service", "create", "web", "--image", "x:1", "--role", "fog",
+            "--cmd", "-h", env=dict(os.environ, FOGPORT_CONFIG=str(tmp_path / "none.json")))
+    assert "usage:" not in r.stdout and r.returncode != 0
+    assert "context" in r.stderr or "login" in r.stderr, r.stderr
 
 
 def test_unknown_command_is_a_usage_error():
