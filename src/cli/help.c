@@ -325,11 +325,20 @@ static void complete_arg(const char *arg)
 
 /* `fogport __complete WORD... CURRENT`: the candidates for CURRENT, one a
  * line; "__files__" or "__dirs__" asks the shell to complete paths. */
+static void list_names(void)
+{
+    for (size_t i = 0; i < fp_cli_ncommands; i++)
+        if (fp_cli_commands[i].summary) printf("%s\n", fp_cli_commands[i].name);
+}
+
 static int complete(int argc, char **argv)
 {
+    if (argc == 2 && !strcmp(argv[0], "help")) { /* fogport help COMMAND */
+        list_names();
+        return 0;
+    }
     if (argc <= 1) {
-        for (size_t i = 0; i < fp_cli_ncommands; i++)
-            if (fp_cli_commands[i].summary) printf("%s\n", fp_cli_commands[i].name);
+        list_names();
         printf("help\nversion\n");
         return 0;
     }

@@ -172,6 +172,7 @@ def complete(*words, cwd=None):
 def test_completion_of_commands_subcommands_and_options(tmp_path):
     assert complete("se") == ["serve", "service"]
     assert "sandbox" in complete("")
+    assert complete("help", "rec") == ["recall"]
     # every sub-command `help --commands` knows, at every level
     cmds = commands()
     for words in cmds:
