@@ -282,6 +282,6 @@ int fp_cmd_audit(int argc, char **argv)
         return 0;
     }
     if (argc > 2 || (argc == 2 && strcmp(argv[1], "--json") != 0))
-        return fp_cli_usage_error("audit", "usage: audit [--json] | audit verify");
+        return fp_cli_usage_error("audit", "expected --json or verify");
     return list(argc == 2);
 }

@@ -59,6 +59,8 @@ int fp_cli_load_config(fp_config *cfg, const char *config_path, const char *data
 int fp_cli_serve_check(const fp_config *cfg, const char *path);
 /* Print "fogport: <msg>" to stderr; returns exit status 1. */
 int fp_cli_fail(const fp_error *err);
+/* Print "fogport CMD: <msg>", the command's usage lines and where its help
+ * is, to stderr; returns exit status 2 (cli/help.c). */
 int fp_cli_usage_error(const char *cmd, const char *msg);
 /* The options of a listing command, --json and --help: -1 to go on with
  * *as_json set, else the exit status (help printed, or a usage error). */

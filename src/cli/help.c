@@ -145,12 +145,17 @@ static void print_examples(const char *ex, const char *cmd, char **words, int nw
 /* Print the help of cmd (its sub-command words in words): its usage lines,
  * what it does, and its examples (those running that sub-command, when
  * there are). */
-static void print_help(const struct fp_cli_command *cmd, char **words, int nwords)
+static void print_usage(FILE *f, const struct fp_cli_command *cmd, char **words, int nwords)
 {
     struct usage u[MAX_USAGES];
     int n = match_path(u, parse_usages(cmd, u, MAX_USAGES), words, nwords);
     for (int i = 0; i < n; i++)
-        printf("%s%.*s\n", i ? "       " : "usage: ", (int)u[i].len, u[i].start);
+        fprintf(f, "%s%.*s\n", i ? "       " : "usage: ", (int)u[i].len, u[i].start);
+}
+
+static void print_help(const struct fp_cli_command *cmd, char **words, int nwords)
+{
+    print_usage(stdout, cmd, words, nwords);
     const char *body = strstr(cmd->help, "\n\n");
     const char *ex = strstr(cmd->help, "\nexamples:\n");
     if (!ex) ex = strstr(cmd->help, "\nexample:\n");
@@ -174,6 +179,15 @@ void fp_cli_help(const char *name)
 {
     const struct fp_cli_command *cmd = find_command(name);
     if (cmd && cmd->help) print_help(cmd, NULL, 0);
+}
+
+int fp_cli_usage_error(const char *name, const char *msg)
+{
+    fprintf(stderr, "fogport %s: %s\n", name, msg);
+    const struct fp_cli_command *cmd = find_command(name);
+    if (cmd && cmd->help) print_usage(stderr, cmd, NULL, 0);
+    fprintf(stderr, "(see 'fogport %s --help')\n", name);
+    return 2;
 }
 
 int fp_cli_help_for(int argc, char **argv)
@@ -339,7 +353,7 @@ static int complete(int argc, char **argv)
     }
     if (argc <= 1) {
         list_names();
-        printf("help\nversion\n");
+        printf("help\n");
         return 0;
     }
     const struct fp_cli_command *cmd = find_command(argv[0]);

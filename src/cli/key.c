@@ -38,7 +38,7 @@ int fp_cmd_key(int argc, char **argv)
         }
     }
     if (optind >= argc || strcmp(argv[optind], "generate") != 0 || !out)
-        return fp_cli_usage_error("key", "usage: fogport key generate --out PREFIX");
+        return fp_cli_usage_error("key", "expected generate and --out PREFIX");
     fp_error err;
     fp_key *k;
     if (fp_key_generate(&k, &err) < 0) return fp_cli_fail(&err);

@@ -51,7 +51,8 @@ int fp_cmd_login(int argc, char **argv)
             return fp_cli_usage_error("login", "unknown option");
         }
     }
-    if (optind >= argc || !user) return fp_cli_usage_error("login", "usage: login URL --user NAME");
+    if (optind >= argc || !user)
+        return fp_cli_usage_error("login", "expected the cloud's URL and --user NAME");
     char url[512];
     snprintf(url, sizeof url, "%s", argv[optind]);
     size_t ul = strlen(url);

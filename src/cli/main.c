@@ -7,6 +7,18 @@
 #include "cli/cli.h"
 #include "core/log.h"
 
+static const char help_version[] = "usage: fogport version\n\n"
+                                   "Print fogport's version (also: fogport --version).\n\n"
+                                   "example:\n"
+                                   "  fogport version\n";
+
+static int cmd_version(int argc, char **argv)
+{
+    if (argc > 1) return fp_cli_usage_error("version", "no arguments expected");
+    printf("fogport %s\n", FP_VERSION);
+    return 0;
+}
+
 /* Every command, its help text (next to the command) and its line in
  * `fogport help`; help, the manual page and shell completion read them
  * (cli/help.c). */
@@ -42,6 +54,7 @@ const struct fp_cli_command fp_cli_commands[] = {
     {"sandbox", fp_cmd_sandbox, fp_help_sandbox,
      "start or stop a whole deployment on this machine"},
     {"login", fp_cmd_login, fp_help_login, "log in to a cloud and save it as the client context"},
+    {"version", cmd_version, help_version, "print the version"},
     {"help", fp_cmd_help, NULL, NULL},
     {"__complete", fp_cmd_complete, NULL, NULL}, /* internal: bash completion */
     {"shim", fp_cmd_shim, NULL, NULL}, /* internal: the agent's per-container supervisor */
@@ -52,12 +65,6 @@ int fp_cli_fail(const fp_error *err)
 {
     fprintf(stderr, "fogport: %s\n", err->msg);
     return 1;
-}
-
-int fp_cli_usage_error(const char *cmd, const char *msg)
-{
-    fprintf(stderr, "fogport %s: %s (see 'fogport %s --help')\n", cmd, msg, cmd);
-    return 2;
 }
 
 int fp_cli_json_opts(int argc, char **argv, const char *cmd, bool *as_json)
@@ -109,10 +116,7 @@ int main(int argc, char **argv)
     }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help")) return fp_cmd_help(1, argv);
-    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
-        printf("fogport %s\n", FP_VERSION);
-        return 0;
-    }
+    if (!strcmp(cmd, "--version")) return cmd_version(1, argv + 1);
     if (fp_cli_help_for(argc - 1, argv + 1) == 0) return 0;
     for (size_t i = 0; i < fp_cli_ncommands; i++)
         if (!strcmp(cmd, fp_cli_commands[i].name))

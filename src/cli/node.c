@@ -86,7 +86,7 @@ int fp_cmd_node(int argc, char **argv)
     int rc = 0;
     if (!strcmp(action, "token")) {
         if (optind + 1 >= argc || strcmp(argv[optind + 1], "create") != 0 || !role) {
-            rc = fp_cli_usage_error("node", "usage: node token create --role fog|edge");
+            rc = fp_cli_usage_error("node", "token create needs --role fog or edge");
         } else {
             char token[64];
             if (fp_nodes_token_create(n, role, id, ttl_s, token, &err) < 0)
@@ -103,7 +103,7 @@ int fp_cmd_node(int argc, char **argv)
         const char *target = optind + 1 < argc ? argv[optind + 1] : NULL;
         int r = target ? fp_nodes_revoke(n, target, &err) : -2;
         if (r == -2)
-            rc = fp_cli_usage_error("node", "usage: node revoke ID");
+            rc = fp_cli_usage_error("node", "revoke takes one node ID");
         else if (r < 0)
             rc = fp_cli_fail(&err);
         else if (r == 0)

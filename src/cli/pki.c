@@ -43,7 +43,7 @@ int fp_cmd_ca(int argc, char **argv)
         }
     }
     if (optind >= argc || strcmp(argv[optind], "init") != 0 || !dir)
-        return fp_cli_usage_error("ca", "usage: fogport ca init --dir DIR");
+        return fp_cli_usage_error("ca", "expected init and --dir DIR");
     fp_error err;
     if (fp_ca_init(dir, name, &err) < 0) return fp_cli_fail(&err);
     printf("%s/ca.crt\n", dir);
@@ -102,7 +102,7 @@ int fp_cmd_cert(int argc, char **argv)
         }
     }
     if (optind >= argc || strcmp(argv[optind], "issue") != 0 || !ca || !name || !out)
-        return fp_cli_usage_error("cert", "needs: issue --ca DIR --name CN --out PREFIX");
+        return fp_cli_usage_error("cert", "expected issue, --ca, --name and --out");
     fp_error err;
     if (fp_cert_issue(ca, name, dns, nd, ips, ni, days, out, &err) < 0) return fp_cli_fail(&err);
     printf("%s.crt\n", out);

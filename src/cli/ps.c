@@ -113,7 +113,7 @@ int fp_cmd_logs(int argc, char **argv)
             return fp_cli_usage_error("logs", "unknown option");
     }
     if (optind != argc - 1 || !fp_service_name_valid(argv[optind]))
-        return fp_cli_usage_error("logs", "usage: logs SERVICE [--node NODE]");
+        return fp_cli_usage_error("logs", "expected one SERVICE");
     fp_context ctx;
     fp_error err;
     int loaded = fp_context_load(&ctx, &err);

@@ -28,7 +28,7 @@ int fp_cmd_replication(int argc, char **argv)
     int rc = fp_cli_json_opts(argc, argv, "replication", &as_json);
     if (rc >= 0) return rc;
     if (optind >= argc || strcmp(argv[optind], "status") != 0)
-        return fp_cli_usage_error("replication", "usage: fogport replication status [--json]");
+        return fp_cli_usage_error("replication", "expected status");
     json_t *doc;
     fp_error err;
     if (fp_context_get_json("/api/v1/replication", &doc, &err) < 0) return fp_cli_fail(&err);

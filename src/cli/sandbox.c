@@ -534,7 +534,7 @@ int fp_cmd_sandbox(int argc, char **argv)
         }
     }
     if (optind >= argc || !dir)
-        return fp_cli_usage_error("sandbox", "usage: sandbox up|down --dir DIR");
+        return fp_cli_usage_error("sandbox", "expected up or down, and --dir DIR");
     if (fogs > 64 || edges > 64)
         return fp_cli_usage_error("sandbox", "at most 64 fogs and 64 edges");
     if (!netns && (net.uplink_mbit || net.peer_mbit))
@@ -549,5 +549,5 @@ int fp_cmd_sandbox(int argc, char **argv)
     }
     if (!strcmp(argv[optind], "up")) return up(dir, fogs, edges, netns ? &net : NULL);
     if (!strcmp(argv[optind], "down")) return down(dir);
-    return fp_cli_usage_error("sandbox", "usage: sandbox up|down --dir DIR");
+    return fp_cli_usage_error("sandbox", "expected up or down, and --dir DIR");
 }

@@ -304,5 +304,5 @@ int fp_cmd_service(int argc, char **argv)
         printf("service %s deleted\n", argv[2]);
         return 0;
     }
-    return fp_cli_usage_error("service", "usage: service create|delete|ls|show");
+    return fp_cli_usage_error("service", "unknown sub-command");
 }
