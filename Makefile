@@ -104,7 +104,8 @@ SUBST    = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
                -e 's|@DOCDIR@|$(DOCDIR)|g' -e 's|@UNITDIR@|$(SYSTEMDUNITDIR)|g' \
                -e 's|@VERSION@|$(shell sed -n 's/^\#define FP_VERSION "\(.*\)"/\1/p' src/cli/cli.h)|g'
 # What install puts, and so what uninstall removes.
-INSTALLED := $(BINDIR)/fogport $(MANDIR)/man1/fogport.1 $(BASHCOMPDIR)/fogport \
+INSTALLED := $(BINDIR)/fogport $(MANDIR)/man1/fogport.1 $(MANDIR)/man5/fogport.conf.5 \
+             $(BASHCOMPDIR)/fogport \
              $(UNITS:%=$(SYSTEMDUNITDIR)/%) $(EXAMPLES:examples/%=$(DOCDIR)/examples/%)
 
 # The manual page: the hand-written sections around every command's help
@@ -113,16 +114,24 @@ INSTALLED := $(BINDIR)/fogport $(MANDIR)/man1/fogport.1 $(BASHCOMPDIR)/fogport \
 build/fogport.1.in: man/fogport.1.in build/fogport
 	{ sed '/^\.\\" @COMMANDS@$$/,$$d' $< ; build/fogport help --man ; \
 	  sed '1,/^\.\\" @COMMANDS@$$/d' $< ; } > $@.tmp && mv $@.tmp $@
-man: build/fogport.1.in
+# The configuration file's page: its keys are docs/configuration.md's table.
+build/fogport.conf.5.in: man/fogport.conf.5.in man/keys.awk docs/configuration.md
+	@mkdir -p $(dir $@)
+	{ sed '/^\.\\" @KEYS@$$/,$$d' $< ; awk -f man/keys.awk docs/configuration.md ; \
+	  sed '1,/^\.\\" @KEYS@$$/d' $< ; } > $@.tmp && mv $@.tmp $@
+man: build/fogport.1.in build/fogport.conf.5.in
 
-install: build/fogport build/fogport.1.in
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(BASHCOMPDIR) \
+install: build/fogport build/fogport.1.in build/fogport.conf.5.in
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
+	    $(DESTDIR)$(BASHCOMPDIR) \
 	    $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(DOCDIR)/examples
 	install -m755 build/fogport $(DESTDIR)$(BINDIR)/fogport
 	$(SUBST) build/fogport.1.in > $(DESTDIR)$(MANDIR)/man1/fogport.1
+	$(SUBST) build/fogport.conf.5.in > $(DESTDIR)$(MANDIR)/man5/fogport.conf.5
 	install -m644 completion/fogport.bash $(DESTDIR)$(BASHCOMPDIR)/fogport
 	for u in $(UNITS); do $(SUBST) systemd/$$u.in > $(DESTDIR)$(SYSTEMDUNITDIR)/$$u || exit 1; done
-	chmod 644 $(DESTDIR)$(MANDIR)/man1/fogport.1 $(UNITS:%=$(DESTDIR)$(SYSTEMDUNITDIR)/%)
+	chmod 644 $(DESTDIR)$(MANDIR)/man1/fogport.1 $(DESTDIR)$(MANDIR)/man5/fogport.conf.5 \
+	    $(UNITS:%=$(DESTDIR)$(SYSTEMDUNITDIR)/%)
 	install -m644 $(EXAMPLES) $(DESTDIR)$(DOCDIR)/examples/
 
 uninstall:

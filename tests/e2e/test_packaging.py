@@ -49,6 +49,7 @@ def test_install_puts_every_file_and_uninstall_removes_exactly_them(tmp_path):
     make("install", f"DESTDIR={dest}", "PREFIX=/usr")
     examples = sorted(os.listdir(EXAMPLES))
     want = {"usr/bin/fogport", "usr/share/man/man1/fogport.1",
+            "usr/share/man/man5/fogport.conf.5",
             "usr/share/bash-completion/completions/fogport",
             "usr/lib/systemd/system/fogport.service",
             "usr/lib/systemd/system/fogport-registry.service"}
@@ -157,6 +158,26 @@ def test_man_page_renders_and_covers_every_command(tmp_path):
         assert f"fogport {' '.join(words)}" in text, words
 
 
+def test_configuration_man_page_has_every_key(tmp_path):
+    if not shutil.which("groff"):
+        pytest.skip("groff is not installed (scripts/install-deps installs groff-base)")
+    dest = tmp_path / "dest"
+    make("install", f"DESTDIR={dest}", "PREFIX=/usr")
+    page = dest / "usr/share/man/man5/fogport.conf.5"
+    r = run("groff", "-man", "-Tutf8", "-ww", "-z", str(page))
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    r = run("man", "-l", str(page), env=dict(os.environ, MANWIDTH="80"))
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    keys = documented_keys()
+    assert len(keys) > 50
+    for section, key in keys:
+        # "[tls]" heading, then the key as an item of it
+        part = r.stdout.split(f"   [{section}]\n", 1)
+        assert len(part) == 2, section
+        assert re.search(rf"^       (\w+, )*{key}\b", part[1], re.M), (section, key)
+    assert "/usr/share/doc/fogport/examples" in r.stdout
+
+
 # -- bash completion --------------------------------------------------------------
 
 def complete(*words, cwd=None):
@@ -240,12 +261,17 @@ def test_examples_pass_check(tmp_path, name, role):
         assert not os.path.exists(data), "--check wrote the data directory"
 
 
-def test_examples_cover_every_documented_key():
+def documented_keys():
     doc = open(os.path.join(ROOT, "docs", "configuration.md")).read()
     keys = set()
     for section, names in re.findall(r"^\| (\w+) \| ([\w, ]+) \|", doc, re.M):
         if section != "section":
             keys |= {(section, k.strip()) for k in names.split(",")}
+    return keys
+
+
+def test_examples_cover_every_documented_key():
+    keys = documented_keys()
     assert ("node", "role") in keys and ("tls", "key") in keys
     shown = set()
     for name in ("cloud.conf", "fog.conf", "edge.conf"):
