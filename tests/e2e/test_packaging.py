@@ -1,14 +1,16 @@
 """Packaging: `make install`/`uninstall`, help for every command, the manual
 page, bash completion, the example configurations (`serve --check`) and the
 systemd units (`systemd-analyze verify`)."""
+import json
 import os
 import re
 import shutil
 import subprocess
+import time
 
 import pytest
 
-from conftest import FOGPORT, ROOT
+from conftest import FOGPORT, ROOT, Registry, wait_http
 
 RELEASE = os.path.join(ROOT, "build", "fogport")
 EXAMPLES = os.path.join(ROOT, "examples")
@@ -226,7 +228,7 @@ def node_files(tmp_path):
     r = run(FOGPORT, "ca", "init", "--dir", str(etc / "ca"))
     assert r.returncode == 0, r.stderr
     r = run(FOGPORT, "cert", "issue", "--ca", str(etc / "ca"), "--name", "cloud",
-            "--dns", "cloud.example.net", "--out", str(etc / "tls"))
+            "--dns", "cloud.example.net", "--ip", "127.0.0.1", "--out", str(etc / "tls"))
     assert r.returncode == 0, r.stderr
     r = run(FOGPORT, "user", "add", "admin", "--file", str(etc / "htpasswd"),
             "--password-stdin", input="a long passphrase\n")
@@ -284,6 +286,68 @@ def test_examples_cover_every_documented_key():
             if m:
                 shown.add((section, m.group(1)))
     assert keys - shown == set()
+
+
+def test_examples_run_a_cloud_a_fog_and_an_edge(tmp_path):
+    """The examples as they are, but on this machine: the fog and the edge
+    join the cloud and report to its directory."""
+    etc, _ = node_files(tmp_path)
+    nodes = {name: Registry(tmp_path / f"{name}-data", config=tmp_path / f"{name}.conf")
+             for name in ("cloud", "fog", "edge")}
+    hosts = {"cloud.example.net:5000": nodes["cloud"].port,
+             "fog-1.example.net:5000": nodes["fog"].port,
+             "edge-1.example.net:5000": nodes["edge"].port}
+    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0",
+               FOGPORT_CONFIG=str(tmp_path / "client.json"))
+    ca = str(etc / "ca.crt")
+
+    def configure(name, token=None):
+        text = open(os.path.join(EXAMPLES, f"{name}.conf")).read()
+        for host, port in hosts.items():
+            text = text.replace(host, f"127.0.0.1:{port}")
+        text = text.replace("/etc/fogport", str(etc))
+        text = text.replace("/var/lib/fogport", str(tmp_path / f"{name}-data"))
+        text = re.sub(r"^listen = :5000$", f"listen = 127.0.0.1:{nodes[name].port}", text,
+                      flags=re.M)
+        text = re.sub(r"^enabled = true$", "enabled = false", text, flags=re.M)  # no agent
+        if token:
+            text = text.replace("PASTE-THE-JOIN-TOKEN-HERE", token)
+        (tmp_path / f"{name}.conf").write_text(text)
+
+    def start(name):
+        node = nodes[name].start(wait=False)
+        try:
+            wait_http(f"https://127.0.0.1:{node.port}/v2/", verify=ca)
+        except RuntimeError:
+            raise AssertionError(f"{name} did not start:\n{node.log()[-3000:]}")
+
+    try:
+        configure("cloud")
+        start("cloud")
+        for name, role, node_id in (("fog", "fog", "fog-1"), ("edge", "edge", "edge-1")):
+            r = run(FOGPORT, "node", "token", "create", "--role", role, "--id", node_id,
+                    "--config", str(tmp_path / "cloud.conf"), env=env)
+            assert r.returncode == 0, r.stderr
+            configure(name, r.stdout.strip())
+            start(name)
+        r = run(FOGPORT, "login", f"https://127.0.0.1:{nodes['cloud'].port}", "--user", "admin",
+                "--password-stdin", "--ca", ca, input="a long passphrase\n", env=env)
+        assert r.returncode == 0, r.stderr
+        deadline, seen = time.time() + 20, {}
+        while time.time() < deadline:
+            r = run(FOGPORT, "nodes", "--json", env=env)
+            assert r.returncode == 0, r.stderr
+            seen = {n["id"]: n for n in json.loads(r.stdout)}
+            if all(seen.get(i, {}).get("health") == "healthy" for i in ("fog-1", "edge-1")):
+                break
+            time.sleep(0.5)
+        assert seen.get("fog-1", {}).get("health") == "healthy", seen
+        assert seen.get("edge-1", {}).get("health") == "healthy", seen
+        assert seen["edge-1"].get("parent") == "fog-1", seen["edge-1"]
+        assert seen["edge-1"].get("capacity") == 16 << 30, seen["edge-1"]  # the example's
+    finally:
+        for node in nodes.values():
+            node.stop()
 
 
 def test_check_names_what_is_wrong(tmp_path):
