@@ -148,7 +148,7 @@ def test_man_page_renders_and_covers_every_command(tmp_path):
     page = dest / "usr/share/man/man1/fogport.1"
     r = run("groff", "-man", "-Tutf8", "-ww", "-z", str(page))
     assert r.returncode == 0 and r.stderr == "", r.stderr
-    r = run("man", "-l", str(page), env=dict(os.environ, MANWIDTH="80"))
+    r = run("man", "-l", str(page), env=dict(os.environ, MANWIDTH="80", LC_ALL="C.UTF-8"))
     assert r.returncode == 0 and r.stderr == "", r.stderr
     text = r.stdout
     for section in ("SYNOPSIS", "COMMANDS", "CONFIGURATION", "FILES", "EXIT STATUS", "EXAMPLES"):
@@ -168,7 +168,7 @@ def test_configuration_man_page_has_every_key(tmp_path):
     page = dest / "usr/share/man/man5/fogport.conf.5"
     r = run("groff", "-man", "-Tutf8", "-ww", "-z", str(page))
     assert r.returncode == 0 and r.stderr == "", r.stderr
-    r = run("man", "-l", str(page), env=dict(os.environ, MANWIDTH="80"))
+    r = run("man", "-l", str(page), env=dict(os.environ, MANWIDTH="80", LC_ALL="C.UTF-8"))
     assert r.returncode == 0 and r.stderr == "", r.stderr
     keys = documented_keys()
     assert len(keys) > 50
