@@ -184,6 +184,8 @@ static void test_load_errors(void **state)
     expect_load_error("[limits]\nmax_blob_size = 4Q\n", 2, "4Q");
     expect_load_error("[log]\nlevel = verbose\n", 2, "verbose");
     expect_load_error("[log]\nlevel = INFO\n", 2, NULL);
+    expect_load_error("[node]\nid = f\nrole = fogg\n", 3, "fogg");
+    expect_load_error("[node]\nrole = Cloud\n", 2, "cloud, fog or edge");
     expect_load_error("[server]\nthreads = 4294967296\n", 2, NULL);
     /* section names are case-sensitive; a key in the wrong section is unknown */
     expect_load_error("[Server]\nthreads = 1\n", 2, NULL);
