@@ -24,7 +24,9 @@ def run(*args, **kw):
 
 
 def make(*args):
-    r = run("make", "-s", "-j2", *args, cwd=ROOT)
+    # under `make e2e` the parent's jobserver is not ours
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    r = run("make", "-s", "-j2", *args, cwd=ROOT, env=env)
     assert r.returncode == 0, r.stderr
     return r
 
