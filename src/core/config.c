@@ -245,18 +245,18 @@ int fp_config_set(fp_config *cfg, const char *section, const char *key, const ch
         char *field = (char *)cfg + k->offset;
         uint64_t u64;
         switch (k->type) {
-        case K_LOGLEVEL:
-            if (fp_log_level_parse(value) < 0)
-                return fp_error_set(err, 0,
-                                    "[%s] %s: unknown level '%s' (debug, info, warn, error)",
-                                    section, key, value);
-            /* fallthrough */
         case K_ACCESS:
             if (strcmp(value, "public") != 0 && strcmp(value, "authenticated") != 0)
                 return fp_error_set(err, 0, "[%s] %s: '%s' is not public or authenticated", section,
                                     key, value);
             *(bool *)field = !strcmp(value, "public");
             return 0;
+        case K_LOGLEVEL:
+            if (fp_log_level_parse(value) < 0)
+                return fp_error_set(err, 0,
+                                    "[%s] %s: unknown level '%s' (debug, info, warn, error)",
+                                    section, key, value);
+            /* fallthrough */
         case K_STR:
             if (strlen(value) >= k->size)
                 return fp_error_set(err, 0, "[%s] %s: value too long", section, key);
