@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "agent/agent.h"
+#include "control/placement.h"
 #include "control/services.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -221,18 +222,17 @@ static void render_control(fp_buf *b, fp_registry *reg, time_t now)
             fp_metrics_sample_u64(b, "fogport_node_heartbeat_age_seconds", l, 1,
                                   now > seen ? (uint64_t)(now - seen) : 0);
         }
-        static const char *const healths[] = {"unseen", "alive", "suspect", "dead"};
         fp_metrics_family(b, "fogport_nodes", "gauge",
                           "Joined nodes (not revoked) by health as the controller sees it.");
-        for (size_t h = 0; h < sizeof healths / sizeof healths[0]; h++) {
+        for (int h = FP_HEALTH_UNSEEN; h <= FP_HEALTH_DEAD; h++) {
+            const char *name = fp_health_name((fp_health)h);
             uint64_t n = 0;
             json_object_foreach(nodes, id, o)
             {
                 const char *hs = json_string_value(json_object_get(o, "health"));
-                if (!json_is_true(json_object_get(o, "revoked")) && hs && !strcmp(hs, healths[h]))
-                    n++;
+                if (!json_is_true(json_object_get(o, "revoked")) && hs && !strcmp(hs, name)) n++;
             }
-            fp_label l[] = {{"health", healths[h]}};
+            fp_label l[] = {{"health", name}};
             fp_metrics_sample_u64(b, "fogport_nodes", l, 1, n);
         }
         json_decref(nodes);

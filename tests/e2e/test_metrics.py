@@ -241,7 +241,7 @@ def test_sandbox_pull_through_and_heartbeats(sb):
     ages = values(c, "fogport_node_heartbeat_age_seconds")
     assert set(ages) == {(("node", "fog-1"),), (("node", "fog-2"),)}, ages
     assert all(0 <= a <= 10 for a in ages.values()), ages
-    assert value(c, "fogport_nodes", health="alive") == 2
+    assert value(c, "fogport_nodes", health="healthy") == 2
     assert ("fogport_replication_oldest_pending_seconds", frozenset()) in c
     assert value(c, "fogport_info", node="cloud", role="cloud") == 1
 
