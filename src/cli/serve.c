@@ -197,10 +197,11 @@ int fp_cmd_serve(int argc, char **argv)
     fp_replicator *replicator = NULL;
     if (fp_replicator_start(&replicator, &cfg, fed, store, &err) < 0)
         fp_warn("event=replicator_unavailable error=\"%s\"", err.msg);
+    fp_registry_set_replicator(reg, replicator);
     fp_agent *agent = NULL;
     if (fp_agent_start(&agent, &cfg, fed, store, &err) < 0) {
+        fp_registry_stop(reg); /* first: /metrics reads the replicator */
         fp_replicator_stop(replicator);
-        fp_registry_stop(reg);
         fp_federation_free(fed);
         fp_store_close(store);
         fp_recall_set_free(recalled);
@@ -281,10 +282,10 @@ int fp_cmd_serve(int argc, char **argv)
         fp_registry_tick(reg, now);
     }
     fp_info("event=stopping signal=%d", sig);
-    /* the server first (its requests read the agent), then the agent: its
-     * services keep running under their shims */
-    fp_replicator_stop(replicator);
+    /* the server first (its requests read the agent and the replicator),
+     * then the agent: its services keep running under their shims */
     fp_registry_stop(reg);
+    fp_replicator_stop(replicator);
     fp_agent_stop(agent);
     fp_federation_free(fed);
     fp_store_close(store);

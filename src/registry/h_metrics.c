@@ -17,6 +17,7 @@
 #include "core/metrics.h"
 #include "core/procmetrics.h"
 #include "federation/directory.h"
+#include "federation/replication.h"
 #include "registry/registry.h"
 #include "registry/request.h"
 
@@ -195,6 +196,30 @@ static void render_pull_through(fp_buf *b, fp_federation *fed)
         }
 }
 
+static void render_replicator(fp_buf *b, struct fp_replicator *rp, time_t now)
+{
+    if (!rp) return;
+    struct fp_replicator_stats st;
+    fp_replicator_stats(rp, &st);
+    fp_metrics_family(b, "fogport_replicated_tasks_total", "counter",
+                      "Replication tasks this node carried out, by result.");
+    fp_label done[] = {{"result", "done"}}, failed[] = {{"result", "failed"}};
+    fp_metrics_sample_u64(b, "fogport_replicated_tasks_total", done, 1, st.done);
+    fp_metrics_sample_u64(b, "fogport_replicated_tasks_total", failed, 1, st.failed);
+    fp_metrics_family(b, "fogport_replicated_bytes_total", "counter",
+                      "Bytes this node fetched carrying out replication tasks.");
+    fp_metrics_sample_u64(b, "fogport_replicated_bytes_total", NULL, 0, st.bytes);
+    fp_metrics_family(b, "fogport_replication_queued_tasks", "gauge",
+                      "Tasks of the cloud's last answer this node has not carried out yet.");
+    fp_metrics_sample_u64(b, "fogport_replication_queued_tasks", NULL, 0, st.queued);
+    if (st.polled) {
+        fp_metrics_family(b, "fogport_replication_poll_age_seconds", "gauge",
+                          "Seconds since the cloud last answered this node's poll for tasks.");
+        fp_metrics_sample_u64(b, "fogport_replication_poll_age_seconds", NULL, 0,
+                              now > st.polled ? (uint64_t)(now - st.polled) : 0);
+    }
+}
+
 /* A label value from a report: the bounded words agents use, or "other". */
 static const char *word(const char *s)
 {
@@ -322,6 +347,7 @@ void fp_handle_metrics(fp_req *r)
     render_http(&b);
     render_kept(&b, r->reg, now);
     render_pull_through(&b, r->reg->fed);
+    render_replicator(&b, r->reg->replicator, now);
     render_control(&b, r->reg, now);
     render_agent(&b, r->reg);
     fp_procmetrics_render(&b);

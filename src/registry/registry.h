@@ -29,6 +29,9 @@ void fp_registry_set_federation(fp_registry *r, fp_federation *fed);
 /* The node's agent, for GET /api/v1/logs/SERVICE (NULL: none). */
 struct fp_agent;
 void fp_registry_set_agent(fp_registry *r, struct fp_agent *agent);
+/* A fog's replicator, for what /metrics tells of its replication. */
+struct fp_replicator;
+void fp_registry_set_replicator(fp_registry *r, struct fp_replicator *rp);
 /* From the serve loop (every second): scheduled replication passes and
  * usage history upkeep (cloud). */
 void fp_registry_tick(fp_registry *r, time_t now);

@@ -32,6 +32,7 @@ struct fp_registry {
     struct fp_event_streams *streams; /* open GET /api/v1/events?follow=1 */
     struct fp_audit *audit;           /* the cloud's audit trail, or NULL */
     struct fp_agent *agent;           /* a fog's or edge's agent, or NULL */
+    struct fp_replicator *replicator; /* a fog's replication tasks, or NULL */
     struct fp_recalls *recalls;       /* the cloud's recalls (control.db), or NULL */
     struct fp_recall_set *recalled;   /* recalled images every node refuses (never NULL) */
     time_t started;                   /* failure detection waits dead_after from here */

@@ -659,6 +659,11 @@ void fp_registry_set_agent(fp_registry *r, struct fp_agent *agent)
     r->agent = agent;
 }
 
+void fp_registry_set_replicator(fp_registry *r, struct fp_replicator *rp)
+{
+    r->replicator = rp;
+}
+
 void fp_registry_set_federation(fp_registry *r, fp_federation *fed)
 {
     r->fed = fed;

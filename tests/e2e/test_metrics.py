@@ -167,7 +167,9 @@ def agents_possible():
 @pytest.fixture(scope="module")
 def sb(tmp_path_factory):
     d = tmp_path_factory.mktemp("metrics")
-    s = Sandbox(d / "sb", fogs=2, edges=0).up()
+    # only replicated_* is pushed to the fogs: the rest is pulled through
+    s = Sandbox(d / "sb", fogs=2, edges=0,
+                replication="replicated_* * role:fog on-push\n").up()
     s.env = dict(os.environ, FOGPORT_CONFIG=s.client_json)
     try:
         yield s
@@ -256,6 +258,39 @@ def test_sandbox_pull_through_and_heartbeats(sb):
         r = requests.get(n.url + "/readyz", verify=sb.ca, timeout=5)
         assert (r.status_code, r.text) == (200, "ok\n"), (n.id, r.status_code, r.text)
         assert value(c if n is cloud else a1 if n is fog1 else a2, "fogport_ready") == 1
+
+
+def test_replication_counts(sb):
+    """A push the rules replicate: each fog counts the task it carried out
+    and the bytes it fetched; the cloud counts the tasks done and, once
+    nothing is pending, reports no lag."""
+    cloud, fogs = sb.cloud, [sb["fog-1"], sb["fog-2"]]
+    before = {f.id: node_scrape(sb, f)[1] for f in fogs}
+    cs = sb.session(cloud, "replicated_app", "pull,push")
+    layer = gz_layer(20000)
+    push_image(cs, cloud, "replicated_app", "1", [layer], label="replicated")
+
+    def done(f):
+        def check():
+            s = node_scrape(sb, f)[1]
+            return value(s, "fogport_replicated_tasks_total", result="done") - value(
+                before[f.id], "fogport_replicated_tasks_total", result="done") == 1 and s
+        return check
+    for f in fogs:
+        s = wait_for(done(f), 30, 0.5)
+        assert s, f.log()[-2000:]
+        assert value(s, "fogport_replicated_tasks_total", result="failed") == 0
+        assert value(s, "fogport_replicated_bytes_total") - value(
+            before[f.id], "fogport_replicated_bytes_total") >= len(layer)
+        assert value(s, "fogport_replication_poll_age_seconds") <= 10
+
+    def settled():
+        c = node_scrape(sb, cloud)[1]  # kept up to 5 s
+        return value(c, "fogport_replication_tasks", state="done") >= 2 and \
+            value(c, "fogport_replication_tasks", state="pending") == 0 and c
+    c = wait_for(settled, 15, 1.0)
+    assert c, "the cloud did not see both tasks done"
+    assert value(c, "fogport_replication_oldest_pending_seconds") == 0
 
 
 def test_fog_not_ready_without_the_cloud_recall_list(sb):
