@@ -168,8 +168,8 @@ enum fp_route_family fp_route_family(const char *path, enum fp_route_kind kind)
         if (api[i].path[n - 1] == '/' ? !strncmp(path, api[i].path, n) : !strcmp(path, api[i].path))
             return api[i].fam;
     }
-    /* an API path with a bad name, or one refused before it was parsed */
-    if (!strncmp(path, "/v2/", 4) || !strcmp(path, "/v2")) {
+    /* a registry path refused before it was parsed (not one with a bad name) */
+    if (kind == FP_ROUTE_NONE) {
         fp_route r;
         fp_route_parse(path, &r);
         if (r.kind != FP_ROUTE_NONE && r.kind != FP_ROUTE_NAME_INVALID)
