@@ -193,7 +193,7 @@ int fp_cmd_serve(int argc, char **argv)
     }
     fp_registry_set_federation(reg, fed);
     static const char no_recalls[] = "the cloud's recall list has not been applied yet";
-    if (!recalls_known) fp_registry_set_unready(reg, no_recalls);
+    fp_registry_set_unready(reg, recalls_known ? NULL : no_recalls);
     fp_replicator *replicator = NULL;
     if (fp_replicator_start(&replicator, &cfg, fed, store, &err) < 0)
         fp_warn("event=replicator_unavailable error=\"%s\"", err.msg);

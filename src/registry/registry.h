@@ -39,8 +39,9 @@ void fp_registry_tick(fp_registry *r, time_t now);
  * from DATA/node/ (src/auth/cloudapi.h). */
 void fp_registry_node_reload(fp_registry *r);
 /* Readiness (GET /readyz): why the node may not serve yet (a constant
- * string; NULL: ready as far as the caller knows), and the answer, which
- * also asks the store and, on a fog, for the cloud's auth data. */
+ * string; NULL: ready as far as the caller knows; "starting" until first
+ * set), and the answer, which also asks the store and, on a fog, for the
+ * cloud's auth data. */
 void fp_registry_set_unready(fp_registry *r, const char *why);
 const char *fp_registry_unready(fp_registry *r);
 /* Stop accepting, finish in-flight requests, free. */

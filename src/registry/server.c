@@ -567,6 +567,8 @@ int fp_registry_start(fp_registry **out, const fp_config *cfg, fp_store *store,
     reg->store = store;
     reg->recalled = recalled;
     reg->started = time(NULL);
+    /* until the caller says what it waits for (fp_registry_set_unready) */
+    reg->unready = "starting";
     if (fp_authz_open(&reg->authz, cfg, err) < 0) {
         free(reg);
         return -1;
