@@ -104,6 +104,7 @@ int fp_federation_open(fp_federation **out, const fp_config *cfg, fp_store *stor
         snprintf(f->parent.url, sizeof f->parent.url, "%s", parent);
         trim_url(f->parent.url);
         f->parent.parent = true;
+        f->parent.kind = FP_FED_PARENT;
         f->parent.rtt_ms = -1;
     }
     /* edges take everything from their fog; fogs also share among peers */
@@ -173,19 +174,25 @@ size_t fp_fed_sources(fp_federation *f, const char *repo, bool by_digest, const 
     for (size_t i = 0; via && via[0] && i < np && n < max; i++)
         if (!strcmp(peers[i].id, via)) {
             out[n] = peers[i];
+            out[n].kind = FP_FED_PEER;
             out[n++].parent = true; /* asked like a parent: it fetches what it lacks */
         }
     /* the fog that registered the service holds it for sure */
     for (size_t i = 0; i < np && n < max; i++)
         if (repo[owner_len] == '/' && strlen(peers[i].id) == owner_len &&
-            !memcmp(peers[i].id, repo, owner_len) && peers[i].down_until <= now)
-            out[n++] = peers[i];
+            !memcmp(peers[i].id, repo, owner_len) && peers[i].down_until <= now) {
+            out[n] = peers[i];
+            out[n++].kind = FP_FED_OWNER;
+        }
     /* a tag is its owner's or the parent's to say; content by digest is
      * the same wherever it is, so the nearest peer will do */
     for (size_t i = 0; by_digest && i < np && n < max; i++) {
         bool owner = strlen(peers[i].id) == owner_len && !memcmp(peers[i].id, repo, owner_len);
         bool seed = via && !strcmp(peers[i].id, via);
-        if (!owner && !seed && peers[i].down_until <= now) out[n++] = peers[i];
+        if (!owner && !seed && peers[i].down_until <= now) {
+            out[n] = peers[i];
+            out[n++].kind = FP_FED_PEER;
+        }
     }
     /* the parent is the last resort, even when it failed lately */
     if (has_parent && n < max) out[n++] = parent;
@@ -262,7 +269,9 @@ static size_t cloud_owner(fp_federation *f, const char *repo, struct fp_source *
         fp_warn("event=directory_unavailable error=\"%s\"", err.msg);
         return 0;
     }
-    return os.found ? 1 : 0;
+    if (!os.found) return 0;
+    out->kind = FP_FED_OWNER;
+    return 1;
 }
 
 /* Peers from the cloud's node directory: the other fogs that have a URL. */

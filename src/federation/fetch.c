@@ -310,6 +310,7 @@ static void *fetch_main(void *arg)
             done = true;
             fp_info("event=pulled kind=blob repo=%s digest=%s size=%" PRIu64 " source=%s", x->repo,
                     x->digest, x->written, s->id);
+            fp_fed_count(f, FP_FED_BLOB, s->kind);
         } else if (rc == FP_STORE_MISMATCH) {
             x->upload = NULL; /* finish discarded it */
             fp_warn("event=fetch_rejected source=%s digest=%s reason=\"bytes hash to %s\"", s->id,
@@ -326,6 +327,7 @@ static void *fetch_main(void *arg)
     pthread_mutex_lock(&f->lock);
     bool anyone = x->anyone;
     pthread_mutex_unlock(&f->lock);
+    if (!done) fp_fed_count(f, FP_FED_BLOB, FP_FED_NONE);
     finish(x, done ? F_DONE : F_FAILED, !anyone);
     fp_fetch_unref(x); /* the thread's reference */
     pthread_mutex_lock(&f->lock);
