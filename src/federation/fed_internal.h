@@ -51,11 +51,12 @@ struct fp_federation {
     size_t npeers;
     bool peers_configured; /* from [federation] peers, not the directory */
     time_t next_peers, next_rtt;
+    bool upkeep_running; /* the peer upkeep thread (federation.c) */
     struct fed_token tokens[FED_TOKEN_SLOTS];
     struct fp_fetch *inflight; /* blob fetches under way */
     /* pull-through counters by kind and source (stats.c; no lock) */
     atomic_uint_fast64_t pulled[FP_FED_NKINDS][FP_FED_NSOURCES];
-    unsigned threads; /* fetch threads running */
+    unsigned threads; /* fetch threads and the upkeep thread running */
     pthread_cond_t threads_done;
 };
 
