@@ -53,7 +53,11 @@ build/san/fogport: $(SAN_LIB) $(SAN_CLI)
 
 build/san/unit/%: tests/unit/%.c $(SAN_LIB) $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(SAN_CFLAGS) -o $@ $< $(SAN_LIB) $(PKG_LIBS) $(ARCHIVE_LIBS) -lcmocka
+	$(CC) $(BASE_CFLAGS) $(SAN_CFLAGS) -o $@ $< $(filter build/san/src/cli/%.o,$^) $(SAN_LIB) \
+	    $(PKG_LIBS) $(ARCHIVE_LIBS) -lcmocka
+
+# the image builder belongs to the CLI; its unit test links it
+build/san/unit/test_demo_images: build/san/src/cli/demo_images.o
 
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
