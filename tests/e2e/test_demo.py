@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 
@@ -81,11 +82,12 @@ def test_demo_main_job(tmp_path):
     dead fog's copy has somewhere to go), iot_service on the edge,
     monitoring_service on fog-1 polling the three web_services; every
     instance runs, every web_service answers from this host, the dashboard
-    URL is printed and the admin password is not."""
+    URL is printed and the admin password is not. When a fog stops, its
+    web_service moves to another fog and answers there."""
     sbdir = tmp_path / "sandbox"
     r = subprocess.run([FOGPORT, "sandbox", "up", "--demo", "--dir", str(sbdir)],
                        capture_output=True, text=True, timeout=300, env=ENV)
-    topo = {}
+    topo, stopped = {}, None
     try:
         assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
         topo = json.loads((sbdir / "topology.json").read_text())
@@ -149,7 +151,25 @@ def test_demo_main_job(tmp_path):
             assert i["usage"]["pids_limit"] > 0 and i["usage"]["memory_limit"] > 0, i
             if i["service"].startswith("web_service"):
                 assert i["usage"]["memory_limit"] == 64 << 20 and i["usage"]["pids_limit"] == 64
+        # hand-over stays meaningful: fog-2 stops answering (its agent and
+        # heartbeats frozen), and its web_service moves to another fog,
+        # where its own port is free, and answers there
+        fog2 = next(n for n in topo["nodes"] if n["id"] == "fog-2")
+        os.kill(fog2["pid"], signal.SIGSTOP)
+        stopped = fog2["pid"]
+        moved, deadline = None, time.time() + 60
+        while not moved and time.time() < deadline:
+            time.sleep(1)
+            moved = next((i for i in json.loads(cli("ps", "--json"))
+                          if i["service"] == "web_service-2" and i["node"] != "fog-2"
+                          and i["state"] == "running"), None)
+        assert moved, cli("ps")
+        assert moved["endpoint"] == f"http://{addr[moved['node']]}:8082/", moved
+        page = http.get(moved["endpoint"], timeout=5)
+        assert page.status_code == 200 and "<h1>web_service</h1>" in page.text
     finally:
+        if stopped:
+            os.kill(stopped, signal.SIGCONT)
         subprocess.run([FOGPORT, "sandbox", "down", "--dir", str(sbdir)], capture_output=True,
                        env=ENV)
     check_nothing_left(sbdir, topo)
