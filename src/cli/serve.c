@@ -219,7 +219,9 @@ int fp_cmd_serve(int argc, char **argv)
     time_t next_maintenance = time(NULL) + 60, next_revocations = 0, next_heartbeat = 0;
     time_t next_evict = 0, next_recalls = time(NULL) + 1;
     /* report at once: the directory is how other nodes find this one */
-    if (follows_cloud && fp_directory_heartbeat(&cfg, fp_agent_status(agent), &err) == 0)
+    char cloud_recalls[FP_DIGEST_MAX];
+    if (follows_cloud &&
+        fp_directory_heartbeat(&cfg, fp_agent_status(agent), cloud_recalls, &err) == 0)
         next_heartbeat = time(NULL) + (cfg.fed_heartbeat_s ? cfg.fed_heartbeat_s : 5);
     int sig = 0;
     for (;;) {
@@ -258,9 +260,13 @@ int fp_cmd_serve(int argc, char **argv)
                 now + (cfg.node_revocation_interval_s ? cfg.node_revocation_interval_s : 10);
         }
         if (follows_cloud && now >= next_heartbeat) {
-            if (fp_directory_heartbeat(&cfg, fp_agent_status(agent), &err) < 0)
+            if (fp_directory_heartbeat(&cfg, fp_agent_status(agent), cloud_recalls, &err) < 0)
                 fp_debug("event=heartbeat_failed error=\"%s\"", err.msg);
             next_heartbeat = now + (cfg.fed_heartbeat_s ? cfg.fed_heartbeat_s : 1);
+            /* a recall reaches this node within a heartbeat, not an interval */
+            char mine[FP_DIGEST_MAX];
+            fp_recall_set_version(recalled, mine);
+            if (cloud_recalls[0] && strcmp(cloud_recalls, mine) != 0) next_recalls = now + 1;
         }
         if (fed && cfg.cache_max && now >= next_evict) {
             evict_cache(&cfg, store, now);

@@ -343,8 +343,12 @@ int fp_fed_fetch_blob(fp_federation *f, const char *repo, const char *digest, bo
     struct fp_source owner;
     if (f->cloud && fp_fed_sources(f, repo, true, NULL, &owner, 1) == 0) return FP_STORE_NOT_FOUND;
     pthread_mutex_lock(&f->lock);
+    /* A client joins only a fetch for its own repository: the holder was
+     * asked whether that repository has the blob, and another one's answer
+     * would hand out content the client's repository does not hold. A
+     * peer asks by digest only (nodes see content by digest). */
     fp_fetch *x = f->inflight;
-    while (x && strcmp(x->digest, digest) != 0)
+    while (x && (strcmp(x->digest, digest) != 0 || (start && strcmp(x->repo, repo) != 0)))
         x = x->next;
     /* A peer only joins a fetch that already knows what it is fetching:
      * waiting on one that is still asking around could wait on the asker
