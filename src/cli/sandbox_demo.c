@@ -196,24 +196,27 @@ static int deploy(const struct topo *t)
         "--env",   sensor,   "--env",       "INTERVAL=2", "--memory",        "32M",    "--cpus",
         "0.25",    "--pids", "32",          NULL};
     if (run_cmd(fp_cmd_service, iot) != 0) return 1;
-    const char *mon[32 + 2 * 64] = {"service",
-                                    "create",
-                                    "monitoring_service",
-                                    "--image",
-                                    "monitoring_service:1.0",
-                                    "--node",
-                                    "fog-1",
-                                    "--env",
-                                    "INTERVAL=3",
-                                    "--memory",
-                                    "32M",
-                                    "--cpus",
-                                    "0.25",
-                                    "--pids",
-                                    "32",
-                                    "--cmd",
-                                    "/srv/monitor.sh"};
-    size_t n = 17;
+    static const char *const head[] = {"service",
+                                       "create",
+                                       "monitoring_service",
+                                       "--image",
+                                       "monitoring_service:1.0",
+                                       "--node",
+                                       "fog-1",
+                                       "--env",
+                                       "INTERVAL=3",
+                                       "--memory",
+                                       "32M",
+                                       "--cpus",
+                                       "0.25",
+                                       "--pids",
+                                       "32",
+                                       "--cmd",
+                                       "/srv/monitor.sh"};
+    const char *mon[sizeof head / sizeof *head + 2 * 64 + 1];
+    size_t n = 0;
+    for (; n < sizeof head / sizeof *head; n++)
+        mon[n] = head[n];
     char urls[64][64];
     cleanup_buf fp_buf list = FP_BUF_INIT;
     for (unsigned i = 0; i < t->fogs; i++) {
