@@ -8,7 +8,7 @@
 CC      ?= cc
 # Debian's python3 (with python3-pytest); a pyenv python earlier on PATH lacks it
 PYTHON  ?= /usr/bin/python3
-PKGS    := libmicrohttpd jansson sqlite3 libcrypto libcurl gnutls
+PKGS    := libmicrohttpd jansson sqlite3 libcrypto libcurl gnutls zlib
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) libarchive)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lcrypt -lpthread
 # fogport itself loads libarchive (libarchive.so.13) only while it unpacks a
@@ -53,7 +53,11 @@ build/san/fogport: $(SAN_LIB) $(SAN_CLI)
 
 build/san/unit/%: tests/unit/%.c $(SAN_LIB) $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(SAN_CFLAGS) -o $@ $< $(SAN_LIB) $(PKG_LIBS) $(ARCHIVE_LIBS) -lcmocka
+	$(CC) $(BASE_CFLAGS) $(SAN_CFLAGS) -o $@ $< $(filter build/san/src/cli/%.o,$^) $(SAN_LIB) \
+	    $(PKG_LIBS) $(ARCHIVE_LIBS) -lcmocka
+
+# the image builder belongs to the CLI; its unit test links it
+build/san/unit/test_demo_images: build/san/src/cli/demo_images.o
 
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
