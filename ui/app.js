@@ -181,8 +181,10 @@ function renderCatalog() {
     const failed = tasks.filter((x) => x.state === "failed");
     const moved = tasks.reduce((a, x) => a + (x.bytes || 0), 0);
     const pct = tasks.length ? Math.round((done / tasks.length) * 100) : null;
+    const recalled = state.recalls.filter((x) => x.repo === repo.name);
     return h("tr", { "data-service": repo.name },
-      h("td", { class: "id" }, repo.name),
+      h("td", { class: "id" }, repo.name, recalled.length ? [" ", h("span", { class: "badge recalled",
+        title: recalled.map((x) => `${x.ref}: ${x.reason || "no reason given"}`).join("\n") }, "recalled")] : null),
       h("td", {}, chips(repo.tags.length ? repo.tags : ["(untagged)"], "tag")),
       h("td", {}, chips([...holders].sort((a, b) => (a === "cloud" ? -1 : b === "cloud" ? 1 : a.localeCompare(b))), "node")),
       h("td", { class: "repl" }, pct === null ? h("span", { class: "dim" }, "no rules") : [
