@@ -11,7 +11,7 @@ const FAST_MS = 2000, SLOW_MS = 5000, WINDOW_S = 300, FEED_MAX = 200;
 const $ = (id) => document.getElementById(id);
 
 const state = {
-  nodes: [], instances: [], samples: [], services: [], catalog: [], tasks: [],
+  nodes: [], instances: [], samples: [], newest: 0, services: [], catalog: [], tasks: [],
   violations: [], recalls: [], events: new Map(), lastEvent: 0, skew: 0, errors: 0,
 };
 
@@ -72,7 +72,7 @@ function renderNodes() {
     const st = nodeState(n);
     const used = n.capacity ? n.used / n.capacity : null;
     return h("tr", { "data-node": n.id, "data-role": n.role, "data-state": st },
-      h("td", { class: "id" }, n.id),
+      h("td", { class: "id", title: n.url || "" }, n.id),
       h("td", {}, badge(n.role, `role-${n.role}`)),
       h("td", { class: "dim" }, n.parent || "–"),
       h("td", {}, badge(st)),
@@ -290,13 +290,24 @@ function follow() {
 
 // ------------------------------------------------------------ polling
 
+// The window's samples: the whole window once, then only what is new (a
+// few seconds back, for reports that arrived late), merged by identity.
+function mergeSamples(fresh) {
+  const key = (x) => `${x.t}/${x.node}/${x.service}`;
+  const have = new Set(state.samples.map(key));
+  const t0 = now() - WINDOW_S;
+  state.samples = state.samples.concat(fresh.filter((x) => !have.has(key(x))))
+    .filter((x) => x.t >= t0).sort((a, b) => a.t - b.t);
+  state.newest = state.samples.reduce((m, x) => Math.max(m, x.t), 0);
+}
+
 async function fast() {
-  const since = Math.floor(now() - WINDOW_S);
+  const since = Math.floor(state.newest ? state.newest - 10 : now() - WINDOW_S);
   const [nodes, inst, usage] = await Promise.all([
     api("/api/v1/nodes"), api("/api/v1/instances"), api(`/api/v1/usage?since=${since}`)]);
   state.nodes = nodes.nodes;
   state.instances = inst.instances;
-  state.samples = usage.samples;
+  mergeSamples(usage.samples);
   renderNodes();
   renderInstances();
   renderCatalog(); // who holds what follows the instances too
