@@ -228,6 +228,7 @@ function onEvent(e) {
   state.lastEvent = Math.max(state.lastEvent, e.id || 0);
   let text;
   if (e.event === "handover") text = `${e.service} handed over from ${e.from} to ${e.node}`;
+  else if (e.event === "violation") text = `${e.service} on ${e.node} stopped by its policy`;
   else if (e.event === "started") text = `${e.service} started on ${e.node}${e.restarts ? ` (restart ${e.restarts})` : ""}`;
   else {
     text = `${e.service} on ${e.node}: ${e.event.replace("_", " ")}`;
