@@ -19,8 +19,13 @@ const state = {
 
 class HttpError extends Error {}
 
+// From the origin: a page opened as https://user:pass@host/ui/ would hand
+// its user:pass to relative URLs, which fetch refuses. The browser adds
+// the login it holds for the realm by itself.
+const at = (path) => new URL(path, location.origin).href;
+
 async function api(path) {
-  const resp = await fetch(path, { headers: { Accept: "application/json" }, cache: "no-store" });
+  const resp = await fetch(at(path), { headers: { Accept: "application/json" }, cache: "no-store" });
   const date = Date.parse(resp.headers.get("Date") || "");
   if (!Number.isNaN(date)) state.skew = (date - Date.now()) / 1000;
   if (!resp.ok) throw new HttpError(`${path}: HTTP ${resp.status}`);
@@ -274,7 +279,7 @@ function fallBackToPolling(why) {
 
 function follow() {
   if (typeof EventSource !== "function") return fallBackToPolling("no EventSource");
-  const es = new EventSource(`/api/v1/events?follow=1&after=${state.lastEvent}`);
+  const es = new EventSource(at(`/api/v1/events?follow=1&after=${state.lastEvent}`));
   let failures = 0;
   es.onopen = () => { failures = 0; setLive("live", "live"); $("events-note").textContent = "live stream"; };
   es.onmessage = (m) => {
