@@ -28,12 +28,22 @@ AGENTS = os.geteuid() == 0 and bool(shutil.which("runc"))
 ASSETS = {"index.html": "text/html", "app.js": "text/javascript", "charts.js": "text/javascript",
           "topology.js": "text/javascript", "dom.js": "text/javascript",
           "style.css": "text/css", "favicon.svg": "image/svg+xml"}
+VIEWER = ("viewer", "viewer-password-1")
 
 
 @pytest.fixture(scope="module")
 def sb(tmp_path_factory, images):
     # replication=None: the sandbox's own rules (every service to every fog)
-    s = Sandbox(tmp_path_factory.mktemp("ui"), fogs=2, edges=1, replication=None).up()
+    d = tmp_path_factory.mktemp("ui")
+    # an operator who may pull iot_service only (the sandbox keeps a policy
+    # file and users that are already there)
+    with open(d / "policy", "w") as f:
+        f.write("user:admin * pull,push,delete,catalog\nuser:viewer iot_service pull\n"
+                "role:fog {self}/* pull,push\nrole:fog * pull\nrole:edge * pull\n")
+    subprocess.run([FOGPORT, "user", "add", VIEWER[0], "--file", str(d / "htpasswd"),
+                    "--password-stdin"], input=VIEWER[1] + "\n", text=True, check=True,
+                   capture_output=True)
+    s = Sandbox(d, fogs=2, edges=1, replication=None).up()
     s.env = dict(ENV, FOGPORT_CONFIG=s.client_json)
     for ref in ["iot_service:1.0", "web_service:latest"]:
         s.push(images, ref, s.cloud)
@@ -111,6 +121,13 @@ def test_catalog_api_lists_services_with_tags(sb):
     repos = {x["name"]: x["tags"] for x in r.json()["repositories"]}
     assert repos == {"iot_service": ["1.0"], "web_service": ["latest"]}
     assert r.json()["truncated"] is False
+    # the access policy filters it: viewer may pull iot_service only
+    r = get(sb, "/api/v1/catalog", auth=VIEWER)
+    assert r.status_code == 200 and r.json()["repositories"] == [
+        {"name": "iot_service", "tags": ["1.0"]}], r.text
+    assert get(sb, "/api/v1/catalog", auth=(VIEWER[0], "wrong")).status_code == 401
+    assert requests.post(sb.cloud.url + "/api/v1/catalog", auth=sb.admin, verify=sb.ca,
+                         timeout=10).status_code == 405
 
 
 def node_args(sb):
