@@ -3,7 +3,7 @@
 // the child is reachable.
 import { s, replace, age } from "./dom.js";
 
-const W = 132, H = 46, GAP_X = 22, GAP_Y = 46, PAD = 12;
+const W = 132, H = 46, GAP_X = 16, GAP_Y = 46, PAD = 12;
 const ROLE_DEPTH = { cloud: 0, fog: 1, edge: 2 };
 
 export function nodeState(n) {
@@ -50,7 +50,11 @@ export function renderTopology(svg, nodes, counts, now) {
   const width = PAD * 2 + slots * W + (slots - 1) * GAP_X;
   const height = PAD * 2 + depth * H + (depth - 1) * GAP_Y;
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
-  svg.setAttribute("height", String(Math.min(height, 320)));
+  // shrunk to fit the panel, but not below readable: then the panel scrolls
+  const room = svg.parentElement ? svg.parentElement.clientWidth : width;
+  const scale = Math.max(0.65, Math.min(1, room / width));
+  svg.setAttribute("width", String(Math.round(width * scale)));
+  svg.setAttribute("height", String(Math.round(height * scale)));
   const at = (id) => {
     const p = pos.get(id);
     return { x: PAD + p.x * (W + GAP_X), y: PAD + p.depth * (H + GAP_Y) };
