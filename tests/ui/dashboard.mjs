@@ -116,6 +116,9 @@ try {
     check(ok, `no ${kind} event in the feed`);
   }
   seen.events = await page.$$eval("#events li.ev", (ls) => ls.slice(0, 10).map((l) => l.innerText.replace(/\s+/g, " ")));
+  // the event stream is open (not the polling fallback)
+  await page.waitForFunction(() => document.getElementById("live").textContent === "live", null,
+    { timeout: 10000 }).catch(() => {});
   seen.live = await page.$eval("#live", (e) => e.textContent);
 
   fs.mkdirSync(outdir, { recursive: true });
