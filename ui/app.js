@@ -222,6 +222,7 @@ function renderDeployments() {
 const EVENT_KIND = {
   started: "ok", handover: "warn", exited: "dim", failed: "bad", backoff: "warn", oom_killed: "bad",
   violated: "bad", recalled: "bad", gone: "warn", violation: "bad", recall: "bad", placed: "ok",
+  node_up: "ok", node_suspect: "warn", node_down: "bad", node: "warn",
 };
 
 function addFeed(key, time, kind, text, node) {
@@ -241,6 +242,23 @@ function onEvent(e) {
     if (e.exit_code !== undefined) text += `, exit code ${e.exit_code}`;
   }
   addFeed(`e${e.id}`, e.time, e.event, text, e.node);
+}
+
+// The cloud keeps no node up/down events: the page notes the changes it
+// sees between two polls of the directory.
+function noteNodeChanges(fresh) {
+  if (!state.nodes.length) return;
+  const before = new Map(state.nodes.map((n) => [n.id, nodeState(n)]));
+  const t = Math.floor(now());
+  let changed = false;
+  for (const n of fresh) {
+    const was = before.get(n.id), is = nodeState(n);
+    if (was === is) continue;
+    const kind = { healthy: "node_up", suspect: "node_suspect", dead: "node_down" }[is] || "node";
+    addFeed(`n${n.id}/${t}/${is}`, t, kind, was ? `node ${n.id}: ${was} → ${is}` : `node ${n.id} joined (${is})`, n.id);
+    changed = true;
+  }
+  if (changed) renderFeed();
 }
 
 function feedFromLists() {
@@ -311,6 +329,7 @@ async function fast() {
   const since = Math.floor(state.newest ? state.newest - 10 : now() - WINDOW_S);
   const [nodes, inst, usage] = await Promise.all([
     api("/api/v1/nodes"), api("/api/v1/instances"), api(`/api/v1/usage?since=${since}`)]);
+  noteNodeChanges(nodes.nodes);
   state.nodes = nodes.nodes;
   state.instances = inst.instances;
   mergeSamples(usage.samples);
