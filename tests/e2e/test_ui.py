@@ -97,6 +97,9 @@ def test_assets_carry_security_headers_and_etags(sb):
         assert etag == '"sha256-%s"' % hashlib.sha256(r.content).hexdigest(), (name, etag)
         again = get(sb, "/ui/" + name, auth=sb.admin, headers={"If-None-Match": etag})
         assert again.status_code == 304 and again.content == b"" and again.headers["ETag"] == etag
+        for inm in ['W/' + etag, '"sha256-0", ' + etag, "*"]:  # weak match, a list, any
+            assert get(sb, "/ui/" + name, auth=sb.admin,
+                       headers={"If-None-Match": inm}).status_code == 304, inm
         other = get(sb, "/ui/" + name, auth=sb.admin, headers={"If-None-Match": '"sha256-0"'})
         assert other.status_code == 200 and other.content == r.content
     head = requests.head(sb.cloud.url + "/ui/app.js", auth=sb.admin, verify=sb.ca, timeout=10)
