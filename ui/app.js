@@ -3,7 +3,7 @@
 // things (nodes, instances, usage) are polled every 2 s, the rest every
 // 5 s; events arrive as Server-Sent Events, or by polling when a stream
 // cannot be held open.
-import { h, replace, bytes, age, clock } from "./dom.js";
+import { h, s as svg, replace, bytes, age, clock } from "./dom.js";
 import { renderTopology, nodeState } from "./topology.js";
 import { renderChart } from "./charts.js";
 
@@ -12,7 +12,7 @@ const $ = (id) => document.getElementById(id);
 
 const state = {
   nodes: [], instances: [], samples: [], newest: 0, services: [], catalog: [], tasks: [],
-  violations: [], recalls: [], events: new Map(), lastEvent: 0, skew: 0, errors: 0,
+  violations: [], recalls: [], events: new Map(), lastEvent: 0, skew: 0,
 };
 
 // -------------------------------------------------------------- the API
@@ -95,7 +95,8 @@ function renderNodes() {
 // in place.
 const cards = new Map();
 
-function limitOf(def, inst) {
+// cgroup v2 reports "no limit" as a huge number
+function memoryLimit(inst) {
   const lim = inst.usage?.memory_limit;
   return lim && lim < 2 ** 46 ? lim : null;
 }
@@ -119,8 +120,8 @@ function renderInstances() {
     if (!c) {
       c = {
         head: h("div", { class: "card-head" }),
-        cpu: document.createElementNS("http://www.w3.org/2000/svg", "svg"),
-        mem: document.createElementNS("http://www.w3.org/2000/svg", "svg"),
+        cpu: svg("svg"),
+        mem: svg("svg"),
         cpuText: h("span", { class: "val" }),
         memText: h("span", { class: "val" }),
       };
@@ -140,7 +141,7 @@ function renderInstances() {
     const cpuLimit = def && def.cpus ? def.cpus * 100 : null;
     const cpu = renderChart(c.cpu, pts.map((p) => [p.t, (p.cpu || 0) * 100]),
       { window: WINDOW_S, now: t, limit: cpuLimit, floor: 1, kind: "cpu", format: (v) => `${v.toFixed(1)}%` });
-    const memLimit = limitOf(def, inst);
+    const memLimit = memoryLimit(inst);
     renderChart(c.mem, pts.map((p) => [p.t, p.memory || 0]),
       { window: WINDOW_S, now: t, limit: memLimit, floor: 1 << 20, kind: "mem", format: bytes });
     const u = inst.usage || {};
@@ -158,8 +159,8 @@ function renderInstances() {
 }
 
 function repoOf(image) {
-  const at = image.indexOf("@");
-  const ref = at >= 0 ? image.slice(0, at) : image;
+  const pinned = image.indexOf("@");
+  const ref = pinned >= 0 ? image.slice(0, pinned) : image;
   const slash = ref.lastIndexOf("/"), colon = ref.lastIndexOf(":");
   return colon > slash ? ref.slice(0, colon) : ref;
 }
