@@ -184,6 +184,9 @@ void fp_handle_readyz(fp_req *r);
 void fp_metrics_request_done(fp_req *r, double seconds);
 void fp_handle_authdata(fp_req *r);
 void fp_handle_audit(fp_req *r);
+/* The cloud's dashboard (h_ui.c) and the catalog it lists (h_listing.c). */
+void fp_handle_ui(fp_req *r);
+void fp_handle_api_catalog(fp_req *r);
 /* The cloud's audit trail (h_audit.c; nothing where there is none): open
  * it at start; append what the request did, as its principal (takes
  * details, an object or NULL); a push's tags; a manifest deletion. */

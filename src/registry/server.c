@@ -358,6 +358,15 @@ static void dispatch(fp_req *r)
         fp_handle_logs(r);
         return;
     }
+    if (r->reg->dir && strcmp(r->path, "/api/v1/catalog") == 0) {
+        fp_handle_api_catalog(r);
+        return;
+    }
+    /* the dashboard: the cloud's only (fogs and edges answer 404) */
+    if (r->reg->dir && (!strcmp(r->path, "/ui") || !strncmp(r->path, "/ui/", 4))) {
+        fp_handle_ui(r);
+        return;
+    }
     if (r->reg->audit && strcmp(r->path, "/api/v1/audit") == 0) {
         fp_handle_audit(r);
         return;
