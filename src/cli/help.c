@@ -332,7 +332,7 @@ static void complete_arg(const char *arg)
     } else if (!strcmp(arg, "DIR")) {
         printf("__dirs__\n");
     } else if (strstr(arg, "FILE") || strstr(arg, "PREFIX") || strstr(arg, "HTPASSWD") ||
-               strstr(arg, "LOG") || strstr(arg, ".pem")) {
+               strstr(arg, "LOG") || strstr(arg, ".pem") || !strcmp(arg, "PATH")) {
         printf("__files__\n");
     }
 }

@@ -29,6 +29,8 @@
 #include "auth/nodes.h"
 #include "auth/pki.h"
 #include "cli/cli.h"
+#include "cli/demo_images.h"
+#include "cli/sandbox.h"
 #include "cli/sandbox_net.h"
 #include "core/buf.h"
 #include "core/cleanup.h"
@@ -48,8 +50,9 @@ static const char default_replication[] =
 
 const char fp_help_sandbox[] =
     "usage: fogport sandbox up --dir DIR [--fogs N] [--edges M]\n"
-    "                         [--netns [--uplink-mbit N] [--peer-mbit M]]\n"
-    "       fogport sandbox down --dir DIR\n\n"
+    "                         [--netns [--uplink-mbit N] [--peer-mbit M]] [--demo]\n"
+    "       fogport sandbox down --dir DIR\n"
+    "       fogport sandbox images --out DIR [--busybox PATH]\n\n"
     "Start a whole deployment on this machine: a cloud, N fogs (default 3) and M\n"
     "edges (default 1), each a separate `fogport serve` on a loopback port with its\n"
     "own data directory and certificate, joined to the cloud. Returns once every\n"
@@ -59,10 +62,21 @@ const char fp_help_sandbox[] =
     "                   its own address on a bridge of the host, port 5000\n"
     "  --uplink-mbit N  the cloud sends at most N Mbit/s (tbf on its interface)\n"
     "  --peer-mbit M    each fog sends to each other fog at most M Mbit/s (an htb\n"
-    "                   class per destination); other traffic is not shaped\n\n"
+    "                   class per destination); other traffic is not shaped\n"
+    "  --demo           the paper's main job: register its three services at the\n"
+    "                   cloud, list them, replicate them to every fog, pull one\n"
+    "                   on the edge through its fog and, with root and runc or\n"
+    "                   crun (then --netns, uplink 100 and fog to fog 1000\n"
+    "                   Mbit/s, unless given), run them; returns once they run.\n"
+    "                   FOGPORT_SANDBOX_LOOPBACK=1 keeps loopback ports, agents off\n\n"
+    "`images` writes the paper's three service images (iot_service:1.0,\n"
+    "monitoring_service:1.0, web_service:latest, around a static busybox, default\n"
+    "/bin/busybox from busybox-static) as an OCI image layout in DIR.\n\n"
     "examples:\n"
     "  fogport sandbox up --dir /tmp/sb --fogs 2 --edges 1\n"
-    "  fogport sandbox down --dir /tmp/sb\n";
+    "  fogport sandbox up --dir /tmp/demo --demo\n"
+    "  fogport sandbox down --dir /tmp/sb\n"
+    "  fogport sandbox images --out /tmp/images\n";
 
 static unsigned free_port(void)
 {
@@ -168,8 +182,6 @@ static int write_text(const char *path, const char *text, mode_t mode, fp_error 
     return fp_write_file_atomic(path, text, strlen(text), mode, err);
 }
 
-static int down(const char *dir);
-
 /* The network of a --netns sandbox: bridge, namespaces, veths, shaping. */
 static int net_up(const char *dir, fp_sbnet *net, struct node_spec *nodes, size_t n)
 {
@@ -209,9 +221,10 @@ static int reissue_node_cert(const char *ca, const struct node_spec *s, const ch
     return fp_cert_issue(ca, s->id, dns, 1, ips, 1, 365, prefix, err);
 }
 
-/* Can this machine run containers (root and an OCI runtime on PATH)? */
-static bool containers_possible(void)
+bool fp_sandbox_containers_possible(void)
 {
+    const char *loopback = getenv("FOGPORT_SANDBOX_LOOPBACK");
+    if (loopback && loopback[0] && strcmp(loopback, "0") != 0) return false;
     if (geteuid() != 0) return false;
     const char *path = getenv("PATH");
     char buf[4096];
@@ -227,10 +240,10 @@ static bool containers_possible(void)
     return false;
 }
 
-static int up(const char *dir, unsigned fogs, unsigned edges, fp_sbnet *net)
+int fp_sandbox_up(const char *dir, unsigned fogs, unsigned edges, fp_sbnet *net)
 {
     fp_error err;
-    bool agents = containers_possible();
+    bool agents = fp_sandbox_containers_possible();
     char path[4096], ca[4096], cacert[4096];
     snprintf(path, sizeof path, "%s/topology.json", dir);
     if (access(path, F_OK) == 0) {
@@ -404,7 +417,7 @@ static int up(const char *dir, unsigned fogs, unsigned edges, fp_sbnet *net)
     if (rc == 0)
         printf("sandbox up: %s/topology.json\n", dir);
     else /* what was started goes again; the logs stay */
-        down(dir);
+        fp_sandbox_down(dir);
     return rc;
 }
 
@@ -422,7 +435,7 @@ static bool is_fogport(pid_t pid)
     return strstr(cmd, "fogport") && strstr(cmd, " serve ");
 }
 
-static int down(const char *dir)
+int fp_sandbox_down(const char *dir)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/topology.json", dir);
@@ -494,15 +507,18 @@ int fp_cmd_sandbox(int argc, char **argv)
         {"netns", no_argument, NULL, 'n'},
         {"uplink-mbit", required_argument, NULL, 'u'},
         {"peer-mbit", required_argument, NULL, 'p'},
+        {"demo", no_argument, NULL, 'D'},
+        {"out", required_argument, NULL, 'o'},
+        {"busybox", required_argument, NULL, 'b'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *dir = NULL;
+    const char *dir = NULL, *out = NULL, *busybox = NULL;
     unsigned fogs = 3, edges = 1;
-    bool netns = false;
+    bool netns = false, demo = false;
     fp_sbnet net = {0};
     int c;
-    while ((c = getopt_long(argc, argv, "d:f:e:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "d:f:e:o:h", opts, NULL)) != -1) {
         switch (c) {
         case 'd':
             dir = optarg;
@@ -515,6 +531,15 @@ int fp_cmd_sandbox(int argc, char **argv)
             break;
         case 'n':
             netns = true;
+            break;
+        case 'D':
+            demo = true;
+            break;
+        case 'o':
+            out = optarg;
+            break;
+        case 'b':
+            busybox = optarg;
             break;
         case 'u':
         case 'p': {
@@ -533,6 +558,18 @@ int fp_cmd_sandbox(int argc, char **argv)
             return fp_cli_usage_error("sandbox", "unknown option");
         }
     }
+    if (optind < argc && !strcmp(argv[optind], "images")) {
+        if (!out) return fp_cli_usage_error("sandbox", "images needs --out DIR");
+        fp_demo_images imgs;
+        fp_error err;
+        if (fp_demo_images_build(&imgs, busybox, &err) < 0) return fp_cli_fail(&err);
+        int rc = fp_demo_images_write_layout(&imgs, out, &err);
+        for (size_t i = 0; rc == 0 && i < FP_DEMO_IMAGES; i++)
+            printf("%s:%s %s\n", imgs.image[i].repo, imgs.image[i].tag,
+                   imgs.image[i].manifest.digest);
+        fp_demo_images_free(&imgs);
+        return rc < 0 ? fp_cli_fail(&err) : 0;
+    }
     if (optind >= argc || !dir)
         return fp_cli_usage_error("sandbox", "expected up or down, and --dir DIR");
     if (fogs > 64 || edges > 64)
@@ -547,7 +584,17 @@ int fp_cmd_sandbox(int argc, char **argv)
         snprintf(abs, sizeof abs, "%s/%s", cwd, dir);
         dir = abs;
     }
-    if (!strcmp(argv[optind], "up")) return up(dir, fogs, edges, netns ? &net : NULL);
-    if (!strcmp(argv[optind], "down")) return down(dir);
-    return fp_cli_usage_error("sandbox", "expected up or down, and --dir DIR");
+    if (!strcmp(argv[optind], "up") && demo) {
+        /* services run where containers can, each node a host of its own
+         * so every fog's web_service has its port to itself */
+        if (!netns && fp_sandbox_containers_possible()) {
+            netns = true;
+            if (!net.uplink_mbit) net.uplink_mbit = 100;
+            if (!net.peer_mbit) net.peer_mbit = 1000;
+        }
+        return fp_sandbox_demo(dir, fogs, edges, netns ? &net : NULL, busybox);
+    }
+    if (!strcmp(argv[optind], "up")) return fp_sandbox_up(dir, fogs, edges, netns ? &net : NULL);
+    if (!strcmp(argv[optind], "down")) return fp_sandbox_down(dir);
+    return fp_cli_usage_error("sandbox", "expected up, down or images");
 }

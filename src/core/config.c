@@ -10,7 +10,18 @@
 #include "core/cleanup.h"
 #include "core/log.h"
 
-enum key_type { K_STR, K_UINT, K_SIZE, K_DURATION, K_DURATION_MS, K_BOOL, K_LOGLEVEL, K_ROLE };
+/* K_ACCESS: public | authenticated, kept as a bool (true: public) */
+enum key_type {
+    K_STR,
+    K_UINT,
+    K_SIZE,
+    K_DURATION,
+    K_DURATION_MS,
+    K_BOOL,
+    K_LOGLEVEL,
+    K_ACCESS,
+    K_ROLE
+};
 
 struct key {
     const char *section;
@@ -90,6 +101,7 @@ static const struct key keys[] = {
      sizeof(((fp_config *)0)->log_level)},
     STR("log", "file", log_file),
     NUM("log", "access", K_BOOL, access_log),
+    NUM("metrics", "access", K_ACCESS, metrics_public),
 };
 
 void fp_config_defaults(fp_config *cfg)
@@ -243,6 +255,12 @@ int fp_config_set(fp_config *cfg, const char *section, const char *key, const ch
         char *field = (char *)cfg + k->offset;
         uint64_t u64;
         switch (k->type) {
+        case K_ACCESS:
+            if (strcmp(value, "public") != 0 && strcmp(value, "authenticated") != 0)
+                return fp_error_set(err, 0, "[%s] %s: '%s' is not public or authenticated", section,
+                                    key, value);
+            *(bool *)field = !strcmp(value, "public");
+            return 0;
         case K_LOGLEVEL:
             if (fp_log_level_parse(value) < 0)
                 return fp_error_set(err, 0,

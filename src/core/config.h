@@ -83,6 +83,7 @@ typedef struct fp_config {
     char log_level[16];
     char log_file[FP_PATH_MAX];
     bool access_log;
+    bool metrics_public; /* [metrics] access = public: /metrics without credentials */
 } fp_config;
 
 void fp_config_defaults(fp_config *cfg);
