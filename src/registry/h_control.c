@@ -97,9 +97,9 @@ static void record_handover(struct fp_registry *reg, const json_t *def, const ch
         /* the new node's grant to pull the image is its role's (policy):
          * what moves is the placement, and with it the endpoint */
         json_t *details =
-            json_pack("{s:s, s:s, s:s, s:I, s:O?, s:O?}", "from", from, "to", to, "reason",
-                      reason, "last_seen", seen, "image", json_object_get(def, "image"),
-                      "digest", json_object_get(def, "digest"));
+            json_pack("{s:s, s:s, s:s, s:I, s:O?, s:O?}", "from", from, "to", to, "reason", reason,
+                      "last_seen", seen, "image", json_object_get(def, "image"), "digest",
+                      json_object_get(def, "digest"));
         fp_error err;
         if (fp_audit_append(reg->audit, FP_AUDIT_HANDOVER, "controller", service, details, &err) <
             0)
@@ -235,9 +235,9 @@ void fp_control_place(struct fp_registry *reg, time_t now)
                 record_handover(reg, def_named(defs, out[i].service), out[i].service, out[i].from,
                                 out[i].node, json_object_get(nodes, out[i].from), now, "node dead");
             else if (claimed_from)
-                record_handover(reg, def_named(defs, out[i].service), out[i].service,
-                                claimed_from, out[i].node, json_object_get(nodes, claimed_from),
-                                now, "claimed by the fogs while the cloud was away");
+                record_handover(reg, def_named(defs, out[i].service), out[i].service, claimed_from,
+                                out[i].node, json_object_get(nodes, claimed_from), now,
+                                "claimed by the fogs while the cloud was away");
             else
                 fp_debug("event=service_placed service=%s node=%s", out[i].service, out[i].node);
         }
