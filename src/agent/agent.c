@@ -830,18 +830,21 @@ static void reconcile(fp_agent *a, time_t now)
             in->held = json_object_get(view.held, in->svc.name) != NULL;
         }
     }
-    fp_handover_view_free(&view);
     for (size_t i = 0; i < a->n;) {
         if (a->inst[i]->wanted) {
             /* held: what runs goes on being watched, nothing new starts */
             if (!a->inst[i]->held || a->inst[i]->state == ST_RUNNING) step(a, a->inst[i], now);
             i++;
         } else {
-            remove_instance(a, a->inst[i]->svc.name, a->inst[i]->svc.stop_grace_s);
+            const char *name = a->inst[i]->svc.name;
+            bool fenced = json_object_get(view.fenced, name) != NULL;
+            if (fenced) fp_warn("event=handover_fenced service=%s", name);
+            remove_instance(a, name, fenced ? 0 : a->inst[i]->svc.stop_grace_s);
             drop(a, i);
             removed = true;
         }
     }
+    fp_handover_view_free(&view);
     if (removed) prune_layers(a);
 }
 

@@ -286,6 +286,7 @@ void fp_handover_view_of(fp_handover *h, const json_t *desired, fp_handover_view
     v->services = json_array();
     v->claimed = json_object();
     v->held = json_object();
+    v->fenced = json_object();
     size_t i;
     json_t *def;
     if (!h) {
@@ -328,7 +329,9 @@ void fp_handover_view_of(fp_handover *h, const json_t *desired, fp_handover_view
                 json_object_set_new(v->held, name, json_true());
                 json_object_set_new(h->want_claim, name, json_string(self));
                 wake = true;
-            }    /* no lease: not ours to run (fenced) */
+            } else { /* no lease: not ours to run */
+                json_object_set_new(v->fenced, name, json_true());
+            }
         } else { /* just started, the cloud not heard yet: wait */
             json_array_append(v->services, def);
             json_object_set_new(v->held, name, json_true());
@@ -369,6 +372,7 @@ void fp_handover_view_free(fp_handover_view *v)
     json_decref(v->services);
     json_decref(v->claimed);
     json_decref(v->held);
+    json_decref(v->fenced);
     memset(v, 0, sizeof *v);
 }
 

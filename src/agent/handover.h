@@ -44,6 +44,8 @@ typedef struct fp_handover_view {
     json_t *services; /* the definitions to run now (a new array) */
     json_t *claimed;  /* object: names run on this fog's claim, not the cloud's word */
     json_t *held;     /* object: names to keep as they are but not start yet */
+    json_t *fenced;   /* object: names left out because this fog's lease may be gone:
+                       * stop them at once (no grace: another fog may start them soon) */
 } fp_handover_view;
 
 /* What to run of desired (the cloud's last list) in this pass. */
