@@ -320,7 +320,6 @@ void fp_handover_view_of(fp_handover *h, const json_t *desired, fp_handover_view
         if (c && !mine) continue; /* another fog runs it on its claim */
         if (cloud) {
             json_array_append(v->services, def);
-            if (mine && settled) json_object_set_new(h->want_release, name, json_true());
         } else if (fog_mode) {
             if (mine) {
                 json_array_append(v->services, def);
@@ -349,8 +348,6 @@ void fp_handover_view_of(fp_handover *h, const json_t *desired, fp_handover_view
             /* run on this fog's claim until the cloud has adopted it */
             json_array_append(v->services, d);
             json_object_set_new(v->claimed, name, json_true());
-        } else if (mine && settled) {
-            json_object_set_new(h->want_release, name, json_true());
         } else if (!c && fog_mode && known && !in_array(h->alive, node)) {
             const char *ids[64];
             size_t n = 0, k;
@@ -361,6 +358,17 @@ void fp_handover_view_of(fp_handover *h, const json_t *desired, fp_handover_view
                 json_object_set_new(h->want_claim, name, json_string(node));
                 wake = true;
             }
+        }
+    }
+    /* the cloud is back and every fog follows it again: no claim of ours
+     * stays (a stale one would keep the cloud's choice from running) */
+    const char *cname;
+    json_t *c;
+    if (settled && known) {
+        json_object_foreach(h->claims, cname, c)
+        {
+            if (json_integer_value(json_object_get(c, "lease")) == h->lease)
+                json_object_set_new(h->want_release, cname, json_true());
         }
     }
     if (wake || json_object_size(h->want_release)) pthread_cond_broadcast(&h->wake);
@@ -380,6 +388,9 @@ int fp_handover_start(fp_handover **out, const fp_config *cfg, const char *state
 {
     *out = NULL;
     if (!cfg->control_etcd[0]) return 0;
+    if (strcmp(cfg->node_role, "fog") != 0)
+        return fp_error_set(err, 0,
+                            "[control] etcd: only fogs hand services over among themselves");
     fp_handover *h = calloc(1, sizeof *h);
     if (!h) return fp_error_set(err, ENOMEM, "handover");
     if (fp_etcd_init(&h->etcd, cfg->control_etcd, err) < 0) {

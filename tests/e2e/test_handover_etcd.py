@@ -17,6 +17,7 @@ import subprocess
 import time
 
 import pytest
+import requests
 
 from fedhelp import ENV, Sandbox, check_log_clean, wait_for
 from helpers import images  # noqa: F401 (fixture)
@@ -36,7 +37,7 @@ def sb(tmp_path_factory, images):  # noqa: F811
     d = tmp_path_factory.mktemp("handover_etcd")
     # the sandbox's replication rules: every image pushed to the cloud goes
     # to every fog, so the fogs hold it when the cloud is gone
-    s = Sandbox(d, fogs=3, edges=0, replication=None, args=["--netns", "--etcd"]).up()
+    s = Sandbox(d, fogs=3, edges=1, replication=None, args=["--netns", "--etcd"]).up()
     s.env = dict(ENV, FOGPORT_CONFIG=s.client_json)
     s.etcd = ",".join(m["client"] for m in s.topo["etcd"])
     try:
@@ -66,6 +67,15 @@ def holder(sb, service):
     return json.loads(v)["fog"] if v else None
 
 
+def desired_of(sb, node):
+    """/api/v1/agent/desired as the node's agent gets it."""
+    cred = json.load(open(os.path.join(node.data_dir, "node", "credential.json")))
+    r = requests.get(sb.cloud.url + "/api/v1/agent/desired", verify=sb.ca,
+                     auth=(cred["id"], cred["secret"]), timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
 def serving(sb):
     """The fogs whose address answers the web service."""
     return sorted(f.id for f in sb.fogs_list() if answers(endpoint(f)))
@@ -85,6 +95,14 @@ def test_fogs_hand_over_while_the_cloud_is_away(sb):
         PORT, "--cmd", "-h", "--cmd", "/www")
     assert wait_for(lambda: running_on(sb, "web") == ["fog-1"], 60, 0.5), cli_json(sb, "ps")
     assert wait_for(lambda: answers(endpoint(fog1)), 10)
+    # the other fogs learn web and where it runs; fog-1 has it as its own;
+    # an edge, which takes no fog's service over, learns nothing
+    d2 = desired_of(sb, fog2)
+    assert [(a["definition"]["name"], a["node"]) for a in d2["always_on"]] == [("web", "fog-1")]
+    assert d2["services"] == []
+    d1 = desired_of(sb, fog1)
+    assert [d["name"] for d in d1["services"]] == ["web"] and d1["always_on"] == []
+    assert desired_of(sb, sb["edge-1"])["always_on"] == []
     # the fogs know web from their desired state: give them a sync
     time.sleep(3)
     assert holder(sb, "web") is None  # the cloud is there: it places, nobody claims
