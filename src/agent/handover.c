@@ -197,6 +197,7 @@ static bool act(fp_handover *h)
     }
     json_object_foreach(release, name, v)
     {
+        if (!lease) break; /* lease 0 would match keys without one */
         char key[256];
         snprintf(key, sizeof key, CLAIM_PREFIX "%s", name);
         bool ok = false;

@@ -195,9 +195,10 @@ int fp_etcd_call(fp_etcd *e, const char *path, const json_t *body, json_t **answ
             if (!msg) msg = json_string_value(json_object_get(j, "message"));
             fp_error_set(err, 0, "etcd %s%s: HTTP %ld %s", e->endpoints[i], path, status,
                          msg ? msg : "");
-            json_decref(j);
             /* a member without quorum answers 5xx: the next may have it */
-            if (status >= 500 || !json_is_object(j)) continue;
+            bool next = status >= 500 || !json_is_object(j);
+            json_decref(j);
+            if (next) continue;
             break;
         }
         e->last_good = i;
