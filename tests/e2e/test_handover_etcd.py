@@ -9,6 +9,7 @@ adopts the fogs' placement. A fog cut off from the etcd quorum stops the
 copy it holds before its lease can expire, and another fog takes over.
 
 Needs root, runc, `ip netns` and etcd (etcd-server, etcd-client)."""
+import base64
 import json
 import os
 import re
@@ -56,7 +57,6 @@ def etcd_get(sb, prefix):
                         "-w", "json"], capture_output=True, text=True, timeout=10,
                        env=dict(ENV, ETCDCTL_API="3"))
     assert r.returncode == 0, r.stderr
-    import base64
     kvs = json.loads(r.stdout).get("kvs", [])
     return {base64.b64decode(kv["key"]).decode(): base64.b64decode(kv.get("value", "")).decode()
             for kv in kvs}
