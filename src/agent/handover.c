@@ -389,9 +389,6 @@ int fp_handover_start(fp_handover **out, const fp_config *cfg, const char *state
 {
     *out = NULL;
     if (!cfg->control_etcd[0]) return 0;
-    if (strcmp(cfg->node_role, "fog") != 0)
-        return fp_error_set(err, 0,
-                            "[control] etcd: only fogs hand services over among themselves");
     fp_handover *h = calloc(1, sizeof *h);
     if (!h) return fp_error_set(err, ENOMEM, "handover");
     if (fp_etcd_init(&h->etcd, cfg->control_etcd, err) < 0) {

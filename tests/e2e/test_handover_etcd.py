@@ -20,6 +20,7 @@ import time
 import pytest
 import requests
 
+from conftest import FOGPORT
 from fedhelp import ENV, Sandbox, check_log_clean, wait_for
 from helpers import images  # noqa: F401 (fixture)
 from test_handover import PORT, answers, cli, cli_json, crash, endpoint, resolved, running_on
@@ -192,3 +193,19 @@ def test_fog_cut_off_from_the_quorum_stops_its_copy(sb):
     assert wait_for(lambda: holder(sb, "web") is None, DEAD_AFTER + 10, 0.5)
     assert serving(sb) == ["fog-1"]
     cli(sb, "service", "delete", "web")
+
+
+@pytest.mark.parametrize("conf,message", [
+    # a registry without an agent has nothing to hand over
+    ("[control]\netcd = http://127.0.0.1:2379\n",
+     "[control] etcd: for fogs that run services ([agent] enabled)"),
+    ("[node]\nid = fog-9\nrole = fog\ncloud = https://127.0.0.1:1\n[agent]\nenabled = true\n"
+     "[control]\netcd = 127.0.0.1:2379\n",
+     "[control] etcd: \"127.0.0.1:2379\" is not an http(s):// URL"),
+])
+def test_bad_etcd_configuration_is_refused(tmp_path, conf, message):
+    path = tmp_path / "fogport.conf"
+    path.write_text(f"[storage]\ndata = {tmp_path}/data\n[server]\nlisten = 127.0.0.1:0\n" + conf)
+    r = subprocess.run([FOGPORT, "serve", "--config", str(path)], capture_output=True,
+                       text=True, timeout=30, env=ENV)
+    assert r.returncode != 0 and message in r.stderr, r.stderr
