@@ -57,6 +57,10 @@ int fp_cli_load_config(fp_config *cfg, const char *config_path, const char *data
 /* fogport serve --check: validate cfg (read from path, NULL: none) without
  * starting the node and print what it would do; the exit status. */
 int fp_cli_serve_check(const fp_config *cfg, const char *path);
+/* [control] etcd, for a fog that runs services: its endpoints into *etcd
+ * (none: e->n 0). Shared by serve and serve --check (serve_check.c). */
+struct fp_etcd;
+int fp_cli_serve_etcd(const fp_config *cfg, struct fp_etcd *etcd, fp_error *err);
 /* Print "fogport: <msg>" to stderr; returns exit status 1. */
 int fp_cli_fail(const fp_error *err);
 /* Print "fogport CMD: <msg>", the command's usage lines and where its help

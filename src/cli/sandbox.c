@@ -31,6 +31,7 @@
 #include "cli/cli.h"
 #include "cli/demo_images.h"
 #include "cli/sandbox.h"
+#include "cli/sandbox_etcd.h"
 #include "cli/sandbox_net.h"
 #include "core/buf.h"
 #include "core/cleanup.h"
@@ -50,7 +51,7 @@ static const char default_replication[] =
 
 const char fp_help_sandbox[] =
     "usage: fogport sandbox up --dir DIR [--fogs N] [--edges M]\n"
-    "                         [--netns [--uplink-mbit N] [--peer-mbit M]] [--demo]\n"
+    "                         [--netns [--uplink-mbit N] [--peer-mbit M]] [--etcd] [--demo]\n"
     "       fogport sandbox down --dir DIR\n"
     "       fogport sandbox images --out DIR [--busybox PATH]\n\n"
     "Start a whole deployment on this machine: a cloud, N fogs (default 3) and M\n"
@@ -63,6 +64,9 @@ const char fp_help_sandbox[] =
     "  --uplink-mbit N  the cloud sends at most N Mbit/s (tbf on its interface)\n"
     "  --peer-mbit M    each fog sends to each other fog at most M Mbit/s (an htb\n"
     "                   class per destination); other traffic is not shaped\n"
+    "  --etcd           an etcd cluster among the fogs (a member on each of the\n"
+    "                   first three): they hand always-on services over among\n"
+    "                   themselves while the cloud is away ([control] etcd)\n"
     "  --demo           the paper's main job: register its three services at the\n"
     "                   cloud, list them, replicate them to every fog, pull one\n"
     "                   on the edge through its fog and, with root and runc or\n"
@@ -74,6 +78,7 @@ const char fp_help_sandbox[] =
     "/bin/busybox from busybox-static) as an OCI image layout in DIR.\n\n"
     "examples:\n"
     "  fogport sandbox up --dir /tmp/sb --fogs 2 --edges 1\n"
+    "  fogport sandbox up --dir /tmp/sb --netns --etcd\n"
     "  fogport sandbox up --dir /tmp/demo --demo\n"
     "  fogport sandbox down --dir /tmp/sb\n"
     "  fogport sandbox images --out /tmp/images\n";
@@ -240,7 +245,28 @@ bool fp_sandbox_containers_possible(void)
     return false;
 }
 
-int fp_sandbox_up(const char *dir, unsigned fogs, unsigned edges, fp_sbnet *net)
+/* --etcd: a member on each of the first fogs, before any fog starts. */
+static int etcd_up(const char *dir, const struct node_spec *nodes, size_t n, bool netns,
+                   char *endpoints, size_t len, json_t **record)
+{
+    fp_sbetcd_member m[FP_SBETCD_MAX];
+    size_t nm = 0;
+    for (size_t i = 0; i < n && nm < FP_SBETCD_MAX; i++) {
+        if (strcmp(nodes[i].role, "fog") != 0) continue;
+        m[nm] = (fp_sbetcd_member){.id = nodes[i].id,
+                                   .addr = nodes[i].addr,
+                                   .ns = netns ? nodes[i].ns : NULL,
+                                   .client_port = netns ? 2379 : free_port(),
+                                   .peer_port = netns ? 2380 : free_port()};
+        nm++;
+    }
+    fp_error err;
+    if (fp_sbetcd_up(dir, m, nm, endpoints, len, record, &err) < 0) return fp_cli_fail(&err);
+    printf("etcd     %s\n", endpoints);
+    return 0;
+}
+
+int fp_sandbox_up(const char *dir, unsigned fogs, unsigned edges, fp_sbnet *net, bool etcd)
 {
     fp_error err;
     bool agents = fp_sandbox_containers_possible();
@@ -303,6 +329,16 @@ int fp_sandbox_up(const char *dir, unsigned fogs, unsigned edges, fp_sbnet *net)
     if (net && (rc = net_up(dir, net, nodes, n)) != 0) {
         free(nodes);
         fp_sbnet_destroy(dir); /* no node runs yet: the network is all */
+        return rc;
+    }
+    char etcd_endpoints[1024] = "";
+    json_t *etcd_record = NULL;
+    if (etcd && fogs &&
+        (rc = etcd_up(dir, nodes, n, net != NULL, etcd_endpoints, sizeof etcd_endpoints,
+                      &etcd_record)) != 0) {
+        free(nodes);
+        fp_sbetcd_down(dir);
+        fp_sbnet_destroy(dir);
         return rc;
     }
     json_t *list = json_array();
@@ -371,6 +407,8 @@ int fp_sandbox_up(const char *dir, unsigned fogs, unsigned edges, fp_sbnet *net)
                 fp_buf_printf(&c, "[auth]\ntoken_signers = %s\n", s->parent);
             /* fogs and edges run services where containers can run */
             if (agents) fp_buf_printf(&c, "[agent]\nenabled = true\n");
+            if (etcd_endpoints[0] && !strcmp(s->role, "fog"))
+                fp_buf_printf(&c, "[control]\netcd = %s\n", etcd_endpoints);
         }
         if (write_text(conf, c.data, 0600, &err) < 0 ||
             (i > 0 && reissue_node_cert(ca, s, ndir, &err) < 0)) {
@@ -402,6 +440,7 @@ int fp_sandbox_up(const char *dir, unsigned fogs, unsigned edges, fp_sbnet *net)
     json_t *top = json_pack("{s:s, s:{s:s, s:s}, s:o}", "ca", cacert, "admin", "user", "admin",
                             "password", pw.data, "nodes", list);
     if (net) json_object_set_new(top, "netns", fp_sbnet_json(net));
+    if (etcd_record) json_object_set_new(top, "etcd", etcd_record);
     char *text = json_dumps(top, JSON_INDENT(2));
     json_decref(top);
     if (write_text(path, text, 0600, &err) < 0 && rc == 0) rc = fp_cli_fail(&err);
@@ -444,7 +483,7 @@ int fp_sandbox_down(const char *dir)
     if (!top) {
         /* an `up` that died before it wrote topology.json: its network
          * (and any node in it) is all there is to remove */
-        if (fp_sbnet_destroy(dir)) {
+        if (fp_sbetcd_down(dir) + fp_sbnet_destroy(dir) > 0) {
             printf("sandbox down: network removed (no topology.json)\n");
             return 0;
         }
@@ -492,6 +531,7 @@ int fp_sandbox_down(const char *dir)
             fprintf(stderr, "fogport: %s: %s\n", ndir, err.msg);
     }
     json_decref(top);
+    fp_sbetcd_down(dir);
     fp_sbnet_destroy(dir);
     unlink(path);
     printf("sandbox down: %zu nodes stopped\n", np);
@@ -510,12 +550,13 @@ int fp_cmd_sandbox(int argc, char **argv)
         {"demo", no_argument, NULL, 'D'},
         {"out", required_argument, NULL, 'o'},
         {"busybox", required_argument, NULL, 'b'},
+        {"etcd", no_argument, NULL, 'E'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *dir = NULL, *out = NULL, *busybox = NULL;
     unsigned fogs = 3, edges = 1;
-    bool netns = false, demo = false;
+    bool netns = false, demo = false, etcd = false;
     fp_sbnet net = {0};
     int c;
     while ((c = getopt_long(argc, argv, "d:f:e:o:h", opts, NULL)) != -1) {
@@ -540,6 +581,9 @@ int fp_cmd_sandbox(int argc, char **argv)
             break;
         case 'b':
             busybox = optarg;
+            break;
+        case 'E':
+            etcd = true;
             break;
         case 'u':
         case 'p': {
@@ -592,9 +636,10 @@ int fp_cmd_sandbox(int argc, char **argv)
             if (!net.uplink_mbit) net.uplink_mbit = 100;
             if (!net.peer_mbit) net.peer_mbit = 1000;
         }
-        return fp_sandbox_demo(dir, fogs, edges, netns ? &net : NULL, busybox);
+        return fp_sandbox_demo(dir, fogs, edges, netns ? &net : NULL, etcd, busybox);
     }
-    if (!strcmp(argv[optind], "up")) return fp_sandbox_up(dir, fogs, edges, netns ? &net : NULL);
+    if (!strcmp(argv[optind], "up"))
+        return fp_sandbox_up(dir, fogs, edges, netns ? &net : NULL, etcd);
     if (!strcmp(argv[optind], "down")) return fp_sandbox_down(dir);
     return fp_cli_usage_error("sandbox", "expected up, down or images");
 }

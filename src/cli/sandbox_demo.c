@@ -354,7 +354,7 @@ out:
     return rc;
 }
 
-int fp_sandbox_demo(const char *dir, unsigned fogs, unsigned edges, fp_sbnet *net,
+int fp_sandbox_demo(const char *dir, unsigned fogs, unsigned edges, fp_sbnet *net, bool etcd,
                     const char *busybox)
 {
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -375,7 +375,7 @@ int fp_sandbox_demo(const char *dir, unsigned fogs, unsigned edges, fp_sbnet *ne
         step("starting the sandbox: a cloud, %u fogs and %u edge(s) on loopback ports", fogs,
              edges);
     fflush(stdout);
-    int rc = fp_sandbox_up(dir, fogs, edges, net);
+    int rc = fp_sandbox_up(dir, fogs, edges, net, etcd);
     if (rc == 0) {
         rc = demo(dir, fogs, net, &imgs);
         /* a half-done demo is not left running */

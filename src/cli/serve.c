@@ -13,6 +13,7 @@
 #include "control/recallset.h"
 #include "core/log.h"
 #include "federation/directory.h"
+#include "federation/etcd.h"
 #include "federation/federation.h"
 #include "federation/replication.h"
 #include "registry/registry.h"
@@ -176,6 +177,9 @@ int fp_cmd_serve(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* the hand-over among fogs is the agent's (agent/handover.h) */
+    fp_etcd etcd;
+    if (fp_cli_serve_etcd(&cfg, &etcd, &err) < 0) return fp_cli_fail(&err);
     /* a fog or edge joins the cloud on its first start */
     if (fp_node_prepare(&cfg, &err) < 0) return fp_cli_fail(&err);
     /* a fog brings its signer certificate and auth data up to date before

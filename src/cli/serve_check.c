@@ -11,6 +11,7 @@
 #include "auth/htpasswd.h"
 #include "auth/nodes.h"
 #include "cli/cli.h"
+#include "federation/etcd.h"
 #include "federation/replication.h"
 #include "registry/registry.h"
 
@@ -69,8 +70,19 @@ static int check_contents(const fp_config *cfg, fp_error *err)
     return 0;
 }
 
+int fp_cli_serve_etcd(const fp_config *cfg, fp_etcd *etcd, fp_error *err)
+{
+    memset(etcd, 0, sizeof *etcd);
+    if (!cfg->control_etcd[0]) return 0;
+    if (strcmp(cfg->node_role, "fog") != 0 || !cfg->agent_enabled)
+        return fp_error_set(err, 0, "[control] etcd: for fogs that run services ([agent] enabled)");
+    return fp_etcd_init(etcd, cfg->control_etcd, err);
+}
+
 static int check_role(const fp_config *cfg, bool *joined, fp_error *err)
 {
+    fp_etcd etcd;
+    if (fp_cli_serve_etcd(cfg, &etcd, err) < 0) return -1;
     bool fog_or_edge = !strcmp(cfg->node_role, "fog") || !strcmp(cfg->node_role, "edge");
     if (cfg->agent_enabled && !fog_or_edge)
         return fp_error_set(err, 0, "[agent] enabled: the agent runs on fog and edge nodes only");

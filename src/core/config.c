@@ -66,6 +66,8 @@ static const struct key keys[] = {
     NUM("agent", "sync", K_DURATION, agent_sync_s),
     NUM("control", "suspect_after", K_DURATION, control_suspect_s),
     NUM("control", "dead_after", K_DURATION, control_dead_s),
+    STR("control", "etcd", control_etcd),
+    NUM("control", "lease", K_DURATION, control_lease_s),
     STR("control", "allowed_capabilities", control_allowed_caps),
     STR("control", "allowed_ports", control_allowed_ports),
     STR("server", "listen", listen),
@@ -121,6 +123,7 @@ void fp_config_defaults(fp_config *cfg)
     /* two missed 1-2 s heartbeats make a node suspect; twice that, dead */
     cfg->control_suspect_s = 3;
     cfg->control_dead_s = 6;
+    cfg->control_lease_s = 5;
     cfg->max_connections = 1024;
     cfg->max_connections_per_ip = 256;
     snprintf(cfg->data_dir, sizeof cfg->data_dir, "/var/lib/fogport");

@@ -97,6 +97,14 @@ def test_demo_main_job(tmp_path):
         cloud = topo["nodes"][0]["registry"]
         assert f"{cloud}/ui/" in r.stdout and "topology.json" in r.stdout
         assert topo["admin"]["password"] not in r.stdout + r.stderr
+        # the dashboard answers there, behind the admin's login
+        ui = requests.Session()
+        ui.trust_env = False
+        ui.verify = topo["ca"]
+        assert ui.get(f"{cloud}/ui/", timeout=10).status_code == 401
+        page = ui.get(f"{cloud}/ui/", auth=("admin", topo["admin"]["password"]), timeout=10)
+        assert page.status_code == 200 and "text/html" in page.headers["Content-Type"], page
+        assert "<script" in page.text
         if not can_run_services():
             assert "services are not run" in r.stdout
             return

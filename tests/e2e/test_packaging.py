@@ -393,6 +393,11 @@ def test_check_names_what_is_wrong(tmp_path):
     (etc / "htpasswd").write_text("")
     r = run(FOGPORT, "serve", "--config", str(cloud), "--check")
     assert r.returncode == 1 and "fog and edge nodes only" in r.stderr
+    # the hand-over among fogs on a cloud
+    cloud.write_text(example("cloud.conf", etc, data, tmp_path).read_text() +
+                     "[control]\netcd = http://10.0.0.11:2379\n")
+    r = run(FOGPORT, "serve", "--config", str(cloud), "--check")
+    assert r.returncode == 1 and "[control] etcd: for fogs that run services" in r.stderr
 
 
 # -- systemd units -------------------------------------------------------------------
