@@ -165,6 +165,22 @@ static int parse_field(const char *key, const json_t *v, fp_service *s, fp_error
     if (strcmp(key, "digest") == 0) return copy_str(v, key, s->digest, sizeof s->digest, err);
     if (strcmp(key, "node") == 0) return copy_str(v, key, s->node, sizeof s->node, err);
     if (strcmp(key, "role") == 0) return copy_str(v, key, s->role, sizeof s->role, err);
+    if (strcmp(key, "labels") == 0 || strcmp(key, "prefer_label") == 0) {
+        bool one = key[0] == 'p';
+        char *dst = one ? s->prefer_label : s->labels;
+        if (copy_str(v, key, dst, FP_LABELS_MAX + 1, err) < 0) return -1;
+        if (dst[0] && !fp_labels_valid(dst, one ? 1 : FP_LABELS_MAX))
+            return fp_error_set(err, 0, "%s: \"%s\" is not %s", key, dst,
+                                one ? "one k=v label" : "k=v labels, comma-separated");
+        return 0;
+    }
+    if (strcmp(key, "near") == 0) {
+        if (copy_str(v, key, s->near, sizeof s->near, err) < 0) return -1;
+        for (const char *c = s->near; *c; c++)
+            if (!isalnum((unsigned char)*c) && !strchr("._-", *c))
+                return fp_error_set(err, 0, "near: \"%s\" is not a node id", s->near);
+        return 0;
+    }
     if (strcmp(key, "user") == 0) {
         if (copy_str(v, key, s->user, sizeof s->user, err) < 0) return -1;
         if (!user_valid(s->user))
@@ -346,6 +362,10 @@ json_t *fp_service_to_json(const fp_service *s)
      * its canonical form (and the generation agents compare) */
     if (j && s->always_on) json_object_set_new(j, "always_on", json_true());
     if (j && s->replicas) json_object_set_new(j, "replicas", json_integer(s->replicas));
+    if (j && s->labels[0]) json_object_set_new(j, "labels", json_string(s->labels));
+    if (j && s->prefer_label[0])
+        json_object_set_new(j, "prefer_label", json_string(s->prefer_label));
+    if (j && s->near[0]) json_object_set_new(j, "near", json_string(s->near));
     /* The policy fields only when set: a definition without a policy
      * encodes as before, so its digest (the agents' generation) stays the
      * same and an older agent can still read it. */

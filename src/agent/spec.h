@@ -43,9 +43,12 @@ typedef struct fp_service {
     bool writable;        /* writable root file system (default read-only) */
     char user[64];        /* "uid[:gid]" overriding the image's User ("" keeps it) */
     fp_restart restart;
-    unsigned stop_grace_s; /* SIGTERM, then SIGKILL after this (default 10) */
-    bool always_on;        /* the cloud hands it to another fog when its node dies */
-    unsigned replicas;     /* instances over the role's nodes; 0: every node of the role */
+    unsigned stop_grace_s;          /* SIGTERM, then SIGKILL after this (default 10) */
+    bool always_on;                 /* the cloud hands it to another fog when its node dies */
+    unsigned replicas;              /* instances over the role's nodes; 0: every node of the role */
+    char labels[FP_LABELS_MAX + 1]; /* "k=v,...": only nodes carrying all ("": any) */
+    char prefer_label[FP_LABELS_MAX + 1]; /* "k=v": nodes carrying it first */
+    char near[64];                        /* a node id: the nodes nearest it first */
     /* Enforced by the agent (agent/enforce.h): above one of these for the
      * whole window, the service is stopped for good ("violated"). 0: none. */
     double max_cpu;      /* share of one CPU */

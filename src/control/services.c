@@ -76,7 +76,8 @@ static int db_fail(fp_services *sv, sqlite3_stmt *st, fp_error *err)
     return -1;
 }
 
-int fp_services_put(fp_services *sv, const fp_service *s, bool *replaced, fp_error *err)
+int fp_services_put(fp_services *sv, const fp_service *s, bool keep_placements, bool *replaced,
+                    fp_error *err)
 {
     json_t *j = fp_service_to_json(s);
     char *text = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
@@ -109,6 +110,11 @@ int fp_services_put(fp_services *sv, const fp_service *s, bool *replaced, fp_err
     sqlite3_finalize(st);
     /* a new definition is placed afresh (it may name another node or
      * role, and its instances restart anyway) */
+    if (keep_placements) {
+        pthread_mutex_unlock(&sv->lock);
+        if (replaced) *replaced = existed;
+        return 0;
+    }
     if (sqlite3_prepare_v2(sv->db, "DELETE FROM placements WHERE service = ?1", -1, &st, NULL) !=
         SQLITE_OK)
         return db_fail(sv, st, err);
@@ -219,6 +225,10 @@ void fp_service_place_of(const json_t *def, fp_place_service *out)
         .role = json_string_value(json_object_get(def, "role")) ?: "",
         .always_on = json_is_true(json_object_get(def, "always_on")),
         .replicas = (unsigned)json_integer_value(json_object_get(def, "replicas")),
+        .labels = json_string_value(json_object_get(def, "labels")),
+        .prefer_label = json_string_value(json_object_get(def, "prefer_label")),
+        .near = json_string_value(json_object_get(def, "near")),
+        .memory = (uint64_t)json_integer_value(json_object_get(def, "memory")),
     };
 }
 

@@ -19,8 +19,11 @@ typedef struct fp_services fp_services;
 int fp_services_open(fp_services **out, const char *data_dir, fp_error *err);
 void fp_services_close(fp_services *sv);
 
-/* Create or replace the definition named s->name; *replaced tells which. */
-int fp_services_put(fp_services *sv, const fp_service *s, bool *replaced, fp_error *err);
+/* Create or replace the definition named s->name; *replaced tells which.
+ * A replaced definition is placed afresh unless keep_placements (an update
+ * that changed no placement field). */
+int fp_services_put(fp_services *sv, const fp_service *s, bool keep_placements, bool *replaced,
+                    fp_error *err);
 /* 0, or 1 when there is no such service. Its reported instances go too. */
 int fp_services_delete(fp_services *sv, const char *name, fp_error *err);
 /* Every definition, by name: a JSON array of fp_service_to_json objects
