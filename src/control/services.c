@@ -10,11 +10,13 @@
 
 #include "core/config.h"
 #include "core/fs.h"
+#include "core/log.h"
 #include "control/placement.h"
 
 struct fp_services {
     sqlite3 *db;
     pthread_mutex_t lock; /* one connection, many request threads */
+    fp_services_limits limits;
 };
 
 /* Definitions and reports are kept as the JSON they travel as: the
@@ -58,6 +60,57 @@ int fp_services_open(fp_services **out, const char *data_dir, fp_error *err)
     }
     *out = sv;
     return 0;
+}
+
+void fp_services_set_limits(fp_services *sv, const fp_services_limits *limits)
+{
+    pthread_mutex_lock(&sv->lock);
+    sv->limits = *limits;
+    pthread_mutex_unlock(&sv->lock);
+}
+
+/* Under the lock: run sql with ?1 bound; rows changed, or -1. */
+static int delete_bound(fp_services *sv, const char *sql, sqlite3_int64 v)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(sv->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        sqlite3_finalize(st);
+        return -1;
+    }
+    sqlite3_bind_int64(st, 1, v);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? sqlite3_changes(sv->db) : -1;
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Under the lock: keep the newest violations_max violations (seq only
+ * grows, so this is a range delete on the primary key). */
+static int trim_violations(fp_services *sv)
+{
+    if (!sv->limits.violations_max) return 0;
+    return delete_bound(sv,
+                        "DELETE FROM violations WHERE seq <= (SELECT MAX(seq) FROM violations) - ?1",
+                        sv->limits.violations_max);
+}
+
+int fp_services_prune(fp_services *sv, time_t now, fp_error *err)
+{
+    pthread_mutex_lock(&sv->lock);
+    int total = 0, n = trim_violations(sv);
+    total += n > 0 ? n : 0;
+    if (n >= 0 && sv->limits.violations_age_s) {
+        n = delete_bound(sv, "DELETE FROM violations WHERE recorded < ?1",
+                         (sqlite3_int64)now - sv->limits.violations_age_s);
+        total += n > 0 ? n : 0;
+    }
+    if (n >= 0 && sv->limits.instances_age_s) {
+        n = delete_bound(sv, "DELETE FROM instances WHERE reported < ?1",
+                         (sqlite3_int64)now - sv->limits.instances_age_s);
+        total += n > 0 ? n : 0;
+    }
+    if (n < 0) fp_error_set(err, 0, "control.db: %s", sqlite3_errmsg(sv->db));
+    pthread_mutex_unlock(&sv->lock);
+    return n < 0 ? -1 : total;
 }
 
 void fp_services_close(fp_services *sv)
@@ -389,6 +442,8 @@ int fp_services_violation(fp_services *sv, const char *node, const char *service
     if (rc != SQLITE_DONE) return db_fail(sv, st, err);
     int added = sqlite3_changes(sv->db);
     sqlite3_finalize(st);
+    if (added && trim_violations(sv) < 0)
+        fp_warn("event=violations_trim_failed error=\"%s\"", sqlite3_errmsg(sv->db));
     pthread_mutex_unlock(&sv->lock);
     return added ? 0 : 1;
 }

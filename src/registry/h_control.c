@@ -248,3 +248,18 @@ out:
     json_decref(nodes);
     pthread_mutex_unlock(&place_lock);
 }
+
+void fp_control_prune(struct fp_registry *reg, time_t now)
+{
+    /* age limits are in seconds to days: a look every few seconds is
+     * plenty, and the count limit is kept as violations are recorded */
+    static time_t last;
+    if (!reg->services || now - last < 5) return;
+    last = now;
+    fp_error err;
+    int n = fp_services_prune(reg->services, now, &err);
+    if (n < 0)
+        fp_warn("event=control_prune_failed error=\"%s\"", err.msg);
+    else if (n > 0)
+        fp_info("event=control_pruned rows=%d", n);
+}
