@@ -75,7 +75,8 @@ int fp_cmd_nodes(int argc, char **argv)
                             : now - seen > 30                           ? "down"
                                                                         : "up";
         const char *labels = json_string_value(json_object_get(n, "labels"));
-        printf("%-12s %-6s %-10s %-32s %-6s %-20s %s\n", json_string_value(json_object_get(n, "id")),
+        printf("%-12s %-6s %-10s %-32s %-6s %-20s %s\n",
+               json_string_value(json_object_get(n, "id")),
                json_string_value(json_object_get(n, "role")), parent && parent[0] ? parent : "-",
                url && url[0] ? url : "-", ago, labels && labels[0] ? labels : "-", state);
     }

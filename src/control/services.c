@@ -88,9 +88,9 @@ static int delete_bound(fp_services *sv, const char *sql, sqlite3_int64 v)
 static int trim_violations(fp_services *sv)
 {
     if (!sv->limits.violations_max) return 0;
-    return delete_bound(sv,
-                        "DELETE FROM violations WHERE seq <= (SELECT MAX(seq) FROM violations) - ?1",
-                        sv->limits.violations_max);
+    return delete_bound(
+        sv, "DELETE FROM violations WHERE seq <= (SELECT MAX(seq) FROM violations) - ?1",
+        sv->limits.violations_max);
 }
 
 int fp_services_prune(fp_services *sv, time_t now, fp_error *err)

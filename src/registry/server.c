@@ -569,12 +569,11 @@ int fp_registry_start(fp_registry **out, const fp_config *cfg, fp_store *store,
         return -1;
     }
     if (reg->services)
-        fp_services_set_limits(reg->services,
-                               &(fp_services_limits){
-                                   .violations_max = cfg->control_violations_max,
-                                   .violations_age_s = cfg->control_violations_age_s,
-                                   .instances_age_s = cfg->control_instances_age_s,
-                               });
+        fp_services_set_limits(reg->services, &(fp_services_limits){
+                                                  .violations_max = cfg->control_violations_max,
+                                                  .violations_age_s = cfg->control_violations_age_s,
+                                                  .instances_age_s = cfg->control_instances_age_s,
+                                              });
     if (fp_event_streams_new(&reg->streams) < 0) {
         fp_registry_stop(reg);
         return fp_error_set(err, ENOMEM, "registry");
