@@ -344,15 +344,20 @@ def cmd_table(a):
     if hb:
         out += ["Heartbeat capacity (simulated nodes, 1 heartbeat/s each; the cloud's CPU "
                 "over the measuring window):", "",
-                "| nodes | heartbeats/s | cloud CPU (% of one core) | p50 | p99 | failed |"
-                " load generator CPU |",
-                "|---|---|---|---|---|---|---|"]
+                "| nodes | heartbeats/s sent | cloud CPU (% of one core) | CPU per heartbeat |"
+                " p50 | p99 | failed | load generator CPU |",
+                "|---|---|---|---|---|---|---|---|"]
         for r in hb:
+            per = 1e6 * r["cpu"] / r["rate"] if r["rate"] else 0
             out.append(f"| {r['nodes']} | {r['rate']:.0f} | {100 * r['cpu']:.1f} % | "
-                       f"{r['p50_ms']:.2f} ms | {r['p99_ms']:.2f} ms | {r['fails']} | "
-                       f"{100 * r['gen_cpu']:.0f} % |")
-        ok = [r["nodes"] for r in hb if r["cpu"] < 0.5 and r["fails"] == 0]
-        out += ["", f"Largest N measured at < 50 % of one core: {max(ok) if ok else 'none'}"
+                       f"{per:.0f} µs | {r['p50_ms']:.2f} ms | {r['p99_ms']:.2f} ms | "
+                       f"{r['fails']} | {100 * r['gen_cpu']:.0f} % |")
+        # a step counts when the generator delivered its rate (a busy
+        # machine may not let it) without failures
+        ok = [r["nodes"] for r in hb
+              if r["cpu"] < 0.5 and r["fails"] == 0 and r["rate"] >= 0.95 * r["nodes"]]
+        out += ["", f"Largest N delivered in full at < 50 % of one core: "
+                f"{max(ok) if ok else 'none'}"
                 f"{' (the largest step run)' if ok and max(ok) == hb[-1]['nodes'] else ''}.", ""]
     print("\n".join(out))
 

@@ -22,6 +22,7 @@ static void help(void)
         "                       [--cap CAP_NAME]... [--writable] [--stop-grace SECONDS]\n"
         "                       [--always-on] [--replicas N]\n"
         "                       [--label K=V]... [--prefer-label K=V] [--near NODE]\n"
+        "                       [--host-path HOST:CONTAINER[:ro]]...\n"
         "                       [--max-cpu SHARE] [--max-memory BYTES] [--max-pids N]\n"
         "                       [--window SECONDS]\n"
         "       fogport service update NAME [any create option]... [--clear FIELD]...\n"
@@ -50,8 +51,9 @@ static void help(void)
         "or --max-pids for the whole --window (default 10 s), the agent stops the\n"
         "service for good (state violated) and the violation is recorded with its\n"
         "samples (fogport violations); creating the service again clears it.\n"
-        "Capabilities and ports beyond the cloud's node policy ([control]\n"
-        "allowed_capabilities, allowed_ports) are refused.\n\n"
+        "Capabilities, ports and host paths beyond the cloud's node policy\n"
+        "([control] allowed_capabilities, allowed_ports, allowed_host_paths) are\n"
+        "refused; a service gets no host path unless that policy allows it.\n\n"
         "examples:\n"
         "  fogport service create web --image web_service:latest --role fog --port 8080 \\\n"
         "      --memory 64M --cpus 0.5 --pids 64\n"
@@ -151,13 +153,14 @@ static int define(int argc, char **argv, bool update)
         {"prefer-label", required_argument, NULL, 'F'},
         {"near", required_argument, NULL, 'z'},
         {"clear", required_argument, NULL, 'Z'},
+        {"host-path", required_argument, NULL, 'H'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     json_t *def = json_object();
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "i:n:r:p:m:c:P:e:R:E:C:u:K:wg:X:M:D:W:AN:L:F:z:Z:h", opts,
+    while ((c = getopt_long(argc, argv, "i:n:r:p:m:c:P:e:R:E:C:u:K:wg:X:M:D:W:AN:L:F:z:Z:H:h", opts,
                             NULL)) != -1) {
         uint64_t n;
         char *end;
@@ -282,6 +285,9 @@ static int define(int argc, char **argv, bool update)
             break;
         case 'z':
             json_object_set_new(def, "near", json_string(optarg));
+            break;
+        case 'H':
+            add_strv(def, "host_paths", optarg);
             break;
         case 'Z':
             if (!update) {

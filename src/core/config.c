@@ -62,6 +62,7 @@ static const struct key keys[] = {
     NUM("control", "instances_max_age", K_DURATION, control_instances_age_s),
     STR("control", "allowed_capabilities", control_allowed_caps),
     STR("control", "allowed_ports", control_allowed_ports),
+    STR("control", "allowed_host_paths", control_allowed_host_paths),
     STR("server", "listen", listen),
     NUM("server", "threads", K_UINT, threads),
     NUM("server", "timeout", K_DURATION, timeout_s),

@@ -49,6 +49,7 @@ typedef struct fp_config {
     /* [control] cloud: the node policy shipped to agents (agent/enforce.h) */
     char control_allowed_caps[1024]; /* capabilities a service may ask for ("": Docker's set) */
     char control_allowed_ports[512]; /* ports a service may listen on ("": any) */
+    char control_allowed_host_paths[1024]; /* directories services may bind ("": none) */
     /* [server] */
     char listen[256];   /* host:port, [v6]:port */
     unsigned threads;   /* 0: one per CPU */

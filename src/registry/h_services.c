@@ -82,7 +82,8 @@ static json_t *node_policy(fp_req *r)
     fp_error err;
     const fp_config *cfg = r->reg->cfg;
     /* checked at start (server.c): this cannot fail but on memory */
-    if (fp_node_policy_build(cfg->control_allowed_caps, cfg->control_allowed_ports, &p, &err) < 0)
+    if (fp_node_policy_build(cfg->control_allowed_caps, cfg->control_allowed_ports,
+                             cfg->control_allowed_host_paths, &p, &err) < 0)
         fp_warn("event=node_policy_invalid error=\"%s\"", err.msg);
     return p;
 }
@@ -109,11 +110,12 @@ static bool refuse_privileges(fp_req *r, const json_t *j)
         static atomic_uint seq;
         char id[96];
         snprintf(id, sizeof id, "cloud-%lld-%u", (long long)time(NULL), atomic_fetch_add(&seq, 1));
-        json_t *v = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:O?, s:O?, s:O?}", "id", id,
-                              "kind", "privilege", "message", why, "action", "refused", "image",
-                              image, "by", r->user, "time", (json_int_t)time(NULL), "capabilities",
-                              json_object_get(j, "capabilities"), "ports",
-                              json_object_get(j, "ports"), "policy", pol);
+        json_t *v =
+            json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:O?, s:O?, s:O?, s:O?}", "id", id,
+                      "kind", "privilege", "message", why, "action", "refused", "image", image,
+                      "by", r->user, "time", (json_int_t)time(NULL), "capabilities",
+                      json_object_get(j, "capabilities"), "ports", json_object_get(j, "ports"),
+                      "host_paths", json_object_get(j, "host_paths"), "policy", pol);
         fp_error err;
         if (fp_services_violation(r->reg->services, "cloud", name, v, &err) < 0)
             fp_warn("event=violation_record_failed service=%s error=\"%s\"", name, err.msg);

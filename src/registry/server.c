@@ -539,7 +539,8 @@ static int resolve_listen(const char *listen, struct sockaddr_storage *ss, sockl
 static int node_policy_check(const fp_config *cfg, fp_error *err)
 {
     json_t *p = NULL;
-    int rc = fp_node_policy_build(cfg->control_allowed_caps, cfg->control_allowed_ports, &p, err);
+    int rc = fp_node_policy_build(cfg->control_allowed_caps, cfg->control_allowed_ports,
+                                  cfg->control_allowed_host_paths, &p, err);
     json_decref(p);
     return rc;
 }

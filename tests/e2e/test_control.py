@@ -9,6 +9,7 @@ A sandbox with two fogs in their own network namespaces (a service keeps its
 port on either): fog-1 carries zone=north, fog-2 zone=south. Needs root,
 runc and `ip netns`."""
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -178,12 +179,26 @@ def test_update_replaces_the_instance_and_no_change_is_a_no_op(sb):
     assert wait_for(lambda: not instances(sb, "web"), 30, 0.5), instances(sb, "web")
 
 
+def test_host_paths_are_refused_by_default(sb):
+    r = cli(sb, "service", "create", "hp", "--image", "web_service:latest", "--node", "fog-1",
+            "--host-path", "/etc:/www:ro", check=False)
+    assert r.returncode != 0 and "host path /etc is not allowed" in r.stderr, r.stderr
+    r = cli(sb, "service", "create", "hp", "--image", "web_service:latest", "--node", "fog-1",
+            "--host-path", "/etc/../x:/www", check=False)
+    assert r.returncode != 0 and "HOST:CONTAINER" in r.stderr, r.stderr
+    assert "hp" not in cli(sb, "service", "ls").stdout
+
+
 def test_violations_are_bounded(sb):
     """[control] violations_max keeps the newest; violations_max_age drops
     the old ones (the cloud's refusals of definitions are violations too)."""
     cloud = sb.cloud
+    sb.shared = os.path.join(sb.cloud.dir, "shared")
+    os.makedirs(os.path.join(sb.shared, "www"))
+    with open(os.path.join(sb.shared, "www", "index.html"), "w") as f:
+        f.write("web_service from the host\n")
     cloud.set_config("control", violations_max="3", violations_max_age="6s",
-                     allowed_ports=str(PORT))
+                     allowed_ports=str(PORT), allowed_host_paths=sb.shared)
     cloud.stop()
     cloud.start()
     for i in range(5):
@@ -194,3 +209,21 @@ def test_violations_are_bounded(sb):
     assert [v["service"] for v in kept] == ["v2", "v3", "v4"], kept
     assert wait_for(lambda: cli_json(sb, "violations") == [], 20, 1), cli_json(sb, "violations")
     cloud.wait_log(r"event=control_pruned rows=3", timeout=5)
+
+
+def test_host_path_allowed_by_the_node_policy_is_mounted(sb):
+    """The cloud's [control] allowed_host_paths (set above) lets a
+    definition bind a directory below it; the container sees the host's
+    files there (read-only)."""
+    fog1 = sb["fog-1"]
+    cli(sb, "service", "create", "hp", "--image", "web_service:latest", "--node", "fog-1",
+        "--port", PORT, "--host-path", f"{sb.shared}/www:/www:ro", *HTTPD)
+    assert wait_for(lambda: running_on(sb, "hp") == ["fog-1"], 60, 0.5), instances(sb, "hp")
+    assert wait_for(lambda: answers(fog1), 10)
+    body = requests.get(f"http://{fog1.address}:{PORT}/", timeout=5).text
+    assert body == "web_service from the host\n", body
+    # outside the allowed directory: refused
+    r = cli(sb, "service", "update", "hp", "--host-path", "/etc:/www:ro", check=False)
+    assert r.returncode != 0 and "host path /etc is not allowed" in r.stderr, r.stderr
+    cli(sb, "service", "delete", "hp")
+    assert wait_for(lambda: not answers(fog1), 20, 0.5)
