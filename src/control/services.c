@@ -83,14 +83,16 @@ static int delete_bound(fp_services *sv, const char *sql, sqlite3_int64 v)
     return rc;
 }
 
-/* Under the lock: keep the newest violations_max violations (seq only
- * grows, so this is a range delete on the primary key). */
+/* Under the lock: keep the newest violations_max violations: delete from
+ * the one past them down (a range on the primary key). Not MAX(seq) - max:
+ * an ignored repeat (INSERT OR IGNORE) uses up a seq too. */
 static int trim_violations(fp_services *sv)
 {
     if (!sv->limits.violations_max) return 0;
-    return delete_bound(
-        sv, "DELETE FROM violations WHERE seq <= (SELECT MAX(seq) FROM violations) - ?1",
-        sv->limits.violations_max);
+    return delete_bound(sv,
+                        "DELETE FROM violations WHERE seq <= (SELECT seq FROM violations "
+                        "ORDER BY seq DESC LIMIT 1 OFFSET ?1)",
+                        sv->limits.violations_max);
 }
 
 int fp_services_prune(fp_services *sv, time_t now, fp_error *err)
