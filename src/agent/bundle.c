@@ -451,6 +451,15 @@ static json_t *build_mounts(const fp_service *svc, const fp_bundle_opts *o)
     if (o->resolv_conf)
         add_mount(m, "/etc/resolv.conf", "bind", o->resolv_conf,
                   (const char *[]){"rbind", "ro", "nosuid", "nodev", "noexec", NULL});
+    /* host paths the node policy allowed (agent/enforce.h): never devices
+     * or set-uid programs from the host */
+    for (size_t i = 0; svc->host_paths && svc->host_paths[i]; i++) {
+        char host[512], ctr[512];
+        bool ro;
+        if (fp_host_path_parse(svc->host_paths[i], host, ctr, &ro) < 0) continue;
+        add_mount(m, ctr, "bind", host,
+                  (const char *[]){"rbind", ro ? "ro" : "rw", "nosuid", "nodev", NULL});
+    }
     return m;
 }
 

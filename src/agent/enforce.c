@@ -128,7 +128,8 @@ static int parse_port(const char *s, long *out)
     return 0;
 }
 
-int fp_node_policy_build(const char *capabilities, const char *ports, json_t **out, fp_error *err)
+int fp_node_policy_build(const char *capabilities, const char *ports, const char *host_paths,
+                         json_t **out, fp_error *err)
 {
     json_t *pol = json_object();
     char item[128];
@@ -171,6 +172,25 @@ int fp_node_policy_build(const char *capabilities, const char *ports, json_t **o
             json_array_append_new(ranges, json_pack("[I, I]", (json_int_t)lo, (json_int_t)hi));
         }
     }
+    json_t *prefixes = json_array();
+    json_object_set_new(pol, "host_paths", prefixes);
+    char dir[512];
+    for (p = host_paths ? host_paths : ""; next_item(&p, dir, sizeof dir);) {
+        if (!strcmp(dir, "none")) continue;
+        char h[512], c[512];
+        bool ro;
+        char probe[1100];
+        snprintf(probe, sizeof probe, "%s:/x", dir);
+        size_t n = strlen(dir);
+        if (n < 2 || fp_host_path_parse(probe, h, c, &ro) < 0 || dir[n - 1] == '/') {
+            json_decref(pol);
+            return fp_error_set(err, 0,
+                                "[control] allowed_host_paths: \"%s\" is not an absolute "
+                                "directory (not /)",
+                                dir);
+        }
+        json_array_append_new(prefixes, json_string(dir));
+    }
     *out = pol;
     return 0;
 }
@@ -183,6 +203,20 @@ static bool cap_allowed(const char *cap, const json_t *allowed)
     json_t *it;
     json_array_foreach(allowed, i, it) if (json_is_string(it) &&
                                            !strcmp(json_string_value(it), cap)) return true;
+    return false;
+}
+
+/* Is host (normalized) one of the prefixes or below one? */
+static bool host_path_allowed(const char *host, const json_t *prefixes)
+{
+    size_t i;
+    json_t *it;
+    json_array_foreach(prefixes, i, it)
+    {
+        const char *pre = json_string_value(it);
+        size_t n = pre ? strlen(pre) : 0;
+        if (n && !strncmp(host, pre, n) && (host[n] == '\0' || host[n] == '/')) return true;
+    }
     return false;
 }
 
@@ -228,6 +262,21 @@ int fp_enforce_privileges(const json_t *def, const json_t *policy, char *why, si
         if (!port_allowed(json_integer_value(it), json_object_get(policy, "ports"))) {
             snprintf(why, whylen, "port %lld is not allowed by the node policy",
                      (long long)json_integer_value(it));
+            return 1;
+        }
+    }
+    json_array_foreach(json_object_get(def, "host_paths"), i, it)
+    {
+        char host[512], ctr[512];
+        bool ro;
+        const char *hp = json_string_value(it);
+        if (!hp || fp_host_path_parse(hp, host, ctr, &ro) < 0) {
+            snprintf(why, whylen, "host_paths[%zu]: not HOST:CONTAINER[:ro]", i);
+            return 1;
+        }
+        /* none by default: a host path is a way out of the container */
+        if (!host_path_allowed(host, json_object_get(policy, "host_paths"))) {
+            snprintf(why, whylen, "host path %.200s is not allowed by the node policy", host);
             return 1;
         }
     }

@@ -91,15 +91,19 @@ json_t *fp_enforce_evidence(const fp_enforce_sample *s, const fp_enforce_verdict
                             const fp_enforce_policy *p);
 
 /* The node policy as shipped to agents: {"capabilities": [...] or null
- * (Docker's default set), "ports": [[lo, hi], ...] or null (any)}, from
- * the cloud's [control] allowed_capabilities and allowed_ports ("" keeps
- * the default; "none" allows nothing; ports as "80, 443, 8000-8999").
- * Capabilities outside Docker's default set are refused: the policy only
- * narrows. */
-int fp_node_policy_build(const char *capabilities, const char *ports, json_t **out, fp_error *err);
+ * (Docker's default set), "ports": [[lo, hi], ...] or null (any),
+ * "host_paths": [prefix, ...]}, from the cloud's [control]
+ * allowed_capabilities and allowed_ports ("" keeps the default; "none"
+ * allows nothing; ports as "80, 443, 8000-8999") and allowed_host_paths
+ * (absolute directories a definition may bind-mount from, themselves or
+ * below; "" or "none": no host path at all). Capabilities outside Docker's
+ * default set are refused: the policy only narrows. */
+int fp_node_policy_build(const char *capabilities, const char *ports, const char *host_paths,
+                         json_t **out, fp_error *err);
 
 /* Does the definition def (raw JSON) ask for more than policy (NULL: the
- * default) allows? 1 and why (a sentence naming the capability or port)
+ * default) allows? 1 and why (a sentence naming the capability, port or
+ * host path)
  * when it does, 0 when not. */
 int fp_enforce_privileges(const json_t *def, const json_t *policy, char *why, size_t whylen);
 

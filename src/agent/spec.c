@@ -80,6 +80,7 @@ void fp_service_free(fp_service *s)
     fp_strv_free(s->cmd);
     fp_strv_free(s->env);
     fp_strv_free(s->capabilities);
+    fp_strv_free(s->host_paths);
     fp_service_init(s);
 }
 
@@ -129,6 +130,40 @@ static int copy_strv(const json_t *v, const char *key, fp_strv *dst, fp_error *e
     return 0;
 }
 
+/* An absolute path without "..", "." or empty components. */
+static bool abs_path_ok(const char *p, size_t len)
+{
+    if (len == 0 || len >= 512 || p[0] != '/') return false;
+    if (len == 1) return true;
+    for (size_t i = 0; i < len;) {
+        size_t j = i + 1;
+        while (j < len && p[j] != '/')
+            j++;
+        size_t n = j - i - 1;
+        if (n == 0 || (n == 1 && p[i + 1] == '.') || (n == 2 && !memcmp(p + i + 1, "..", 2)))
+            return false;
+        i = j;
+    }
+    return true;
+}
+
+int fp_host_path_parse(const char *spec, char host[512], char ctr[512], bool *ro)
+{
+    if (strchr(spec, ',')) return -1;
+    const char *c1 = strchr(spec, ':');
+    if (!c1) return -1;
+    const char *c2 = strchr(c1 + 1, ':');
+    size_t hl = (size_t)(c1 - spec), cl = c2 ? (size_t)(c2 - c1 - 1) : strlen(c1 + 1);
+    if (c2 && strcmp(c2 + 1, "ro") != 0) return -1;
+    if (!abs_path_ok(spec, hl) || !abs_path_ok(c1 + 1, cl) || (cl == 1)) return -1;
+    memcpy(host, spec, hl);
+    host[hl] = '\0';
+    memcpy(ctr, c1 + 1, cl);
+    ctr[cl] = '\0';
+    *ro = c2 != NULL;
+    return 0;
+}
+
 static int env_valid(const char *kv)
 {
     const char *eq = strchr(kv, '=');
@@ -165,6 +200,22 @@ static int parse_field(const char *key, const json_t *v, fp_service *s, fp_error
     if (strcmp(key, "digest") == 0) return copy_str(v, key, s->digest, sizeof s->digest, err);
     if (strcmp(key, "node") == 0) return copy_str(v, key, s->node, sizeof s->node, err);
     if (strcmp(key, "role") == 0) return copy_str(v, key, s->role, sizeof s->role, err);
+    if (strcmp(key, "labels") == 0 || strcmp(key, "prefer_label") == 0) {
+        bool one = key[0] == 'p';
+        char *dst = one ? s->prefer_label : s->labels;
+        if (copy_str(v, key, dst, FP_LABELS_MAX + 1, err) < 0) return -1;
+        if (dst[0] && !fp_labels_valid(dst, one ? 1 : FP_LABELS_MAX))
+            return fp_error_set(err, 0, "%s: \"%s\" is not %s", key, dst,
+                                one ? "one k=v label" : "k=v labels, comma-separated");
+        return 0;
+    }
+    if (strcmp(key, "near") == 0) {
+        if (copy_str(v, key, s->near, sizeof s->near, err) < 0) return -1;
+        for (const char *c = s->near; *c; c++)
+            if (!isalnum((unsigned char)*c) && !strchr("._-", *c))
+                return fp_error_set(err, 0, "near: \"%s\" is not a node id", s->near);
+        return 0;
+    }
     if (strcmp(key, "user") == 0) {
         if (copy_str(v, key, s->user, sizeof s->user, err) < 0) return -1;
         if (!user_valid(s->user))
@@ -175,6 +226,18 @@ static int parse_field(const char *key, const json_t *v, fp_service *s, fp_error
     if (strcmp(key, "cmd") == 0) return copy_strv(v, key, &s->cmd, err);
     if (strcmp(key, "env") == 0) return copy_strv(v, key, &s->env, err);
     if (strcmp(key, "capabilities") == 0) return copy_strv(v, key, &s->capabilities, err);
+    if (strcmp(key, "host_paths") == 0) {
+        if (copy_strv(v, key, &s->host_paths, err) < 0) return -1;
+        char host[512], ctr[512];
+        bool ro;
+        for (size_t i = 0; s->host_paths[i]; i++)
+            if (fp_host_path_parse(s->host_paths[i], host, ctr, &ro) < 0)
+                return fp_error_set(err, 0,
+                                    "host_paths: \"%s\" is not HOST:CONTAINER[:ro] (absolute "
+                                    "paths, not /)",
+                                    s->host_paths[i]);
+        return 0;
+    }
     if (strcmp(key, "writable") == 0) {
         if (!json_is_boolean(v)) return fp_error_set(err, 0, "writable: expected true or false");
         s->writable = json_is_true(v);
@@ -346,6 +409,11 @@ json_t *fp_service_to_json(const fp_service *s)
      * its canonical form (and the generation agents compare) */
     if (j && s->always_on) json_object_set_new(j, "always_on", json_true());
     if (j && s->replicas) json_object_set_new(j, "replicas", json_integer(s->replicas));
+    if (j && s->labels[0]) json_object_set_new(j, "labels", json_string(s->labels));
+    if (j && s->prefer_label[0])
+        json_object_set_new(j, "prefer_label", json_string(s->prefer_label));
+    if (j && s->near[0]) json_object_set_new(j, "near", json_string(s->near));
+    if (j && s->host_paths) json_object_set_new(j, "host_paths", strv_json(s->host_paths));
     /* The policy fields only when set: a definition without a policy
      * encodes as before, so its digest (the agents' generation) stays the
      * same and an older agent can still read it. */

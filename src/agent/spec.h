@@ -41,11 +41,15 @@ typedef struct fp_service {
     uint32_t pids;        /* most processes at once; 0: the agent's default */
     fp_strv capabilities; /* "CAP_NET_BIND_SERVICE", ...; NULL: Docker's default set */
     bool writable;        /* writable root file system (default read-only) */
+    fp_strv host_paths;   /* "HOST:CONTAINER[:ro]" bind mounts; NULL: none (the default) */
     char user[64];        /* "uid[:gid]" overriding the image's User ("" keeps it) */
     fp_restart restart;
-    unsigned stop_grace_s; /* SIGTERM, then SIGKILL after this (default 10) */
-    bool always_on;        /* the cloud hands it to another fog when its node dies */
-    unsigned replicas;     /* instances over the role's nodes; 0: every node of the role */
+    unsigned stop_grace_s;          /* SIGTERM, then SIGKILL after this (default 10) */
+    bool always_on;                 /* the cloud hands it to another fog when its node dies */
+    unsigned replicas;              /* instances over the role's nodes; 0: every node of the role */
+    char labels[FP_LABELS_MAX + 1]; /* "k=v,...": only nodes carrying all ("": any) */
+    char prefer_label[FP_LABELS_MAX + 1]; /* "k=v": nodes carrying it first */
+    char near[64];                        /* a node id: the nodes nearest it first */
     /* Enforced by the agent (agent/enforce.h): above one of these for the
      * whole window, the service is stopped for good ("violated"). 0: none. */
     double max_cpu;      /* share of one CPU */
@@ -72,6 +76,10 @@ json_t *fp_service_to_json(const fp_service *s);
  * when its definition names none, and the most a definition may ask for. */
 extern const char *const fp_default_capabilities[];
 bool fp_capability_default(const char *cap);
+
+/* One host path entry "HOST:CONTAINER[:ro]" (absolute, normalized paths:
+ * no "..", "." or "//", no ':' or ','): 0, or -1 when it is not one. */
+int fp_host_path_parse(const char *spec, char host[512], char ctr[512], bool *ro);
 
 /* fp_strv helpers. */
 size_t fp_strv_len(const fp_strv v);

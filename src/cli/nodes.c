@@ -16,13 +16,14 @@
 const char fp_help_nodes[] =
     "usage: fogport nodes [--json]\n\n"
     "List every node of the deployment as the cloud's directory knows it: id, role,\n"
-    "parent, registry URL, seconds since its last heartbeat and state. Uses the client\n"
+    "parent, registry URL, seconds since its last heartbeat, labels ([node] labels,\n"
+    "which service definitions select by) and state. Uses the client\n"
     "context (fogport login, or FOGPORT_CONFIG=DIR/client.json for a sandbox).\n\n"
     "example:\n"
     "  FOGPORT_CONFIG=/tmp/sb/client.json fogport nodes\n"
-    "  ID      ROLE   PARENT  URL                      SEEN  STATE\n"
-    "  cloud   cloud  -       https://127.0.0.1:40123  0s    up\n"
-    "  fog-1   fog    cloud   https://127.0.0.1:40125  1s    up\n";
+    "  ID      ROLE   PARENT  URL                      SEEN  LABELS      STATE\n"
+    "  cloud   cloud  -       https://127.0.0.1:40123  0s    -           up\n"
+    "  fog-1   fog    cloud   https://127.0.0.1:40125  1s    zone=north  up\n";
 
 int fp_cli_fetch_nodes(json_t **nodes, fp_error *err)
 {
@@ -50,7 +51,8 @@ int fp_cmd_nodes(int argc, char **argv)
         json_decref(nodes);
         return 0;
     }
-    printf("%-12s %-6s %-10s %-32s %-6s %s\n", "ID", "ROLE", "PARENT", "URL", "SEEN", "STATE");
+    printf("%-12s %-6s %-10s %-32s %-6s %-20s %s\n", "ID", "ROLE", "PARENT", "URL", "SEEN",
+           "LABELS", "STATE");
     time_t now = time(NULL);
     size_t i;
     json_t *n;
@@ -70,9 +72,11 @@ int fp_cmd_nodes(int argc, char **argv)
                             : !seen                                     ? "unseen"
                             : now - seen > 30                           ? "down"
                                                                         : "up";
-        printf("%-12s %-6s %-10s %-32s %-6s %s\n", json_string_value(json_object_get(n, "id")),
+        const char *labels = json_string_value(json_object_get(n, "labels"));
+        printf("%-12s %-6s %-10s %-32s %-6s %-20s %s\n",
+               json_string_value(json_object_get(n, "id")),
                json_string_value(json_object_get(n, "role")), parent && parent[0] ? parent : "-",
-               url && url[0] ? url : "-", ago, state);
+               url && url[0] ? url : "-", ago, labels && labels[0] ? labels : "-", state);
     }
     json_decref(nodes);
     return 0;

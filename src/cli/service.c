@@ -1,4 +1,4 @@
-/* fogport service create|delete|ls|show: the desired state at the cloud.
+/* fogport service create|update|delete|ls|show: the desired state at the cloud.
  * A definition says which image runs where (one node, or every node of a
  * role) with which limits; agents on those nodes converge to it. */
 #include <getopt.h>
@@ -19,8 +19,11 @@ const char fp_help_service[] =
     "                       [--entrypoint PROG] [--cmd ARG]... [--user UID[:GID]]\n"
     "                       [--cap CAP_NAME]... [--writable] [--stop-grace SECONDS]\n"
     "                       [--always-on] [--replicas N]\n"
+    "                       [--label K=V]... [--prefer-label K=V] [--near NODE]\n"
+    "                       [--host-path HOST:CONTAINER[:ro]]...\n"
     "                       [--max-cpu SHARE] [--max-memory BYTES] [--max-pids N]\n"
     "                       [--window SECONDS]\n"
+    "       fogport service update NAME [any create option]... [--clear FIELD]...\n"
     "       fogport service delete NAME\n"
     "       fogport service ls [--json]\n"
     "       fogport service show NAME\n\n"
@@ -33,20 +36,29 @@ const char fp_help_service[] =
     "agents restart it). --replicas N runs N instances over the role's nodes\n"
     "(default: one on every node of the role); --always-on makes the cloud hand\n"
     "the service to the nearest healthy fog when its node dies (docs/control.md).\n"
+    "--label K=V (repeatable) runs it only on nodes carrying every label given\n"
+    "([node] labels; with a role and no --replicas: on every such node);\n"
+    "--prefer-label K=V and --near NODE rank the nodes the cloud chooses from\n"
+    "(carrying the label first, then nearest NODE in the directory's tree).\n"
+    "update changes only the fields given (--clear FIELD resets one, e.g.\n"
+    "--clear labels); --node replaces --role and the other way round. Changing\n"
+    "nothing is a no-op; otherwise the agents replace the instances.\n"
     "Uses the client context (fogport login).\n\n"
 
     "Policy: above --max-cpu (share of one CPU), --max-memory (below --memory)\n"
     "or --max-pids for the whole --window (default 10 s), the agent stops the\n"
     "service for good (state violated) and the violation is recorded with its\n"
     "samples (fogport violations); creating the service again clears it.\n"
-    "Capabilities and ports beyond the cloud's node policy ([control]\n"
-    "allowed_capabilities, allowed_ports) are refused.\n\n"
+    "Capabilities, ports and host paths beyond the cloud's node policy\n"
+    "([control] allowed_capabilities, allowed_ports, allowed_host_paths) are\n"
+    "refused; a service gets no host path unless that policy allows it.\n\n"
     "examples:\n"
     "  fogport service create web --image web_service:latest --role fog --port 8080 \\\n"
     "      --memory 64M --cpus 0.5 --pids 64\n"
     "  fogport service create sensor --image iot_service:1.0 --node edge-1 --env INTERVAL=1\n"
     "  fogport service create web --image web_service:latest --node fog-1 --port 8080 \\\n"
     "      --always-on\n"
+    "  fogport service update web --memory 128M --label zone=north\n"
     "  fogport service delete web\n"
     "  fogport service ls --json\n"
     "  fogport service show web\n";
@@ -61,7 +73,58 @@ static int add_strv(json_t *def, const char *key, const char *value)
     return json_array_append_new(a, json_string(value));
 }
 
-static int create(int argc, char **argv)
+/* Append k=v to the comma-separated labels under key. */
+static void add_label(json_t *def, const char *kv)
+{
+    const char *had = json_string_value(json_object_get(def, "labels"));
+    char joined[FP_LABELS_MAX * 2 + 2];
+    snprintf(joined, sizeof joined, "%s%s%s", had ? had : "", had ? "," : "", kv);
+    json_object_set_new(def, "labels", json_string(joined));
+}
+
+static int print_json(json_t *j)
+{
+    fp_cli_print_json(j);
+    json_decref(j);
+    return 0;
+}
+
+/* PATCH the fields given (def, stolen); a node given replaces the role and
+ * the other way round, unless both are. */
+static int send_update(const char *name, json_t *def)
+{
+    if (!fp_service_name_valid(name)) {
+        json_decref(def);
+        return fp_cli_usage_error("service", "not a service name");
+    }
+    if (json_object_size(def) == 0) {
+        json_decref(def);
+        return fp_cli_usage_error("service", "update: say what changes");
+    }
+    bool node = json_string_value(json_object_get(def, "node")) != NULL;
+    bool role = json_string_value(json_object_get(def, "role")) != NULL;
+    if (node && !role) json_object_set_new(def, "role", json_null());
+    if (role && !node) json_object_set_new(def, "node", json_null());
+    char *text = json_dumps(def, JSON_COMPACT);
+    json_decref(def);
+    char path[128];
+    snprintf(path, sizeof path, "/api/v1/services/%s", name);
+    json_t *answer = NULL;
+    fp_error err;
+    int rc = fp_context_call("PATCH", path, text, &answer, &err);
+    free(text);
+    if (rc < 0) return fp_cli_fail(&err);
+    printf("service %s: %s (%s@%s)\n", name,
+           json_is_true(json_object_get(answer, "changed")) ? "updated" : "unchanged",
+           json_string_value(json_object_get(answer, "image")),
+           json_string_value(json_object_get(answer, "digest")));
+    json_decref(answer);
+    return 0;
+}
+
+/* create (update false) or update NAME: the options become the definition,
+ * or the JSON merge patch of the fields given. */
+static int define(int argc, char **argv, bool update)
 {
     static const struct option opts[] = {
         {"image", required_argument, NULL, 'i'},
@@ -85,14 +148,19 @@ static int create(int argc, char **argv)
         {"max-memory", required_argument, NULL, 'M'},
         {"max-pids", required_argument, NULL, 'D'},
         {"window", required_argument, NULL, 'W'},
+        {"label", required_argument, NULL, 'L'},
+        {"prefer-label", required_argument, NULL, 'F'},
+        {"near", required_argument, NULL, 'z'},
+        {"clear", required_argument, NULL, 'Z'},
+        {"host-path", required_argument, NULL, 'H'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     json_t *def = json_object();
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "i:n:r:p:m:c:P:e:R:E:C:u:K:wg:X:M:D:W:AN:h", opts, NULL)) !=
-           -1) {
+    while ((c = getopt_long(argc, argv, "i:n:r:p:m:c:P:e:R:E:C:u:K:wg:X:M:D:W:AN:L:F:z:Z:H:h", opts,
+                            NULL)) != -1) {
         uint64_t n;
         char *end;
         switch (c) {
@@ -200,6 +268,33 @@ static int create(int argc, char **argv)
             json_object_set_new(def, "replicas", json_integer(v));
             break;
         }
+        case 'L':
+            if (!fp_labels_valid(optarg, 1)) {
+                json_decref(def);
+                return fp_cli_usage_error("service", "--label: K=V");
+            }
+            add_label(def, optarg);
+            break;
+        case 'F':
+            if (!fp_labels_valid(optarg, 1)) {
+                json_decref(def);
+                return fp_cli_usage_error("service", "--prefer-label: K=V");
+            }
+            json_object_set_new(def, "prefer_label", json_string(optarg));
+            break;
+        case 'z':
+            json_object_set_new(def, "near", json_string(optarg));
+            break;
+        case 'H':
+            add_strv(def, "host_paths", optarg);
+            break;
+        case 'Z':
+            if (!update) {
+                json_decref(def);
+                return fp_cli_usage_error("service", "--clear is for update");
+            }
+            json_object_set_new(def, optarg, json_null());
+            break;
         case 'h':
             fp_cli_help("service");
             json_decref(def);
@@ -211,8 +306,10 @@ static int create(int argc, char **argv)
     }
     if (optind != argc - 1) {
         json_decref(def);
-        return fp_cli_usage_error("service", "create takes one NAME");
+        return fp_cli_usage_error("service",
+                                  update ? "update takes one NAME" : "create takes one NAME");
     }
+    if (update) return send_update(argv[optind], def);
     json_object_set_new(def, "name", json_string(argv[optind]));
     /* refuse here what the cloud would refuse, with the same words */
     fp_service s;
@@ -232,13 +329,6 @@ static int create(int argc, char **argv)
            json_string_value(json_object_get(answer, "image")),
            json_string_value(json_object_get(answer, "digest")));
     json_decref(answer);
-    return 0;
-}
-
-static int print_json(json_t *j)
-{
-    fp_cli_print_json(j);
-    json_decref(j);
     return 0;
 }
 
@@ -289,7 +379,8 @@ int fp_cmd_service(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     const char *sub = argv[1];
-    if (!strcmp(sub, "create")) return create(argc - 1, argv + 1);
+    if (!strcmp(sub, "create")) return define(argc - 1, argv + 1, false);
+    if (!strcmp(sub, "update")) return define(argc - 1, argv + 1, true);
     if (!strcmp(sub, "ls")) return list(argc > 2 && !strcmp(argv[2], "--json"));
     if ((!strcmp(sub, "delete") || !strcmp(sub, "show")) && argc == 3) {
         if (!fp_service_name_valid(argv[2]))

@@ -10,11 +10,13 @@
 
 #include "core/config.h"
 #include "core/fs.h"
+#include "core/log.h"
 #include "control/placement.h"
 
 struct fp_services {
     sqlite3 *db;
     pthread_mutex_t lock; /* one connection, many request threads */
+    fp_services_limits limits;
 };
 
 /* Definitions and reports are kept as the JSON they travel as: the
@@ -60,6 +62,59 @@ int fp_services_open(fp_services **out, const char *data_dir, fp_error *err)
     return 0;
 }
 
+void fp_services_set_limits(fp_services *sv, const fp_services_limits *limits)
+{
+    pthread_mutex_lock(&sv->lock);
+    sv->limits = *limits;
+    pthread_mutex_unlock(&sv->lock);
+}
+
+/* Under the lock: run sql with ?1 bound; rows changed, or -1. */
+static int delete_bound(fp_services *sv, const char *sql, sqlite3_int64 v)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(sv->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        sqlite3_finalize(st);
+        return -1;
+    }
+    sqlite3_bind_int64(st, 1, v);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? sqlite3_changes(sv->db) : -1;
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Under the lock: keep the newest violations_max violations: delete from
+ * the one past them down (a range on the primary key). Not MAX(seq) - max:
+ * an ignored repeat (INSERT OR IGNORE) uses up a seq too. */
+static int trim_violations(fp_services *sv)
+{
+    if (!sv->limits.violations_max) return 0;
+    return delete_bound(sv,
+                        "DELETE FROM violations WHERE seq <= (SELECT seq FROM violations "
+                        "ORDER BY seq DESC LIMIT 1 OFFSET ?1)",
+                        sv->limits.violations_max);
+}
+
+int fp_services_prune(fp_services *sv, time_t now, fp_error *err)
+{
+    pthread_mutex_lock(&sv->lock);
+    int total = 0, n = trim_violations(sv);
+    total += n > 0 ? n : 0;
+    if (n >= 0 && sv->limits.violations_age_s) {
+        n = delete_bound(sv, "DELETE FROM violations WHERE recorded < ?1",
+                         (sqlite3_int64)now - sv->limits.violations_age_s);
+        total += n > 0 ? n : 0;
+    }
+    if (n >= 0 && sv->limits.instances_age_s) {
+        n = delete_bound(sv, "DELETE FROM instances WHERE reported < ?1",
+                         (sqlite3_int64)now - sv->limits.instances_age_s);
+        total += n > 0 ? n : 0;
+    }
+    if (n < 0) fp_error_set(err, 0, "control.db: %s", sqlite3_errmsg(sv->db));
+    pthread_mutex_unlock(&sv->lock);
+    return n < 0 ? -1 : total;
+}
+
 void fp_services_close(fp_services *sv)
 {
     if (!sv) return;
@@ -76,7 +131,8 @@ static int db_fail(fp_services *sv, sqlite3_stmt *st, fp_error *err)
     return -1;
 }
 
-int fp_services_put(fp_services *sv, const fp_service *s, bool *replaced, fp_error *err)
+int fp_services_put(fp_services *sv, const fp_service *s, bool keep_placements, bool *replaced,
+                    fp_error *err)
 {
     json_t *j = fp_service_to_json(s);
     char *text = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
@@ -109,6 +165,11 @@ int fp_services_put(fp_services *sv, const fp_service *s, bool *replaced, fp_err
     sqlite3_finalize(st);
     /* a new definition is placed afresh (it may name another node or
      * role, and its instances restart anyway) */
+    if (keep_placements) {
+        pthread_mutex_unlock(&sv->lock);
+        if (replaced) *replaced = existed;
+        return 0;
+    }
     if (sqlite3_prepare_v2(sv->db, "DELETE FROM placements WHERE service = ?1", -1, &st, NULL) !=
         SQLITE_OK)
         return db_fail(sv, st, err);
@@ -219,6 +280,10 @@ void fp_service_place_of(const json_t *def, fp_place_service *out)
         .role = json_string_value(json_object_get(def, "role")) ?: "",
         .always_on = json_is_true(json_object_get(def, "always_on")),
         .replicas = (unsigned)json_integer_value(json_object_get(def, "replicas")),
+        .labels = json_string_value(json_object_get(def, "labels")),
+        .prefer_label = json_string_value(json_object_get(def, "prefer_label")),
+        .near = json_string_value(json_object_get(def, "near")),
+        .memory = (uint64_t)json_integer_value(json_object_get(def, "memory")),
     };
 }
 
@@ -379,6 +444,8 @@ int fp_services_violation(fp_services *sv, const char *node, const char *service
     if (rc != SQLITE_DONE) return db_fail(sv, st, err);
     int added = sqlite3_changes(sv->db);
     sqlite3_finalize(st);
+    if (added && trim_violations(sv) < 0)
+        fp_warn("event=violations_trim_failed error=\"%s\"", sqlite3_errmsg(sv->db));
     pthread_mutex_unlock(&sv->lock);
     return added ? 0 : 1;
 }

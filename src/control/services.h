@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <time.h>
 
 #include "agent/spec.h"
 #include "control/placement.h"
@@ -17,10 +18,25 @@
 typedef struct fp_services fp_services;
 
 int fp_services_open(fp_services **out, const char *data_dir, fp_error *err);
+
+/* What control.db keeps: at most violations_max violations (the newest;
+ * checked as each is recorded), none older than violations_age_s, and a
+ * node's reported instances only while it reported within
+ * instances_age_s (0: no such limit). */
+typedef struct fp_services_limits {
+    unsigned violations_max, violations_age_s, instances_age_s;
+} fp_services_limits;
+void fp_services_set_limits(fp_services *sv, const fp_services_limits *limits);
+/* Drop what is older than the limits (from the cloud's tick); the number
+ * of rows removed, or -1. */
+int fp_services_prune(fp_services *sv, time_t now, fp_error *err);
 void fp_services_close(fp_services *sv);
 
-/* Create or replace the definition named s->name; *replaced tells which. */
-int fp_services_put(fp_services *sv, const fp_service *s, bool *replaced, fp_error *err);
+/* Create or replace the definition named s->name; *replaced tells which.
+ * A replaced definition is placed afresh unless keep_placements (an update
+ * that changed no placement field). */
+int fp_services_put(fp_services *sv, const fp_service *s, bool keep_placements, bool *replaced,
+                    fp_error *err);
 /* 0, or 1 when there is no such service. Its reported instances go too. */
 int fp_services_delete(fp_services *sv, const char *name, fp_error *err);
 /* Every definition, by name: a JSON array of fp_service_to_json objects

@@ -1,4 +1,5 @@
 #include "core/config.h"
+#include "core/name.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -51,6 +52,7 @@ static const struct key keys[] = {
     STR("node", "url", node_url),
     STR("node", "parent", node_parent),
     NUM("node", "capacity", K_SIZE, node_capacity),
+    STR("node", "labels", node_labels),
     NUM("federation", "enabled", K_BOOL, fed_enabled),
     STR("federation", "peers", fed_peers),
     NUM("federation", "peer_order_config", K_BOOL, fed_peer_order_config),
@@ -68,8 +70,12 @@ static const struct key keys[] = {
     NUM("control", "dead_after", K_DURATION, control_dead_s),
     STR("control", "etcd", control_etcd),
     NUM("control", "lease", K_DURATION, control_lease_s),
+    NUM("control", "violations_max", K_UINT, control_violations_max),
+    NUM("control", "violations_max_age", K_DURATION, control_violations_age_s),
+    NUM("control", "instances_max_age", K_DURATION, control_instances_age_s),
     STR("control", "allowed_capabilities", control_allowed_caps),
     STR("control", "allowed_ports", control_allowed_ports),
+    STR("control", "allowed_host_paths", control_allowed_host_paths),
     STR("server", "listen", listen),
     NUM("server", "threads", K_UINT, threads),
     NUM("server", "timeout", K_DURATION, timeout_s),
@@ -124,6 +130,11 @@ void fp_config_defaults(fp_config *cfg)
     cfg->control_suspect_s = 3;
     cfg->control_dead_s = 6;
     cfg->control_lease_s = 5;
+    /* history an operator reads with `fogport violations`: bounded so a
+     * looping service cannot grow control.db without end */
+    cfg->control_violations_max = 10000;
+    cfg->control_violations_age_s = 30 * 86400;
+    cfg->control_instances_age_s = 7 * 86400;
     cfg->max_connections = 1024;
     cfg->max_connections_per_ip = 256;
     snprintf(cfg->data_dir, sizeof cfg->data_dir, "/var/lib/fogport");
@@ -279,6 +290,9 @@ int fp_config_set(fp_config *cfg, const char *section, const char *key, const ch
         case K_STR:
             if (strlen(value) >= k->size)
                 return fp_error_set(err, 0, "[%s] %s: value too long", section, key);
+            if (k->offset == offsetof(fp_config, node_labels) && value[0] &&
+                !fp_labels_valid(value, FP_LABELS_MAX))
+                return fp_error_set(err, 0, "[node] labels: '%s' is not k=v,k=v", value);
             memcpy(field, value, strlen(value) + 1);
             return 0;
         case K_UINT:

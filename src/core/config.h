@@ -24,6 +24,7 @@ typedef struct fp_config {
     char node_url[512];                  /* the URL other nodes reach this registry at */
     char node_parent[512];               /* fog: the cloud (default), edge: its fog's URL */
     uint64_t node_capacity;              /* storage this node offers, bytes (0: unknown) */
+    char node_labels[256];               /* "k=v,k=v": services select nodes by them */
     /* [federation] */
     bool fed_enabled;                  /* fog/edge: fetch what is missing from peers and parent */
     char fed_peers[2048];              /* "id=URL, id=URL": peers; empty: the cloud's fogs */
@@ -40,14 +41,18 @@ typedef struct fp_config {
     uint64_t agent_log_max;         /* a service's log file rotates at this size */
     unsigned agent_sync_s;          /* how often the agent asks the cloud for its services */
     /* [control] (cloud) */
-    unsigned control_suspect_s; /* a node silent this long is suspect */
-    unsigned control_dead_s;    /* ...and dead after this: its always-on services move */
+    unsigned control_suspect_s;        /* a node silent this long is suspect */
+    unsigned control_dead_s;           /* ...and dead after this: its always-on services move */
+    unsigned control_violations_max;   /* violations kept in control.db (newest) */
+    unsigned control_violations_age_s; /* ...and none older than this */
+    unsigned control_instances_age_s;  /* a node's report is forgotten after this silence */
     /* [control] fog: hand-over among the fogs while the cloud is away (agent/handover.h) */
     char control_etcd[1024];  /* etcd endpoints, comma list ("": off) */
     unsigned control_lease_s; /* TTL of the fog's etcd lease */
     /* [control] cloud: the node policy shipped to agents (agent/enforce.h) */
     char control_allowed_caps[1024]; /* capabilities a service may ask for ("": Docker's set) */
     char control_allowed_ports[512]; /* ports a service may listen on ("": any) */
+    char control_allowed_host_paths[1024]; /* directories services may bind ("": none) */
     /* [server] */
     char listen[256];   /* host:port, [v6]:port */
     unsigned threads;   /* 0: one per CPU */

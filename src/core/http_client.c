@@ -267,7 +267,7 @@ int fp_http_request(const char *method, const char *url, const fp_http_opts *opt
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_USERAGENT, "fogport");
     if (!strcmp(method, "HEAD")) curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-    if (!strcmp(method, "DELETE") || !strcmp(method, "PUT"))
+    if (!strcmp(method, "DELETE") || !strcmp(method, "PUT") || !strcmp(method, "PATCH"))
         curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     if (opts->userpwd) {
         curl_easy_setopt(c, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);

@@ -128,6 +128,27 @@ int fp_reference_parse(const char *s, fp_reference *ref)
     return 0;
 }
 
+bool fp_labels_valid(const char *labels, unsigned max_pairs)
+{
+    size_t n = strlen(labels);
+    if (n == 0 || n > FP_LABELS_MAX) return false;
+    unsigned pairs = 0;
+    for (const char *p = labels; *p;) {
+        size_t len = strcspn(p, ","), k = strcspn(p, "=");
+        if (k >= len || k == 0 || ++pairs > max_pairs) return false;
+        if (!islower((unsigned char)p[0]) && !isdigit((unsigned char)p[0])) return false;
+        for (size_t i = 0; i < len; i++) {
+            unsigned char c = (unsigned char)p[i];
+            bool ok = i < k ? islower(c) || isdigit(c) || strchr("_./-", c)
+                            : isalnum(c) || strchr("_.-", c) || (i == k);
+            if (!ok || !c) return false;
+        }
+        p += len;
+        if (*p == ',' && !*++p) return false; /* a trailing comma */
+    }
+    return true;
+}
+
 bool fp_service_name_valid(const char *name)
 {
     size_t n = strlen(name);

@@ -20,6 +20,12 @@ bool fp_name_valid(const char *name, size_t len);
 #define FP_SERVICE_NAME_MAX 63
 bool fp_service_name_valid(const char *name);
 bool fp_tag_valid(const char *tag, size_t len);
+/* Node labels and label selectors: "k=v" pairs, comma-separated, keys
+ * [a-z0-9][a-z0-9_./-]*, values [A-Za-z0-9_.-]* (may be empty), at most
+ * FP_LABELS_MAX characters in all, no spaces. max_pairs 1: exactly one
+ * pair (a preference). */
+#define FP_LABELS_MAX 255
+bool fp_labels_valid(const char *labels, unsigned max_pairs);
 
 typedef struct fp_reference {
     char host[256]; /* "" when the reference names no registry host */

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
+#include <sys/sysinfo.h>
 
 #include "auth/cloudapi.h"
 #include "core/fs.h"
@@ -30,6 +31,13 @@ static const char schema[] =
     "  bytes INTEGER NOT NULL DEFAULT 0, updated INTEGER NOT NULL, next_attempt INTEGER NOT NULL, "
     "  UNIQUE(node, repo, tag));";
 
+/* Columns added after the first release: added to an older directory.db
+ * at open (an error means the column is there already). */
+static const char *const added_columns[] = {
+    "ALTER TABLE directory ADD COLUMN labels TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE directory ADD COLUMN memory INTEGER NOT NULL DEFAULT 0",
+};
+
 int fp_directory_open(fp_directory **out, const char *data_dir, fp_error *err)
 {
     char path[FP_PATH_MAX + 32];
@@ -48,6 +56,8 @@ int fp_directory_open(fp_directory **out, const char *data_dir, fp_error *err)
         fp_directory_close(d);
         return -1;
     }
+    for (size_t i = 0; i < sizeof added_columns / sizeof added_columns[0]; i++)
+        sqlite3_exec(d->db, added_columns[i], NULL, NULL, NULL);
     *out = d;
     return 0;
 }
@@ -66,10 +76,10 @@ int fp_directory_report(fp_directory *d, const fp_directory_entry *e, fp_error *
     sqlite3_stmt *st;
     int rc = sqlite3_prepare_v2(
         d->db,
-        "INSERT INTO directory(id, url, parent_url, capacity, used, last_seen) VALUES "
-        "(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(id) DO UPDATE SET url = excluded.url, parent_url = "
-        "excluded.parent_url, capacity = excluded.capacity, used = excluded.used, last_seen = "
-        "excluded.last_seen",
+        "INSERT INTO directory(id, url, parent_url, capacity, used, last_seen, labels, memory) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(id) DO UPDATE SET url = excluded.url, "
+        "parent_url = excluded.parent_url, capacity = excluded.capacity, used = excluded.used, "
+        "last_seen = excluded.last_seen, labels = excluded.labels, memory = excluded.memory",
         -1, &st, NULL);
     if (rc == SQLITE_OK) {
         sqlite3_bind_text(st, 1, e->id, -1, SQLITE_STATIC);
@@ -78,6 +88,8 @@ int fp_directory_report(fp_directory *d, const fp_directory_entry *e, fp_error *
         sqlite3_bind_int64(st, 4, (sqlite3_int64)e->capacity);
         sqlite3_bind_int64(st, 5, (sqlite3_int64)e->used);
         sqlite3_bind_int64(st, 6, (sqlite3_int64)time(NULL));
+        sqlite3_bind_text(st, 7, e->labels ? e->labels : "", -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 8, (sqlite3_int64)e->memory);
         rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
     }
     if (rc != SQLITE_OK) fp_error_set(err, 0, "directory: %s", sqlite3_errmsg(d->db));
@@ -91,8 +103,8 @@ int fp_directory_list(fp_directory *d, fp_directory_cb cb, void *ctx, fp_error *
     pthread_mutex_lock(&d->lock);
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(d->db,
-                           "SELECT id, url, parent_url, capacity, used, last_seen FROM directory "
-                           "ORDER BY id",
+                           "SELECT id, url, parent_url, capacity, used, last_seen, labels, "
+                           "memory FROM directory ORDER BY id",
                            -1, &st, NULL) != SQLITE_OK) {
         pthread_mutex_unlock(&d->lock);
         return fp_error_set(err, 0, "directory: %s", sqlite3_errmsg(d->db));
@@ -105,6 +117,8 @@ int fp_directory_list(fp_directory *d, fp_directory_cb cb, void *ctx, fp_error *
             .capacity = (uint64_t)sqlite3_column_int64(st, 3),
             .used = (uint64_t)sqlite3_column_int64(st, 4),
             .last_seen = (time_t)sqlite3_column_int64(st, 5),
+            .labels = (const char *)sqlite3_column_text(st, 6),
+            .memory = (uint64_t)sqlite3_column_int64(st, 7),
         };
         if (cb(ctx, &e)) break;
     }
@@ -262,8 +276,14 @@ int fp_directory_heartbeat(const fp_config *cfg, json_t *instances, char recalls
         if (!capacity) capacity = total;
         used = total - (uint64_t)vfs.f_bfree * vfs.f_frsize;
     }
-    json_t *body = json_pack("{s:s, s:s, s:I, s:I}", "url", self, "parent", cfg->node_parent,
-                             "capacity", (json_int_t)capacity, "used", (json_int_t)used);
+    /* RAM: the controller places a service with a memory limit only where
+     * that much is not reserved by others */
+    struct sysinfo si;
+    uint64_t memory = sysinfo(&si) == 0 ? (uint64_t)si.totalram * si.mem_unit : 0;
+    json_t *body =
+        json_pack("{s:s, s:s, s:I, s:I, s:s, s:I}", "url", self, "parent", cfg->node_parent,
+                  "capacity", (json_int_t)capacity, "used", (json_int_t)used, "labels",
+                  cfg->node_labels, "memory", (json_int_t)memory);
     if (instances) json_object_set_new(body, "instances", instances);
     char *text = json_dumps(body, JSON_COMPACT);
     json_decref(body);

@@ -29,6 +29,8 @@ typedef struct fp_directory_entry {
     uint64_t capacity;
     uint64_t used;
     time_t last_seen;
+    const char *labels; /* "k=v,k=v" from its [node] labels */
+    uint64_t memory;    /* RAM, bytes (0: not reported) */
 } fp_directory_entry;
 
 /* Record a heartbeat (now) from node e->id. */

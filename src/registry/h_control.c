@@ -22,6 +22,37 @@
 /* One pass at a time: the tick and a request thread must not both see the
  * same dead node and record its hand-over twice. */
 static pthread_mutex_t place_lock = PTHREAD_MUTEX_INITIALIZER;
+/* service -> why the last pass placed fewer instances than it asks for */
+static json_t *unplaced;
+
+json_t *fp_control_unplaced(void)
+{
+    pthread_mutex_lock(&place_lock);
+    json_t *copy = unplaced ? json_deep_copy(unplaced) : json_object();
+    pthread_mutex_unlock(&place_lock);
+    return copy;
+}
+
+/* Why service s got only `got` placements: said for `fogport ps` and
+ * `service show` (none eligible at all, or none healthy). */
+static void note_unplaced(json_t *by, const fp_place_service *s, const fp_place_node *nodes,
+                          size_t nn, size_t got)
+{
+    size_t want = s->replicas ? s->replicas : 1, eligible = 0;
+    if (!fp_place_dynamic(s) || got >= want) return;
+    for (size_t i = 0; i < nn; i++)
+        eligible += fp_place_eligible(s, &nodes[i]);
+    const char *role = s->role && s->role[0] ? s->role : "fog";
+    char why[512];
+    if (!eligible)
+        snprintf(why, sizeof why, "no %s node%s%s%s", role,
+                 s->labels && s->labels[0] ? " carries " : "", s->labels ? s->labels : "",
+                 s->memory ? " with the memory free" : "");
+    else
+        snprintf(why, sizeof why, "%zu of %zu placed: no other healthy %s node fits", got, want,
+                 role);
+    json_object_set_new(by, s->name, json_string(why));
+}
 
 static int add_identity(void *ctx, const char *id, const char *role, time_t created, bool revoked)
 {
@@ -41,6 +72,9 @@ static int add_directory(void *ctx, const fp_directory_entry *e)
     json_object_set_new(o, "capacity", json_integer((json_int_t)e->capacity));
     json_object_set_new(o, "used", json_integer((json_int_t)e->used));
     json_object_set_new(o, "last_seen", json_integer((json_int_t)e->last_seen));
+    json_object_set_new(o, "url", json_string(e->url));
+    json_object_set_new(o, "labels", json_string(e->labels ? e->labels : ""));
+    json_object_set_new(o, "memory", json_integer((json_int_t)e->memory));
     return 0;
 }
 
@@ -195,6 +229,9 @@ void fp_control_place(struct fp_registry *reg, time_t now)
         n->id = key;
         n->role = json_string_value(json_object_get(v, "role")) ?: "";
         n->parent = json_string_value(json_object_get(v, "parent")) ?: "";
+        n->url = json_string_value(json_object_get(v, "url"));
+        n->labels = json_string_value(json_object_get(v, "labels"));
+        n->memory = (uint64_t)json_integer_value(json_object_get(v, "memory"));
         n->health = health_named(json_string_value(json_object_get(v, "health")));
         n->capacity = (uint64_t)json_integer_value(json_object_get(v, "capacity"));
         n->used = (uint64_t)json_integer_value(json_object_get(v, "used"));
@@ -202,7 +239,12 @@ void fp_control_place(struct fp_registry *reg, time_t now)
         json_t *in;
         json_array_foreach(
             reported, i, in) if (!strcmp(json_string_value(json_object_get(in, "node")) ?: "", key))
+        {
             n->instances++;
+            const json_t *def =
+                def_named(defs, json_string_value(json_object_get(in, "service")) ?: "");
+            n->reserved += (uint64_t)json_integer_value(json_object_get(def, "memory"));
+        }
     }
     size_t i;
     json_t *d;
@@ -224,6 +266,11 @@ void fp_control_place(struct fp_registry *reg, time_t now)
         if (!list) json_object_set_new(next, out[i].service, list = json_array());
         json_array_append_new(list, json_string(out[i].node));
     }
+    json_t *short_of = json_object();
+    for (i = 0; i < ns; i++)
+        note_unplaced(short_of, &ps[i], pn, nn, json_array_size(json_object_get(next, ps[i].name)));
+    json_decref(unplaced);
+    unplaced = short_of;
     if (!json_equal(next, current)) {
         if (fp_services_set_placements(reg->services, next, &err) < 0) {
             json_decref(next);
@@ -254,4 +301,19 @@ out:
     json_decref(defs);
     json_decref(nodes);
     pthread_mutex_unlock(&place_lock);
+}
+
+void fp_control_prune(struct fp_registry *reg, time_t now)
+{
+    /* age limits are in seconds to days: a look every few seconds is
+     * plenty, and the count limit is kept as violations are recorded */
+    static time_t last;
+    if (!reg->services || now - last < 5) return;
+    last = now;
+    fp_error err;
+    int n = fp_services_prune(reg->services, now, &err);
+    if (n < 0)
+        fp_warn("event=control_prune_failed error=\"%s\"", err.msg);
+    else if (n > 0)
+        fp_info("event=control_pruned rows=%d", n);
 }

@@ -1,5 +1,6 @@
 /* The node directory's API on the cloud:
- *   POST /api/v1/heartbeat  a node reports {url, parent, capacity, used}
+ *   POST /api/v1/heartbeat  a node reports {url, parent, capacity, used,
+ *                           labels, memory, instances}
  *                           (its own credential; the id is the caller's)
  *   GET  /api/v1/nodes      every node: identity (role, joined, revoked) and
  *                           directory (url, parent, capacity, last seen),
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/name.h"
 #include "control/audit.h"
 #include "control/services.h"
 #include "control/usage.h"
@@ -71,17 +73,23 @@ static void heartbeat_end(fp_req *r)
     const char *parent = json_string_value(json_object_get(j, "parent"));
     json_int_t cap = json_integer_value(json_object_get(j, "capacity"));
     json_int_t used = json_integer_value(json_object_get(j, "used"));
-    if (!url_ok(url) || (parent && !url_ok(parent)) || cap < 0 || used < 0) {
+    json_int_t memory = json_integer_value(json_object_get(j, "memory"));
+    const char *labels = json_string_value(json_object_get(j, "labels"));
+    if (!url_ok(url) || (parent && !url_ok(parent)) || cap < 0 || used < 0 || memory < 0 ||
+        (labels && labels[0] && !fp_labels_valid(labels, FP_LABELS_MAX))) {
         json_decref(j);
         fp_respond_error(r, 400, "UNSUPPORTED",
-                         "expected {\"url\", \"parent\", \"capacity\", \"used\"}");
+                         "expected {\"url\", \"parent\", \"capacity\", \"used\", "
+                         "\"labels\": \"k=v,...\", \"memory\"}");
         return;
     }
     fp_directory_entry e = {.id = r->user,
                             .url = url,
                             .parent_url = parent ? parent : "",
                             .capacity = (uint64_t)cap,
-                            .used = (uint64_t)used};
+                            .used = (uint64_t)used,
+                            .labels = labels ? labels : "",
+                            .memory = (uint64_t)memory};
     fp_error err;
     int rc = fp_directory_report(r->reg->dir, &e, &err);
     json_t *instances = json_object_get(j, "instances");
@@ -129,6 +137,7 @@ static int add_identity(void *ctx, const char *id, const char *role, time_t crea
         json_pack("{s:s, s:s, s:I, s:b, s:s, s:s, s:I, s:I, s:I}", "id", id, "role", role, "joined",
                   (json_int_t)created, "revoked", revoked, "url", "", "parent", "", "capacity",
                   (json_int_t)0, "used", (json_int_t)0, "last_seen", (json_int_t)0);
+    json_object_set_new(o, "labels", json_string(""));
     json_object_set_new(ctx, id, o);
     return 0;
 }
@@ -142,6 +151,8 @@ static int add_directory(void *ctx, const fp_directory_entry *e)
     json_object_set_new(o, "capacity", json_integer((json_int_t)e->capacity));
     json_object_set_new(o, "used", json_integer((json_int_t)e->used));
     json_object_set_new(o, "last_seen", json_integer((json_int_t)e->last_seen));
+    json_object_set_new(o, "labels", json_string(e->labels ? e->labels : ""));
+    json_object_set_new(o, "memory", json_integer((json_int_t)e->memory));
     return 0;
 }
 

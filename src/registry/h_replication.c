@@ -176,6 +176,7 @@ void fp_registry_tick(fp_registry *reg, time_t now)
 {
     fp_usage_tick(reg, now);
     fp_control_place(reg, now);
+    fp_control_prune(reg, now);
     if (!reg->repl || !reg->dir || !fp_replication_due(reg->repl, now)) return;
     fp_error err;
     struct sweep s = {.reg = reg, .nodes = joined_nodes(reg, &err)};

@@ -3,7 +3,11 @@
  *   POST   /api/v1/services          create or replace one (a user who may
  *                                    push the image's repository); the
  *                                    image is resolved to a digest here
- *   GET    /api/v1/services/NAME     one definition
+ *   GET    /api/v1/services/NAME     one definition, with where it runs
+ *                                    ("placement": nodes, and why not
+ *                                    everywhere it should)
+ *   PATCH  /api/v1/services/NAME     change some fields (a JSON merge
+ *                                    patch), authorized as a replace
  *   DELETE /api/v1/services/NAME     remove it; agents stop its instances
  *   GET    /api/v1/agent/desired     a node's own definitions (node only):
  *                                    those placed on it (h_control.c)
@@ -78,7 +82,8 @@ static json_t *node_policy(fp_req *r)
     fp_error err;
     const fp_config *cfg = r->reg->cfg;
     /* checked at start (server.c): this cannot fail but on memory */
-    if (fp_node_policy_build(cfg->control_allowed_caps, cfg->control_allowed_ports, &p, &err) < 0)
+    if (fp_node_policy_build(cfg->control_allowed_caps, cfg->control_allowed_ports,
+                             cfg->control_allowed_host_paths, &p, &err) < 0)
         fp_warn("event=node_policy_invalid error=\"%s\"", err.msg);
     return p;
 }
@@ -105,11 +110,12 @@ static bool refuse_privileges(fp_req *r, const json_t *j)
         static atomic_uint seq;
         char id[96];
         snprintf(id, sizeof id, "cloud-%lld-%u", (long long)time(NULL), atomic_fetch_add(&seq, 1));
-        json_t *v = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:O?, s:O?, s:O?}", "id", id,
-                              "kind", "privilege", "message", why, "action", "refused", "image",
-                              image, "by", r->user, "time", (json_int_t)time(NULL), "capabilities",
-                              json_object_get(j, "capabilities"), "ports",
-                              json_object_get(j, "ports"), "policy", pol);
+        json_t *v =
+            json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:O?, s:O?, s:O?, s:O?}", "id", id,
+                      "kind", "privilege", "message", why, "action", "refused", "image", image,
+                      "by", r->user, "time", (json_int_t)time(NULL), "capabilities",
+                      json_object_get(j, "capabilities"), "ports", json_object_get(j, "ports"),
+                      "host_paths", json_object_get(j, "host_paths"), "policy", pol);
         fp_error err;
         if (fp_services_violation(r->reg->services, "cloud", name, v, &err) < 0)
             fp_warn("event=violation_record_failed service=%s error=\"%s\"", name, err.msg);
@@ -122,41 +128,60 @@ static bool refuse_privileges(fp_req *r, const json_t *j)
     return true;
 }
 
-static void create_end(fp_req *r)
+/* The fields that say where a service runs: an update that changes none
+ * keeps the controller's placements (a handed-over service stays). */
+static const char *const placement_fields[] = {
+    "node", "role", "replicas", "always_on", "labels", "prefer_label", "near", "memory", NULL};
+
+static bool same_placement(const json_t *a, const json_t *b)
 {
-    json_error_t jerr;
-    json_t *j = json_loadb(r->body.data ? r->body.data : "", r->body.len, 0, &jerr);
-    if (!j) {
-        fp_respond_error(r, 400, "UNSUPPORTED", "service definition: %s", jerr.text);
-        return;
+    for (size_t i = 0; placement_fields[i]; i++) {
+        json_t *x = json_object_get(a, placement_fields[i]);
+        json_t *y = json_object_get(b, placement_fields[i]);
+        if (!(x == y || (x && y && json_equal(x, y)))) return false;
     }
-    if (json_is_object(j) && refuse_privileges(r, j)) {
-        json_decref(j);
-        return;
-    }
+    return true;
+}
+
+/* A definition as stored, without the cloud's bookkeeping. */
+static json_t *canonical(const json_t *def)
+{
+    json_t *c = json_deep_copy(def);
+    json_object_del(c, "created");
+    json_object_del(c, "updated");
+    return c;
+}
+
+/* Create, replace (POST) or update (PATCH: old is the definition it
+ * changes, merged into j) a definition, checked and resolved the same way
+ * every time. An update that keeps the image keeps its digest: a tag moved
+ * since does not change what runs until the image is given again. */
+static void commit(fp_req *r, json_t *j, json_t *old, bool keep_digest)
+{
     fp_service s;
     fp_error err;
-    int rc = fp_service_from_json(j, &s, &err);
-    json_decref(j);
-    if (rc < 0) {
-        fp_respond_error(r, 400, "UNSUPPORTED", "service definition: %s", err.msg);
+    if (json_is_object(j) && refuse_privileges(r, j)) {
+        json_decref(old);
         return;
     }
+    if (fp_service_from_json(j, &s, &err) < 0) {
+        fp_respond_error(r, 400, "UNSUPPORTED", "service definition: %s", err.msg);
+        json_decref(old);
+        return;
+    }
+    bool patch = old != NULL;
     fp_reference ref;
     if (!may_deploy(r, s.image, &ref)) goto out;
     /* replacing a definition is deleting it: the caller must be allowed
      * the image that runs under that name now, too */
-    json_t *old = NULL;
-    rc = fp_services_get(r->reg->services, s.name, &old, &err);
+    int rc = old ? 0 : fp_services_get(r->reg->services, s.name, &old, &err);
     if (rc < 0) {
         fp_respond_internal(r, &err);
         goto out;
     }
     if (rc == 0) {
         fp_reference oref;
-        bool ok = may_deploy(r, json_string_value(json_object_get(old, "image")) ?: "", &oref);
-        json_decref(old);
-        if (!ok) goto out;
+        if (!may_deploy(r, json_string_value(json_object_get(old, "image")) ?: "", &oref)) goto out;
     }
     if (!s.node[0] && !s.role[0]) {
         fp_respond_error(r, 400, "UNSUPPORTED", "service %s: say where it runs (node or role)",
@@ -172,37 +197,52 @@ static void create_end(fp_req *r)
         fp_respond_error(r, 400, "UNSUPPORTED", "service %s: replicas need a role", s.name);
         goto out;
     }
-    /* Agents run exactly what the cloud resolved: a tag moved later does
-     * not change a running service until its definition is updated. */
-    fp_manifest_row row;
-    bool by_digest = ref.digest[0] != '\0';
-    rc = fp_store_manifest_get(r->reg->store, ref.name, by_digest ? ref.digest : ref.tag, by_digest,
-                               false, &row, &err);
-    if (rc == FP_STORE_NOT_FOUND && !by_digest && !ref.tag[0])
-        rc = fp_store_manifest_get(r->reg->store, ref.name, "latest", false, false, &row, &err);
-    if (rc == FP_STORE_NOT_FOUND) {
-        fp_respond_error(r, 404, "MANIFEST_UNKNOWN", "image %s is not registered at the cloud",
-                         s.image);
-        goto out;
+    if (!keep_digest) {
+        /* Agents run exactly what the cloud resolved: a tag moved later
+         * does not change a running service until its definition is
+         * updated. */
+        fp_manifest_row row;
+        bool by_digest = ref.digest[0] != '\0';
+        rc = fp_store_manifest_get(r->reg->store, ref.name, by_digest ? ref.digest : ref.tag,
+                                   by_digest, false, &row, &err);
+        if (rc == FP_STORE_NOT_FOUND && !by_digest && !ref.tag[0])
+            rc = fp_store_manifest_get(r->reg->store, ref.name, "latest", false, false, &row, &err);
+        if (rc == FP_STORE_NOT_FOUND) {
+            fp_respond_error(r, 404, "MANIFEST_UNKNOWN", "image %s is not registered at the cloud",
+                             s.image);
+            goto out;
+        }
+        if (rc < 0) {
+            fp_respond_internal(r, &err);
+            goto out;
+        }
+        snprintf(s.digest, sizeof s.digest, "%s", row.digest);
     }
-    if (rc < 0) {
-        fp_respond_internal(r, &err);
-        goto out;
-    }
-    snprintf(s.digest, sizeof s.digest, "%s", row.digest);
     if (fp_recall_set_has(r->reg->recalled, s.digest)) {
         fp_respond_error(r, 403, "DENIED", "image %s (%s) is recalled", s.image, s.digest);
         goto out;
     }
+    json_t *next = fp_service_to_json(&s), *before = old ? canonical(old) : NULL;
+    bool changed = !before || !json_equal(next, before);
+    bool keep = patch && before && same_placement(next, before);
+    json_decref(before);
+    if (patch && !changed) {
+        /* nothing to do: no write, no audit entry, no restart */
+        json_decref(next);
+        json_t *def = json_incref(old);
+        json_object_set_new(def, "changed", json_false());
+        fp_respond_json(r, def);
+        goto out;
+    }
     bool replaced = false;
-    if (fp_services_put(r->reg->services, &s, &replaced, &err) < 0) {
+    if (fp_services_put(r->reg->services, &s, keep, &replaced, &err) < 0) {
+        json_decref(next);
         fp_respond_internal(r, &err);
         goto out;
     }
     fp_info("event=service_%s service=%s image=%s digest=%s user=%s",
             replaced ? "updated" : "created", s.name, s.image, s.digest, r->user);
-    fp_req_audit(r, replaced ? FP_AUDIT_SERVICE_UPDATED : FP_AUDIT_SERVICE_CREATED, s.name,
-                 fp_service_to_json(&s));
+    fp_req_audit(r, replaced ? FP_AUDIT_SERVICE_UPDATED : FP_AUDIT_SERVICE_CREATED, s.name, next);
     /* place it now: its agents learn of it at their next sync, not a tick
      * later */
     fp_control_place(r->reg, time(NULL));
@@ -211,9 +251,106 @@ static void create_end(fp_req *r)
         fp_respond_internal(r, &err);
         goto out;
     }
+    if (patch) json_object_set_new(def, "changed", json_true());
     fp_respond_json_status(r, replaced ? 200 : 201, def);
 out:
+    json_decref(old);
     fp_service_free(&s);
+}
+
+static void create_end(fp_req *r)
+{
+    json_error_t jerr;
+    json_t *j = json_loadb(r->body.data ? r->body.data : "", r->body.len, 0, &jerr);
+    if (!j) {
+        fp_respond_error(r, 400, "UNSUPPORTED", "service definition: %s", jerr.text);
+        return;
+    }
+    commit(r, j, NULL, false);
+    json_decref(j);
+}
+
+/* PATCH /api/v1/services/NAME: a JSON merge patch (RFC 7396) of the
+ * definition; null removes a field (its default applies). */
+static void update_end(fp_req *r)
+{
+    const char *name = r->path + sizeof "/api/v1/services/" - 1;
+    json_error_t jerr;
+    json_t *patch = json_loadb(r->body.data ? r->body.data : "", r->body.len, 0, &jerr);
+    if (!json_is_object(patch)) {
+        fp_respond_error(r, 400, "UNSUPPORTED", "service update: %s",
+                         patch ? "expected a JSON object" : jerr.text);
+        json_decref(patch);
+        return;
+    }
+    const char *pname = json_string_value(json_object_get(patch, "name"));
+    if ((json_object_get(patch, "name") && (!pname || strcmp(pname, name) != 0)) ||
+        json_object_get(patch, "digest")) {
+        json_decref(patch);
+        fp_respond_error(r, 400, "UNSUPPORTED",
+                         "service update: the name and the digest are not changed by an update "
+                         "(the digest follows the image)");
+        return;
+    }
+    json_t *old = NULL;
+    fp_error err;
+    int rc = fp_services_get(r->reg->services, name, &old, &err);
+    if (rc != 0) {
+        json_decref(patch);
+        if (rc < 0)
+            fp_respond_internal(r, &err);
+        else
+            fp_respond_error(r, 404, "NAME_UNKNOWN", "no service %s", name);
+        return;
+    }
+    json_t *merged = canonical(old);
+    const char *key;
+    json_t *v;
+    json_object_foreach(patch, key, v)
+    {
+        if (json_is_null(v))
+            json_object_del(merged, key);
+        else
+            json_object_set(merged, key, v);
+    }
+    json_t *image = json_object_get(patch, "image");
+    bool keep_digest = !image || json_equal(image, json_object_get(old, "image"));
+    json_decref(patch);
+    commit(r, merged, old, keep_digest); /* takes old */
+    json_decref(merged);
+}
+
+struct placed_ctx {
+    const json_t *def, *placements;
+    json_t *nodes;
+};
+
+static int add_placed(void *ctx, const char *id, const char *role, time_t created, bool revoked)
+{
+    (void)created;
+    struct placed_ctx *p = ctx;
+    if (!revoked && fp_service_placed(p->placements, p->def, id, role))
+        json_array_append_new(p->nodes, json_string(id));
+    return 0;
+}
+
+/* Where the definition runs now: {"nodes": [...]} plus "unplaced": why,
+ * when the controller found fewer nodes than it asks for. */
+static json_t *placement_of(fp_req *r, const json_t *def)
+{
+    fp_error err;
+    json_t *placed = NULL, *unplaced = fp_control_unplaced();
+    struct placed_ctx p = {.def = def, .nodes = json_array()};
+    if (fp_services_placements(r->reg->services, &placed, &err) == 0) {
+        p.placements = placed;
+        fp_nodes_list(r->reg->authz->nodes, add_placed, &p, &err);
+    }
+    json_t *out = json_pack("{s:o}", "nodes", p.nodes);
+    json_t *why = json_object_get(unplaced, json_string_value(json_object_get(def, "name")) ?: "");
+    if (why) json_object_set(out, "unplaced", why);
+    json_decref(unplaced);
+    json_decref(placed);
+    return out;
 }
 
 static void one_service(fp_req *r, const char *name)
@@ -239,6 +376,7 @@ static void one_service(fp_req *r, const char *name)
             fp_respond_error(r, 404, "NAME_UNKNOWN", "no service %s", name);
             return;
         }
+        json_object_set_new(def, "placement", placement_of(r, def));
         fp_respond_json(r, def);
         return;
     }
@@ -384,6 +522,23 @@ static void instances(fp_req *r)
         fp_respond_internal(r, &err);
         return;
     }
+    /* a definition the controller could not place (no node carries its
+     * labels, none healthy): one line that says why, not silence */
+    json_t *unplaced = fp_control_unplaced();
+    const char *svc;
+    json_t *why;
+    json_object_foreach(unplaced, svc, why)
+    {
+        size_t i;
+        json_t *def;
+        json_array_foreach(
+            p.defs, i, def) if (!strcmp(json_string_value(json_object_get(def, "name")) ?: "", svc))
+            json_array_append_new(p.instances,
+                                  json_pack("{s:s, s:s, s:s, s:O, s:O}", "service", svc, "node",
+                                            "-", "state", "unplaced", "reason", why, "digest",
+                                            json_object_get(def, "digest")));
+    }
+    json_decref(unplaced);
     json_decref(p.defs);
     json_decref(p.placed);
     mark_dead_nodes(r, p.instances);
@@ -456,6 +611,11 @@ void fp_handle_services(fp_req *r)
     }
     if (*p != '/' || !fp_service_name_valid(p + 1)) {
         fp_respond_error(r, 404, "NAME_UNKNOWN", "no such service");
+        return;
+    }
+    if (r->method == M_PATCH) {
+        r->on_body = body_sink;
+        r->on_end = update_end;
         return;
     }
     if (r->method != M_GET && r->method != M_HEAD && r->method != M_DELETE) {

@@ -171,6 +171,12 @@ void fp_event_streams_free(struct fp_event_streams *h);
  * once after a definition changed). */
 json_t *fp_control_nodes(struct fp_registry *reg, time_t now);
 void fp_control_place(struct fp_registry *reg, time_t now);
+/* service -> why the last placement pass placed fewer instances than the
+ * definition asks for (no eligible node, none healthy): a new object. */
+json_t *fp_control_unplaced(void);
+/* Bound control.db's history ([control] violations_max, ...): every
+ * few seconds, from the tick. */
+void fp_control_prune(struct fp_registry *reg, time_t now);
 /* From fp_registry_tick: fold and drop old usage, keep streams alive. */
 void fp_usage_tick(struct fp_registry *reg, time_t now);
 /* A manifest was pushed with these tags: queue replication tasks. */

@@ -562,7 +562,8 @@ static int resolve_listen(const char *listen, struct sockaddr_storage *ss, sockl
 static int node_policy_check(const fp_config *cfg, fp_error *err)
 {
     json_t *p = NULL;
-    int rc = fp_node_policy_build(cfg->control_allowed_caps, cfg->control_allowed_ports, &p, err);
+    int rc = fp_node_policy_build(cfg->control_allowed_caps, cfg->control_allowed_ports,
+                                  cfg->control_allowed_host_paths, &p, err);
     json_decref(p);
     return rc;
 }
@@ -604,6 +605,12 @@ int fp_registry_start(fp_registry **out, const fp_config *cfg, fp_store *store,
         fp_registry_stop(reg);
         return -1;
     }
+    if (reg->services)
+        fp_services_set_limits(reg->services, &(fp_services_limits){
+                                                  .violations_max = cfg->control_violations_max,
+                                                  .violations_age_s = cfg->control_violations_age_s,
+                                                  .instances_age_s = cfg->control_instances_age_s,
+                                              });
     if (fp_event_streams_new(&reg->streams) < 0) {
         fp_registry_stop(reg);
         return fp_error_set(err, ENOMEM, "registry");

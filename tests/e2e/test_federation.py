@@ -117,14 +117,15 @@ def test_nodes_lists_every_node(world):
     the URLs the sandbox gave them."""
     sb = world.sb
     out = sb.nodes_cli().stdout.splitlines()
-    assert out[0].split() == ["ID", "ROLE", "PARENT", "URL", "SEEN", "STATE"], out
+    assert out[0].split() == ["ID", "ROLE", "PARENT", "URL", "SEEN", "LABELS", "STATE"], out
     rows = {l.split()[0]: l.split() for l in out[1:] if l.strip()}
     assert set(rows) == {"cloud", "fog-1", "fog-2", "fog-3", "edge-1"}, out
     for nid, n in sb.nodes.items():
-        _, role, parent, url, seen, state = rows[nid]
+        _, role, parent, url, seen, labels, state = rows[nid]
         assert role == n.role and url == n.url and state == "up", rows[nid]
         assert parent == (n.parent or "-"), rows[nid]
         assert re.fullmatch(r"\d+s", seen), rows[nid]
+        assert labels == "-", rows[nid]  # the sandbox sets none
 
     listed = json.loads(sb.nodes_cli("--json").stdout)
     by_id = {n["id"]: n for n in listed}

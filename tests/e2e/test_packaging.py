@@ -354,6 +354,7 @@ def test_examples_run_a_cloud_a_fog_and_an_edge(tmp_path):
         assert seen.get("edge-1", {}).get("health") == "healthy", seen
         assert seen["edge-1"].get("parent") == "fog-1", seen["edge-1"]
         assert seen["edge-1"].get("capacity") == 16 << 30, seen["edge-1"]  # the example's
+        assert "plant-3" in json.dumps(seen["fog-1"].get("labels")), seen["fog-1"]
     finally:
         for node in nodes.values():
             node.stop()

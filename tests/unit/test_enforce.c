@@ -173,7 +173,7 @@ static void node_policy_and_privileges(void **state)
     fp_error err;
     char why[256];
     assert_int_equal(
-        fp_node_policy_build("CAP_CHOWN, CAP_NET_BIND_SERVICE", "80 8000-8999", &pol, &err), 0);
+        fp_node_policy_build("CAP_CHOWN, CAP_NET_BIND_SERVICE", "80 8000-8999", "", &pol, &err), 0);
     json_t *def = json_loads("{\"name\":\"a\",\"capabilities\":[\"CAP_CHOWN\"],"
                              "\"ports\":[80, 8080]}",
                              0, NULL);
@@ -193,17 +193,61 @@ static void node_policy_and_privileges(void **state)
     json_decref(pol);
     json_decref(def);
     /* defaults: both null */
-    assert_int_equal(fp_node_policy_build("", "", &pol, &err), 0);
+    assert_int_equal(fp_node_policy_build("", "", "", &pol, &err), 0);
     assert_true(json_is_null(json_object_get(pol, "capabilities")));
     assert_true(json_is_null(json_object_get(pol, "ports")));
     json_decref(pol);
     /* "none": nothing allowed */
-    assert_int_equal(fp_node_policy_build("none", "none", &pol, &err), 0);
+    assert_int_equal(fp_node_policy_build("none", "none", "", &pol, &err), 0);
     assert_int_equal(json_array_size(json_object_get(pol, "capabilities")), 0);
     json_decref(pol);
-    assert_int_equal(fp_node_policy_build("CAP_SYS_ADMIN", "", &pol, &err), -1);
-    assert_int_equal(fp_node_policy_build("", "90-80", &pol, &err), -1);
-    assert_int_equal(fp_node_policy_build("", "0", &pol, &err), -1);
+    assert_int_equal(fp_node_policy_build("CAP_SYS_ADMIN", "", "", &pol, &err), -1);
+    assert_int_equal(fp_node_policy_build("", "90-80", "", &pol, &err), -1);
+    assert_int_equal(fp_node_policy_build("", "0", "", &pol, &err), -1);
+}
+
+static void host_paths_policy(void **state)
+{
+    (void)state;
+    json_t *pol;
+    fp_error err;
+    char why[256];
+    json_t *def =
+        json_loads("{\"name\":\"a\",\"host_paths\":[\"/srv/data/www:/www:ro\"]}", 0, NULL);
+    /* none by default: no policy, an empty one, "none" */
+    assert_int_equal(fp_enforce_privileges(def, NULL, why, sizeof why), 1);
+    assert_non_null(strstr(why, "host path /srv/data/www"));
+    assert_int_equal(fp_node_policy_build("", "", "none", &pol, &err), 0);
+    assert_int_equal(fp_enforce_privileges(def, pol, why, sizeof why), 1);
+    json_decref(pol);
+    /* a directory allows itself and what is below it, on a component
+     * boundary */
+    assert_int_equal(fp_node_policy_build("", "", "/srv/data, /opt/x", &pol, &err), 0);
+    assert_int_equal(fp_enforce_privileges(def, pol, why, sizeof why), 0);
+    json_object_set_new(def, "host_paths", json_pack("[s]", "/srv/data:/d"));
+    assert_int_equal(fp_enforce_privileges(def, pol, why, sizeof why), 0);
+    json_object_set_new(def, "host_paths", json_pack("[s]", "/srv/database:/d"));
+    assert_int_equal(fp_enforce_privileges(def, pol, why, sizeof why), 1);
+    json_object_set_new(def, "host_paths", json_pack("[s]", "/srv/data/../../etc:/d"));
+    assert_int_equal(fp_enforce_privileges(def, pol, why, sizeof why), 1);
+    json_decref(pol);
+    json_decref(def);
+    assert_int_equal(fp_node_policy_build("", "", "relative/dir", &pol, &err), -1);
+    assert_int_equal(fp_node_policy_build("", "", "/", &pol, &err), -1);
+    /* the entry's grammar */
+    char host[512], ctr[512];
+    bool ro;
+    assert_int_equal(fp_host_path_parse("/a/b:/c:ro", host, ctr, &ro), 0);
+    assert_string_equal(host, "/a/b");
+    assert_string_equal(ctr, "/c");
+    assert_true(ro);
+    assert_int_equal(fp_host_path_parse("/a:/c", host, ctr, &ro), 0);
+    assert_false(ro);
+    assert_int_equal(fp_host_path_parse("/a:/c:rw", host, ctr, &ro), -1);
+    assert_int_equal(fp_host_path_parse("/a:/", host, ctr, &ro), -1); /* over the root */
+    assert_int_equal(fp_host_path_parse("/a//b:/c", host, ctr, &ro), -1);
+    assert_int_equal(fp_host_path_parse("a:/c", host, ctr, &ro), -1);
+    assert_int_equal(fp_host_path_parse("/a:/c/./d", host, ctr, &ro), -1);
 }
 
 static void definition_policy_fields(void **state)
@@ -251,6 +295,7 @@ int main(void)
         cmocka_unit_test(memory_and_pids),
         cmocka_unit_test(the_window_keeps_the_newest),
         cmocka_unit_test(node_policy_and_privileges),
+        cmocka_unit_test(host_paths_policy),
         cmocka_unit_test(definition_policy_fields),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -16,7 +16,11 @@
 
 static fp_place_node nodes[] = {
     {.id = "edge-1", .role = "edge", .parent = "https://fog-1", .health = FP_HEALTH_HEALTHY},
-    {.id = "fog-1", .role = "fog", .parent = CLOUD, .health = FP_HEALTH_HEALTHY},
+    {.id = "fog-1",
+     .role = "fog",
+     .url = "https://fog-1",
+     .parent = CLOUD,
+     .health = FP_HEALTH_HEALTHY},
     {.id = "fog-2", .role = "fog", .parent = CLOUD, .health = FP_HEALTH_HEALTHY},
     {.id = "fog-3", .role = "fog", .parent = "https://region-b", .health = FP_HEALTH_HEALTHY},
 };
@@ -28,6 +32,8 @@ static void reset_nodes(void)
         nodes[i].health = FP_HEALTH_HEALTHY;
         nodes[i].capacity = nodes[i].used = 0;
         nodes[i].instances = 0;
+        nodes[i].labels = NULL;
+        nodes[i].memory = nodes[i].reserved = 0;
     }
 }
 
@@ -236,6 +242,141 @@ static void test_pinned_first_placement_on_dead_node(void **state)
     free(pl);
 }
 
+static void test_labels_match(void **state)
+{
+    (void)state;
+    assert_true(fp_labels_match("zone=north,gpu=no", "zone=north"));
+    assert_true(fp_labels_match("zone=north,gpu=no", "gpu=no,zone=north"));
+    assert_true(fp_labels_match("zone=north", ""));
+    assert_true(fp_labels_match(NULL, NULL));
+    assert_false(fp_labels_match("zone=north,gpu=no", "zone=south"));
+    assert_false(fp_labels_match("zone=northern", "zone=north"));      /* whole pairs only */
+    assert_false(fp_labels_match("zone=north", "zone=north,gpu=yes")); /* all must match */
+    assert_false(fp_labels_match(NULL, "zone=north"));
+}
+
+static void test_labels_select_nodes(void **state)
+{
+    (void)state;
+    reset_nodes();
+    node("fog-1")->labels = "zone=north";
+    node("fog-2")->labels = "zone=south,gpu=yes";
+    node("fog-3")->labels = "zone=north,gpu=yes";
+    node("fog-3")->health = FP_HEALTH_SUSPECT;
+    fp_place_service s[] = {
+        {.name = "all-north", .role = "fog", .labels = "zone=north"}, /* every match */
+        {.name = "one-gpu", .role = "fog", .labels = "gpu=yes", .replicas = 2},
+        {.name = "nowhere", .role = "fog", .labels = "zone=east", .replicas = 1},
+    };
+    assert_true(fp_place_dynamic(&s[0]));
+    fp_placement *pl;
+    size_t n;
+    char buf[256];
+    assert_int_equal(fp_place_compute(s, 3, nodes, NNODES, NULL, 0, &pl, &n), 0);
+    /* like a static definition: every matching node, whatever its health */
+    assert_string_equal(where(pl, n, "all-north", buf), "fog-1,fog-3");
+    /* replicas go to healthy matching nodes only: fog-3 is suspect */
+    assert_string_equal(where(pl, n, "one-gpu", buf), "fog-2");
+    assert_string_equal(where(pl, n, "nowhere", buf), "");
+    free(pl);
+    /* a node whose labels changed loses the placement */
+    fp_placement cur[] = {{.service = "one-gpu", .node = "fog-1"}};
+    assert_int_equal(fp_place_compute(&s[1], 1, nodes, NNODES, cur, 1, &pl, &n), 0);
+    assert_string_equal(where(pl, n, "one-gpu", buf), "fog-2");
+    free(pl);
+}
+
+static void test_handover_respects_labels(void **state)
+{
+    (void)state;
+    reset_nodes();
+    node("fog-1")->health = FP_HEALTH_DEAD;
+    node("fog-1")->labels = "zone=north";
+    node("fog-2")->labels = "zone=south"; /* nearer, but the wrong zone */
+    node("fog-3")->labels = "zone=north";
+    fp_place_service s[] = {
+        {.name = "web", .node = "fog-1", .always_on = true, .labels = "zone=north"}};
+    fp_placement cur[] = {{.service = "web", .node = "fog-1"}};
+    fp_placement *pl;
+    size_t n;
+    assert_int_equal(fp_place_compute(s, 1, nodes, NNODES, cur, 1, &pl, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(pl[0].node, "fog-3");
+    assert_string_equal(pl[0].from, "fog-1");
+    free(pl);
+    /* no matching healthy fog: it stays where it was */
+    node("fog-3")->labels = "zone=south";
+    assert_int_equal(fp_place_compute(s, 1, nodes, NNODES, cur, 1, &pl, &n), 0);
+    assert_string_equal(pl[0].node, "fog-1");
+    assert_null(pl[0].from);
+    free(pl);
+}
+
+static void test_distance(void **state)
+{
+    (void)state;
+    reset_nodes();
+    /* edge-1 under fog-1 under the cloud; fog-2 under the cloud; fog-3
+     * under a parent the directory does not know */
+    assert_int_equal(fp_place_distance(nodes, NNODES, "fog-1", "fog-1"), 0);
+    assert_int_equal(fp_place_distance(nodes, NNODES, "fog-1", "edge-1"), 1);
+    assert_int_equal(fp_place_distance(nodes, NNODES, "fog-2", "edge-1"), 3);
+    assert_int_equal(fp_place_distance(nodes, NNODES, "fog-2", "fog-1"), 2);
+    assert_int_equal(fp_place_distance(nodes, NNODES, "fog-3", "edge-1"), FP_PLACE_FAR);
+}
+
+static void test_preferences(void **state)
+{
+    (void)state;
+    reset_nodes();
+    node("fog-1")->instances = 5; /* busiest, but nearest edge-1 */
+    fp_place_service s[] = {{.name = "near", .role = "fog", .replicas = 1, .near = "edge-1"}};
+    fp_placement *pl;
+    size_t n;
+    char buf[256];
+    assert_int_equal(fp_place_compute(s, 1, nodes, NNODES, NULL, 0, &pl, &n), 0);
+    assert_string_equal(where(pl, n, "near", buf), "fog-1");
+    free(pl);
+    /* a preferred label comes before nearness; without a match, the rest
+     * decides */
+    node("fog-2")->labels = "ssd=yes";
+    s[0].prefer_label = "ssd=yes";
+    assert_int_equal(fp_place_compute(s, 1, nodes, NNODES, NULL, 0, &pl, &n), 0);
+    assert_string_equal(where(pl, n, "near", buf), "fog-2");
+    free(pl);
+    s[0].prefer_label = "ssd=no";
+    assert_int_equal(fp_place_compute(s, 1, nodes, NNODES, NULL, 0, &pl, &n), 0);
+    assert_string_equal(where(pl, n, "near", buf), "fog-1");
+    free(pl);
+    /* a preference moves nothing that runs */
+    fp_placement cur[] = {{.service = "near", .node = "fog-3"}};
+    assert_int_equal(fp_place_compute(s, 1, nodes, NNODES, cur, 1, &pl, &n), 0);
+    assert_string_equal(where(pl, n, "near", buf), "fog-3");
+    free(pl);
+}
+
+static void test_memory_capacity(void **state)
+{
+    (void)state;
+    reset_nodes();
+    node("fog-1")->memory = 1000;
+    node("fog-1")->reserved = 900;
+    node("fog-2")->memory = 1000;
+    node("fog-3")->memory = 0; /* unknown: fits */
+    node("fog-3")->instances = 4;
+    fp_place_service s[] = {{.name = "big", .role = "fog", .replicas = 3, .memory = 600}};
+    fp_placement *pl;
+    size_t n;
+    char buf[256];
+    assert_int_equal(fp_place_compute(s, 1, nodes, NNODES, NULL, 0, &pl, &n), 0);
+    /* fog-1 has 100 left; fog-2 takes one (and then has 400 left) */
+    assert_string_equal(where(pl, n, "big", buf), "fog-2,fog-3");
+    free(pl);
+    assert_false(fp_place_eligible(&s[0], node("fog-1")));
+    assert_true(fp_place_eligible(&s[0], node("fog-2")));
+    assert_false(fp_place_eligible(&s[0], node("edge-1")));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -247,6 +388,12 @@ int main(void)
         cmocka_unit_test(test_dead_without_always_on_stays),
         cmocka_unit_test(test_replicas_handover_spreads),
         cmocka_unit_test(test_pinned_first_placement_on_dead_node),
+        cmocka_unit_test(test_labels_match),
+        cmocka_unit_test(test_labels_select_nodes),
+        cmocka_unit_test(test_handover_respects_labels),
+        cmocka_unit_test(test_distance),
+        cmocka_unit_test(test_preferences),
+        cmocka_unit_test(test_memory_capacity),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
