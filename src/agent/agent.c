@@ -91,6 +91,7 @@ struct fp_agent {
     json_t *status;                         /* the last pass's report */
     struct fp_recall_set *_Atomic recalled; /* never run (fp_agent_set_recalled) */
     bool published;                         /* status holds a pass's report (not the empty start) */
+    json_t *pinned; /* under lock: digests never evicted from the cache (fp_agent_pinned) */
 };
 
 /* ---- paths ---------------------------------------------------------- */
@@ -654,6 +655,35 @@ static void *sync_main(void *arg)
     return NULL;
 }
 
+/* The images this node runs or is about to run: every instance's and
+ * every wanted definition's digest, kept from cache eviction. */
+static void refresh_pins(fp_agent *a)
+{
+    json_t *pins = json_array();
+    for (size_t i = 0; i < a->n; i++)
+        json_array_append_new(pins, json_string(a->inst[i]->svc.digest));
+    size_t k;
+    json_t *def;
+    json_array_foreach(a->desired, k, def)
+    {
+        json_t *d = json_object_get(def, "digest");
+        if (json_is_string(d)) json_array_append(pins, d);
+    }
+    pthread_mutex_lock(&a->lock);
+    json_decref(a->pinned);
+    a->pinned = pins;
+    pthread_mutex_unlock(&a->lock);
+}
+
+char *fp_agent_pinned(fp_agent *a)
+{
+    if (!a) return NULL;
+    pthread_mutex_lock(&a->lock);
+    char *text = a->pinned ? json_dumps(a->pinned, JSON_COMPACT) : NULL;
+    pthread_mutex_unlock(&a->lock);
+    return text;
+}
+
 /* The agent's pass: take the sync thread's latest answer, if any. */
 static void sync_desired(fp_agent *a)
 {
@@ -675,6 +705,7 @@ static void sync_desired(fp_agent *a)
         json_decref(a->desired);
         a->desired = json_incref(list);
         fp_info("event=desired_state services=%zu", json_array_size(list));
+        refresh_pins(a); /* before the pass fetches them */
     }
     json_decref(doc);
 }
@@ -957,6 +988,7 @@ static json_t *instance_json(const fp_agent *a, const struct instance *in)
 
 static void publish(fp_agent *a)
 {
+    refresh_pins(a);
     json_t *list = json_array();
     for (size_t i = 0; i < a->n; i++)
         json_array_append_new(list, instance_json(a, a->inst[i]));
@@ -1132,6 +1164,7 @@ void fp_agent_stop(fp_agent *a)
     json_decref(a->desired);
     json_decref(a->policy);
     json_decref(a->status);
+    json_decref(a->pinned);
     pthread_cond_destroy(&a->wake);
     pthread_mutex_destroy(&a->lock);
     free(a);
