@@ -146,35 +146,15 @@ static void set_error(struct instance *in, enum state st, const fp_error *err)
 
 /* ---- image → root file system → bundle ------------------------------- */
 
-static const char *host_arch(void)
-{
-    struct utsname u;
-    if (uname(&u) == 0 && !strcmp(u.machine, "aarch64")) return "arm64";
-    if (uname(&u) == 0 && !strncmp(u.machine, "arm", 3)) return "arm";
-    return "amd64";
-}
-
 /* An index names one manifest per platform: take this host's. */
 static int pick_platform(const char *body, size_t len, char out[FP_DIGEST_MAX], fp_error *err)
 {
-    json_t *j = json_loadb(body, len, 0, NULL);
-    size_t i;
-    json_t *m;
-    const char *arch = host_arch();
-    out[0] = '\0';
-    json_array_foreach(json_object_get(j, "manifests"), i, m)
-    {
-        json_t *p = json_object_get(m, "platform");
-        const char *os = json_string_value(json_object_get(p, "os"));
-        const char *ar = json_string_value(json_object_get(p, "architecture"));
-        const char *d = json_string_value(json_object_get(m, "digest"));
-        if (d && os && ar && !strcmp(os, "linux") && !strcmp(ar, arch)) {
-            snprintf(out, FP_DIGEST_MAX, "%s", d);
-            break;
-        }
-    }
-    json_decref(j);
-    return out[0] ? 0 : fp_error_set(err, 0, "the image has no linux/%s manifest", arch);
+    fp_platform host;
+    fp_platform_host(&host);
+    char why[512];
+    if (fp_platform_pick(body, len, &host, out, why, sizeof why) < 0)
+        return fp_error_set(err, 0, "%s", why);
+    return 0;
 }
 
 static int read_blob_json(fp_agent *a, const char *digest, json_t **out, fp_error *err)
@@ -201,7 +181,9 @@ static int deploy(fp_agent *a, struct instance *in, fp_error *err)
     if (fp_digest_parse(s->digest, strlen(s->digest), NULL) != FP_DIGEST_OK)
         return fp_error_set(err, 0, "image %s: the cloud gave no digest", s->image);
     uint64_t bytes = 0;
-    if (fp_fed_hold(a->fed, a->store, ref.name, s->digest, NULL, &bytes, err) < 0)
+    fp_platform host;
+    fp_platform_host(&host);
+    if (fp_fed_hold_platform(a->fed, a->store, ref.name, s->digest, &host, NULL, &bytes, err) < 0)
         return fp_error_prefix(err, "image %s", s->image);
     char digest[FP_DIGEST_MAX];
     snprintf(digest, sizeof digest, "%s", s->digest);

@@ -1,15 +1,17 @@
 """The agent's images in the node's store (issue 5): an image an instance
 runs is pinned against the fog's cache eviction ([storage] cache_max), and
-is evicted like any other once no instance runs it.
+is evicted like any other once no instance runs it; of a multi-platform
+index only the node's platform is fetched.
 
 A sandbox per test (a cloud and fog-1 with its agent). Needs root and
 runc (skipped otherwise)."""
+import json
 import os
 import shutil
 
 import pytest
 
-from fedhelp import Sandbox, gz_layer, push_image
+from fedhelp import Sandbox, gz_layer, push_image, sha256
 from helpers import images  # noqa: F401 (fixture)
 from test_agent import cli, create, delete, running, wait_state
 from test_federation_cache import held
@@ -73,6 +75,72 @@ def test_running_image_is_pinned_against_eviction(tmp_path, images):
         ev = fog.wait_log(r"event=evicted repo=web_service ", since=m2, timeout=40)
         assert web in ev[0], ev
         assert not held(sb, fog, "web_service", "manifests", web)
+    finally:
+        for sv in cli(sb, "service", "ls", "--json", check=False).get("json") or []:
+            cli(sb, "service", "delete", sv["name"], check=False)
+        sb.down()
+
+
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+HOST_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
+
+
+def put_index(s, node, repo, tag, children):
+    body = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": children})
+    r = s.put(f"{node.url}/v2/{repo}/manifests/{tag}", data=body,
+              headers={"Content-Type": OCI_INDEX}, timeout=30)
+    assert r.status_code == 201, (r.status_code, r.text)
+    return sha256(body.encode())
+
+
+def test_index_holds_only_the_nodes_platform(tmp_path, images):
+    """An index of two platforms whose other platform's layer the cloud has
+    lost: the fog's agent fetches only its own platform's manifest and
+    blobs, and runs it. An index with no manifest for the node's platform
+    is a clear error in `fogport ps --json` and the node's log."""
+    sb = sandbox(tmp_path, images)
+    try:
+        cloud, fog = sb.cloud, sb["fog-1"]
+        s = sb.session(cloud, "web_service", "pull,push")
+        r = s.get(f"{cloud.url}/v2/web_service/manifests/latest", timeout=30)
+        assert r.status_code == 200
+        host = {"mediaType": r.headers["Content-Type"].split(";")[0], "digest": sha256(r.content),
+                "size": len(r.content), "platform": {"os": "linux", "architecture": HOST_ARCH}}
+        layer = gz_layer(MiB)
+        other_digest, other_body, _ = push_image(s, cloud, "web_service", "other", [layer])
+        other = {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                 "digest": other_digest, "size": len(other_body),
+                 "platform": {"os": "linux", "architecture": "s390x"}}
+        put_index(s, cloud, "web_service", "multi", [other, host])  # the other one first
+        put_index(s, cloud, "web_service", "s390x", [other])
+        # the cloud loses the other platform's layer: nobody can fetch it
+        h = sha256(layer).split(":", 1)[1]
+        os.remove(os.path.join(cloud.data_dir, "blobs", "sha256", h[:2], h))
+        assert s.get(f"{cloud.url}/v2/web_service/blobs/sha256:{h}", timeout=30) \
+            .status_code != 200
+
+        m = fog.mark()
+        create(sb, "multi", "--image", "web_service:multi", "--node", "fog-1",
+               "--entrypoint", "/bin/sh", "--cmd", "-c", "--cmd", "sleep 600",
+               "--stop-grace", "0")
+        i = wait_state(sb, "multi", "fog-1", running)
+        assert i["digest"] != host["digest"]  # the service runs the index
+        assert i["restarts"] == 0 and not i["error"], i
+        assert held(sb, fog, "web_service", "manifests", host["digest"])
+        assert not held(sb, fog, "web_service", "manifests", other_digest)
+        assert not fog.lines(rf"event=pulled kind=\S+ repo=web_service \S*{other_digest}",
+                             since=m)
+        assert not fog.lines(rf"event=pulled kind=blob repo=web_service digest=sha256:{h}",
+                             since=m)
+
+        # no manifest for this node: said in the instance's error
+        create(sb, "nomatch", "--image", "web_service:s390x", "--node", "fog-1",
+               "--entrypoint", "/bin/sh", "--cmd", "-c", "--cmd", "sleep 600")
+        i = wait_state(sb, "nomatch", "fog-1", lambda i: i["error"])
+        assert i["state"] in ("backoff", "pulling"), i
+        assert f"no manifest for linux/{HOST_ARCH}" in i["error"], i
+        assert "linux/s390x" in i["error"], i
+        fog.wait_log(r"event=service_deploy_failed service=nomatch .*no manifest for", since=m)
     finally:
         for sv in cli(sb, "service", "ls", "--json", check=False).get("json") or []:
             cli(sb, "service", "delete", sv["name"], check=False)
