@@ -10,13 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "agent/bundle.h"
 #include "agent/cgroup.h"
 #include "agent/enforce.h"
+#include "agent/image.h"
 #include "agent/layers.h"
 #include "agent/rootfs.h"
 #include "agent/runtime.h"
@@ -67,6 +67,10 @@ struct instance {
     fp_enforce_window win;  /* the last samples, for the policy's window */
     json_t *violation;      /* why it is ST_VIOLATED: kept and reported until replaced */
     json_int_t def_updated; /* the cloud's "updated" of the definition it runs */
+    /* a new definition waiting for its image while this one runs on */
+    char next_gen[FP_DIGEST_MAX];
+    time_t next_try;
+    unsigned next_backoff_s;
 };
 
 struct fp_agent {
@@ -146,17 +150,6 @@ static void set_error(struct instance *in, enum state st, const fp_error *err)
 
 /* ---- image → root file system → bundle ------------------------------- */
 
-/* An index names one manifest per platform: take this host's. */
-static int pick_platform(const char *body, size_t len, char out[FP_DIGEST_MAX], fp_error *err)
-{
-    fp_platform host;
-    fp_platform_host(&host);
-    char why[512];
-    if (fp_platform_pick(body, len, &host, out, why, sizeof why) < 0)
-        return fp_error_set(err, 0, "%s", why);
-    return 0;
-}
-
 static int read_blob_json(fp_agent *a, const char *digest, json_t **out, fp_error *err)
 {
     char path[FP_PATH_MAX + 256];
@@ -181,33 +174,9 @@ static int deploy(fp_agent *a, struct instance *in, fp_error *err)
     if (fp_digest_parse(s->digest, strlen(s->digest), NULL) != FP_DIGEST_OK)
         return fp_error_set(err, 0, "image %s: the cloud gave no digest", s->image);
     uint64_t bytes = 0;
-    fp_platform host;
-    fp_platform_host(&host);
-    if (fp_fed_hold_platform(a->fed, a->store, ref.name, s->digest, &host, NULL, &bytes, err) < 0)
-        return fp_error_prefix(err, "image %s", s->image);
-    char digest[FP_DIGEST_MAX];
-    snprintf(digest, sizeof digest, "%s", s->digest);
     fp_manifest m;
-    for (int depth = 0;; depth++) {
-        fp_manifest_row row;
-        int got = fp_store_manifest_get(a->store, ref.name, digest, true, true, &row, err);
-        if (got == FP_STORE_NOT_FOUND)
-            return fp_error_set(err, 0, "manifest %s is no longer here", digest);
-        if (got != 0) return fp_error_prefix(err, "manifest %s", digest);
-        char why[256];
-        int rc = fp_manifest_parse(row.body, row.size, row.media_type, &m, why, sizeof why);
-        if (rc == 0 && m.is_index) {
-            fp_manifest_free(&m);
-            rc = depth > 0 ? fp_error_set(err, 0, "nested index")
-                           : pick_platform(row.body, row.size, digest, err);
-            free(row.body);
-            if (rc < 0) return -1;
-            continue;
-        }
-        free(row.body);
-        if (rc < 0) return fp_error_set(err, 0, "manifest %s: %s", digest, why);
-        break;
-    }
+    if (fp_agent_image_hold(a->fed, a->store, ref.name, s->digest, &m, &bytes, err) < 0)
+        return fp_error_prefix(err, "image %s", s->image);
     json_t *image_config = NULL;
     const char **lowers = calloc(m.nrefs + 1, sizeof *lowers);
     char(*paths)[FP_PATH_MAX] = calloc(m.nrefs + 1, sizeof *paths);
@@ -731,6 +700,39 @@ static void prune_layers(fp_agent *a)
     fp_strv_free(keep);
 }
 
+/* A running instance is replaced only once the new definition's image is
+ * held and unpacked: a new image that cannot be fetched leaves the old one
+ * serving, the failure in its error and the log, tried again with backoff. */
+static bool replacement_ready(fp_agent *a, struct instance *in, const fp_service *s,
+                              const char *gen, time_t now)
+{
+    if (strcmp(in->next_gen, gen) != 0) { /* another new definition: from the start */
+        snprintf(in->next_gen, sizeof in->next_gen, "%s", gen);
+        in->next_try = 0;
+        in->next_backoff_s = 0;
+    }
+    if (now < in->next_try) return false;
+    fp_error err;
+    fp_reference ref;
+    char cache[FP_PATH_MAX + 16];
+    snprintf(cache, sizeof cache, "%s/layers", a->dir);
+    fp_unpack_limits lim = {.max_bytes = a->cfg->agent_max_layer_bytes};
+    int rc = fp_reference_parse(s->image, &ref) < 0
+                 ? fp_error_set(&err, 0, "image %s: not a reference", s->image)
+                 : fp_agent_image_prepare(a->fed, a->store, cache, &lim, ref.name, s->digest, NULL,
+                                          &err);
+    malloc_trim(0);
+    if (rc == 0) return true;
+    in->next_backoff_s = in->next_backoff_s ? in->next_backoff_s * 2 : 1;
+    if (in->next_backoff_s > BACKOFF_MAX_S) in->next_backoff_s = BACKOFF_MAX_S;
+    in->next_try = now + in->next_backoff_s;
+    snprintf(in->error, sizeof in->error, "new definition not running yet (image %s): %s", s->image,
+             err.msg);
+    fp_warn("event=service_replace_failed service=%s image=%s digest=%s retry_s=%u error=\"%s\"",
+            s->name, s->image, s->digest, in->next_backoff_s, err.msg);
+    return false;
+}
+
 static void reconcile(fp_agent *a, time_t now)
 {
     bool removed = false;
@@ -805,6 +807,11 @@ static void reconcile(fp_agent *a, time_t now)
          * again at the cloud (its "updated" changes), even unchanged */
         bool rewritten = in && in->state == ST_VIOLATED && updated != in->def_updated;
         if (in && (strcmp(in->gen, gen) != 0 || rewritten)) { /* changed: replace it */
+            if (!refused && in->state == ST_RUNNING && !replacement_ready(a, in, &s, gen, now)) {
+                fp_service_free(&s);
+                in->wanted = true; /* and still supervised, below */
+                continue;
+            }
             remove_instance(a, s.name, in->svc.stop_grace_s);
             for (size_t i = 0; i < a->n; i++)
                 if (a->inst[i] == in) drop(a, i);

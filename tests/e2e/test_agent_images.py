@@ -5,9 +5,11 @@ index only the node's platform is fetched.
 
 A sandbox per test (a cloud and fog-1 with its agent). Needs root and
 runc (skipped otherwise)."""
+import io
 import json
 import os
 import shutil
+import tarfile
 
 import pytest
 
@@ -141,6 +143,62 @@ def test_index_holds_only_the_nodes_platform(tmp_path, images):
         assert f"no manifest for linux/{HOST_ARCH}" in i["error"], i
         assert "linux/s390x" in i["error"], i
         fog.wait_log(r"event=service_deploy_failed service=nomatch .*no manifest for", since=m)
+    finally:
+        for sv in cli(sb, "service", "ls", "--json", check=False).get("json") or []:
+            cli(sb, "service", "delete", sv["name"], check=False)
+        sb.down()
+
+
+def tar_layer(name, data):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as t:
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        t.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_replacement_waits_for_its_image(tmp_path, images):
+    """A service replaced by a definition whose image cannot be fetched
+    (the cloud lost its layer) keeps running as it was; the failure is in
+    the instance and the log, retried with backoff; once the layer is back
+    the new definition replaces it."""
+    sb = sandbox(tmp_path, images)
+    try:
+        cloud, fog = sb.cloud, sb["fog-1"]
+        s = sb.session(cloud, "web_service", "pull,push")
+        # web_service with one more layer, which the cloud then loses: an
+        # image it lists but cannot serve
+        r = s.get(f"{cloud.url}/v2/web_service/manifests/latest", timeout=30)
+        base = [s.get(f"{cloud.url}/v2/web_service/blobs/{d['digest']}", timeout=30).content
+                for d in r.json()["layers"]]
+        layer = tar_layer("etc/new-version", b"2\n")
+        push_image(s, cloud, "web_service", "broken", base + [layer])
+        h = sha256(layer).split(":", 1)[1]
+        path = os.path.join(cloud.data_dir, "blobs", "sha256", h[:2], h)
+        os.rename(path, path + ".away")
+
+        run = ["--node", "fog-1", "--entrypoint", "/bin/sh", "--cmd", "-c", "--cmd",
+               "sleep 600", "--stop-grace", "0"]
+        create(sb, "swap", "--image", "web_service:latest", *run)
+        old = wait_state(sb, "swap", "fog-1", running)
+        m = fog.mark()
+        create(sb, "swap", "--image", "web_service:broken", *run)
+        fails = fog.wait_log(r"event=service_replace_failed service=swap ", since=m,
+                             timeout=30, count=2)
+        assert "retry_s=1 " in fails[0] and "retry_s=2 " in fails[1], fails
+        i = wait_state(sb, "swap", "fog-1",
+                       lambda i: "new definition not running yet" in i["error"])
+        assert i["state"] == "running" and i["pid"] == old["pid"], i
+        assert i["digest"] == old["digest"], i
+        assert not fog.lines(r"event=service_removed service=swap", since=m)
+
+        # the layer is back: the next try replaces the old instance
+        os.rename(path + ".away", path)
+        fog.wait_log(r"event=service_started service=swap ", since=m, timeout=90)
+        i = wait_state(sb, "swap", "fog-1", lambda i: running(i) and i["pid"] != old["pid"])
+        assert i["digest"] != old["digest"] and not i["error"], i
+        assert len(fog.lines(r"event=service_removed service=swap", since=m)) == 1
     finally:
         for sv in cli(sb, "service", "ls", "--json", check=False).get("json") or []:
             cli(sb, "service", "delete", sv["name"], check=False)
