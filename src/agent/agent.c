@@ -806,6 +806,10 @@ static void reconcile(fp_agent *a, time_t now)
         /* a violated instance stays stopped until the definition is written
          * again at the cloud (its "updated" changes), even unchanged */
         bool rewritten = in && in->state == ST_VIOLATED && updated != in->def_updated;
+        if (in && in->next_gen[0] && !strcmp(in->gen, gen)) { /* the new one withdrawn */
+            in->next_gen[0] = '\0';
+            in->error[0] = '\0';
+        }
         if (in && (strcmp(in->gen, gen) != 0 || rewritten)) { /* changed: replace it */
             if (!refused && in->state == ST_RUNNING && !replacement_ready(a, in, &s, gen, now)) {
                 fp_service_free(&s);

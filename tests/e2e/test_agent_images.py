@@ -161,8 +161,8 @@ def tar_layer(name, data):
 def test_replacement_waits_for_its_image(tmp_path, images):
     """A service replaced by a definition whose image cannot be fetched
     (the cloud lost its layer) keeps running as it was; the failure is in
-    the instance and the log, retried with backoff; once the layer is back
-    the new definition replaces it."""
+    the instance and the log, retried with backoff; withdrawn, it leaves no
+    trace; once the layer is back the new definition replaces it."""
     sb = sandbox(tmp_path, images)
     try:
         cloud, fog = sb.cloud, sb["fog-1"]
@@ -193,7 +193,16 @@ def test_replacement_waits_for_its_image(tmp_path, images):
         assert i["digest"] == old["digest"], i
         assert not fog.lines(r"event=service_removed service=swap", since=m)
 
-        # the layer is back: the next try replaces the old instance
+        # the new definition withdrawn: the old one runs on, its error gone
+        create(sb, "swap", "--image", "web_service:latest", *run)
+        i = wait_state(sb, "swap", "fog-1", lambda i: not i["error"])
+        assert i["state"] == "running" and i["pid"] == old["pid"], i
+
+        # asked for again, and the layer is back: the next try replaces the
+        # old instance
+        m = fog.mark()
+        create(sb, "swap", "--image", "web_service:broken", *run)
+        fog.wait_log(r"event=service_replace_failed service=swap ", since=m, timeout=30)
         os.rename(path + ".away", path)
         fog.wait_log(r"event=service_started service=swap ", since=m, timeout=90)
         i = wait_state(sb, "swap", "fog-1", lambda i: running(i) and i["pid"] != old["pid"])
