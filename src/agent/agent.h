@@ -48,7 +48,7 @@ json_t *fp_agent_status(fp_agent *a);
 
 /* The images this node runs or is about to run, as a JSON array of
  * manifest digests for fp_evict_opts.pinned: malloc'd, NULL when a is
- * NULL or before the agent's first pass. */
+ * NULL or before the agent's first pass (then nothing may be evicted). */
 char *fp_agent_pinned(fp_agent *a);
 
 /* The last `tail` bytes of a service's log (older file first). 1 when the

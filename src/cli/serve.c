@@ -43,6 +43,7 @@ static void evict_cache(const fp_config *cfg, fp_store *store, fp_agent *agent, 
     /* what the agent runs or is about to run stays: evicted, a service
      * could not start again while no holder is reachable */
     cleanup_free char *pinned = fp_agent_pinned(agent);
+    if (agent && !pinned) return; /* before its first pass: what it runs is not known yet */
     char own[80] = "";
     if (cfg->node_id[0]) snprintf(own, sizeof own, "%s/", cfg->node_id);
     struct fp_evict_opts o = {.max_bytes = cfg->cache_max,
