@@ -122,6 +122,11 @@ static void push_event(fp_usage *u, time_t now, const char *node, const char *se
     json_t *code = json_object_get(it, "exit_code");
     if (json_is_integer(code) && (!strcmp(state, "exited") || !strcmp(state, "failed")))
         json_object_set(e, "exit_code", code);
+    /* why it went there (a failed pull, an image with no manifest for the
+     * node), as the agent reported it */
+    json_t *why = json_object_get(it, "error");
+    if (json_is_string(why) && json_string_length(why) && strcmp(state, "removed") != 0)
+        json_object_set(e, "error", why);
     size_t slot = u->next_id % FP_USAGE_EVENTS_MAX;
     json_decref(u->ring[slot]);
     u->ring[slot] = e;

@@ -99,7 +99,8 @@ def test_index_holds_only_the_nodes_platform(tmp_path, images):
     """An index of two platforms whose other platform's layer the cloud has
     lost: the fog's agent fetches only its own platform's manifest and
     blobs, and runs it. An index with no manifest for the node's platform
-    is a clear error in `fogport ps --json` and the node's log."""
+    is a clear error in `fogport ps --json`, `fogport events` and the node's
+    log."""
     sb = sandbox(tmp_path, images)
     try:
         cloud, fog = sb.cloud, sb["fog-1"]
@@ -143,6 +144,13 @@ def test_index_holds_only_the_nodes_platform(tmp_path, images):
         assert f"no manifest for linux/{HOST_ARCH}" in i["error"], i
         assert "linux/s390x" in i["error"], i
         fog.wait_log(r"event=service_deploy_failed service=nomatch .*no manifest for", since=m)
+        # and in the cloud's events, with the state it put the instance in
+        ev = [e for e in json.loads(cli(sb, "events", "--json")["out"])
+              if e["service"] == "nomatch" and e["event"] == "backoff"]
+        assert ev and f"no manifest for linux/{HOST_ARCH}" in ev[0].get("error", ""), ev
+        text = cli(sb, "events")["out"]
+        assert any("nomatch" in line and "no manifest for" in line
+                   for line in text.splitlines()), text
     finally:
         for sv in cli(sb, "service", "ls", "--json", check=False).get("json") or []:
             cli(sb, "service", "delete", sv["name"], check=False)
