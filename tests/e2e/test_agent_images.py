@@ -13,7 +13,7 @@ import tarfile
 
 import pytest
 
-from fedhelp import Sandbox, gz_layer, push_image, sha256
+from fedhelp import Sandbox, gz_layer, push_image, sha256, wait_for
 from helpers import images  # noqa: F401 (fixture)
 from test_agent import cli, create, delete, running, wait_state
 from test_federation_cache import held
@@ -200,6 +200,11 @@ def test_replacement_waits_for_its_image(tmp_path, images):
         assert i["state"] == "running" and i["pid"] == old["pid"], i
         assert i["digest"] == old["digest"], i
         assert not fog.lines(r"event=service_removed service=swap", since=m)
+        # the cloud's events say so too
+        ev = wait_for(lambda: [e for e in json.loads(cli(sb, "events", "--json")["out"])
+                               if e["service"] == "swap" and e["event"] == "error"], 20, 0.5)
+        assert ev and ev[0]["state"] == "running", ev
+        assert "new definition not running yet" in ev[0]["error"], ev
 
         # the new definition withdrawn: the old one runs on, its error gone
         create(sb, "swap", "--image", "web_service:latest", *run)
