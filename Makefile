@@ -8,7 +8,7 @@
 CC      ?= cc
 # Debian's python3 (with python3-pytest); a pyenv python earlier on PATH lacks it
 PYTHON  ?= /usr/bin/python3
-PKGS    := libmicrohttpd jansson sqlite3 libcrypto libcurl gnutls
+PKGS    := libmicrohttpd jansson sqlite3 libcrypto libcurl gnutls zlib
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) libarchive)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lcrypt -lpthread
 # fogport itself loads libarchive (libarchive.so.13) only while it unpacks a
@@ -26,9 +26,12 @@ CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 HDRS     := $(wildcard src/*/*.h)
+# The dashboard's files, embedded into the binary (scripts/embed-ui)
+UI_FILES := $(sort $(wildcard ui/*.html ui/*.js ui/*.css ui/*.svg))
+UI_GEN   := build/gen/ui_assets.c
 
-REL_OBJ  := $(LIB_SRC:%.c=build/obj/%.o) $(CLI_SRC:%.c=build/obj/%.o)
-SAN_LIB  := $(LIB_SRC:%.c=build/san/%.o)
+REL_OBJ  := $(LIB_SRC:%.c=build/obj/%.o) $(CLI_SRC:%.c=build/obj/%.o) $(UI_GEN:%.c=build/obj/%.o)
+SAN_LIB  := $(LIB_SRC:%.c=build/san/%.o) $(UI_GEN:%.c=build/san/%.o)
 SAN_CLI  := $(CLI_SRC:%.c=build/san/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/san/unit/%)
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build/fuzz/%)
@@ -38,6 +41,11 @@ all: build/fogport
 
 build/fogport: $(REL_OBJ)
 	$(CC) $(RELEASE_CFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(UI_GEN): scripts/embed-ui $(UI_FILES)
+	@mkdir -p $(dir $@)
+	@echo "  EMBED   $(UI_FILES)"
+	@scripts/embed-ui $@ $(UI_FILES)
 
 build/obj/%.o: %.c $(HDRS) Makefile
 	@mkdir -p $(dir $@)
@@ -53,7 +61,11 @@ build/san/fogport: $(SAN_LIB) $(SAN_CLI)
 
 build/san/unit/%: tests/unit/%.c $(SAN_LIB) $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(SAN_CFLAGS) -o $@ $< $(SAN_LIB) $(PKG_LIBS) $(ARCHIVE_LIBS) -lcmocka
+	$(CC) $(BASE_CFLAGS) $(SAN_CFLAGS) -o $@ $< $(filter build/san/src/cli/%.o,$^) $(SAN_LIB) \
+	    $(PKG_LIBS) $(ARCHIVE_LIBS) -lcmocka
+
+# the image builder belongs to the CLI; its unit test links it
+build/san/unit/test_demo_images: build/san/src/cli/demo_images.o
 
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
@@ -65,13 +77,14 @@ check: unit e2e
 
 # libFuzzer targets: clang, ASan+UBSan, linked with the library sources.
 FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -Isrc -g -O1 -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS)
-build/fuzz/%: fuzz/%.c fuzz/fuzz.h $(LIB_SRC) $(HDRS)
+build/fuzz/%: fuzz/%.c fuzz/fuzz.h $(LIB_SRC) $(UI_GEN) $(HDRS)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRC) $(PKG_LIBS) $(ARCHIVE_LIBS)
+	clang $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRC) $(UI_GEN) $(PKG_LIBS) $(ARCHIVE_LIBS)
 fuzz: $(FUZZ_BIN)
 
 # The same release build with clang, in its own tree (warnings are errors).
-CLANG_OBJ := $(LIB_SRC:%.c=build/clang/%.o) $(CLI_SRC:%.c=build/clang/%.o)
+CLANG_OBJ := $(LIB_SRC:%.c=build/clang/%.o) $(CLI_SRC:%.c=build/clang/%.o) \
+             $(UI_GEN:%.c=build/clang/%.o)
 build/clang/%.o: %.c $(HDRS) Makefile
 	@mkdir -p $(dir $@)
 	@clang $(filter-out -Wno-format-truncation,$(BASE_CFLAGS)) $(RELEASE_CFLAGS) -c -o $@ $<

@@ -17,6 +17,7 @@
 #include "agent/cgroup.h"
 #include "agent/enforce.h"
 #include "agent/image.h"
+#include "agent/handover.h"
 #include "agent/layers.h"
 #include "agent/rootfs.h"
 #include "agent/runtime.h"
@@ -71,6 +72,8 @@ struct instance {
     char next_gen[FP_DIGEST_MAX];
     time_t next_try;
     unsigned next_backoff_s;
+    bool claimed; /* run on this fog's etcd claim, not placed by the cloud */
+    bool held;    /* kept as it is but not started (agent/handover.h) */
 };
 
 struct fp_agent {
@@ -95,7 +98,8 @@ struct fp_agent {
     json_t *status;                         /* the last pass's report */
     struct fp_recall_set *_Atomic recalled; /* never run (fp_agent_set_recalled) */
     bool published;                         /* status holds a pass's report (not the empty start) */
-    json_t *pinned; /* under lock: digests never evicted from the cache (fp_agent_pinned) */
+    json_t *pinned;        /* under lock: digests never evicted from the cache (fp_agent_pinned) */
+    fp_handover *handover; /* always-on among fogs without the cloud, or NULL */
 };
 
 /* ---- paths ---------------------------------------------------------- */
@@ -646,6 +650,7 @@ static void sync_desired(fp_agent *a)
     fp_error err;
     json_t *list = json_object_get(doc, "services");
     keep_policy(a, json_object_get(doc, "policy"));
+    fp_handover_cloud_answered(a->handover, doc);
     if (!json_equal(list, a->desired)) {
         char *text = json_dumps(list, JSON_COMPACT | JSON_SORT_KEYS);
         char path[FP_PATH_MAX + 32];
@@ -738,9 +743,13 @@ static void reconcile(fp_agent *a, time_t now)
     bool removed = false;
     for (size_t i = 0; i < a->n; i++)
         a->inst[i]->wanted = false;
+    /* with etcd among the fogs, the always-on services run where the
+     * fogs' claims say while the cloud is away */
+    fp_handover_view view;
+    fp_handover_view_of(a->handover, a->desired, &view);
     size_t k;
     json_t *def;
-    json_array_foreach(a->desired, k, def)
+    json_array_foreach(view.services, k, def)
     {
         fp_service s;
         fp_error err;
@@ -839,18 +848,27 @@ static void reconcile(fp_agent *a, time_t now)
         }
         json_decref(refused);
         if (in && in->state != ST_VIOLATED) in->def_updated = updated;
-        if (in) in->wanted = true;
+        if (in) {
+            in->wanted = true;
+            in->claimed = json_object_get(view.claimed, in->svc.name) != NULL;
+            in->held = json_object_get(view.held, in->svc.name) != NULL;
+        }
     }
     for (size_t i = 0; i < a->n;) {
         if (a->inst[i]->wanted) {
-            step(a, a->inst[i], now);
+            /* held: what runs goes on being watched, nothing new starts */
+            if (!a->inst[i]->held || a->inst[i]->state == ST_RUNNING) step(a, a->inst[i], now);
             i++;
         } else {
-            remove_instance(a, a->inst[i]->svc.name, a->inst[i]->svc.stop_grace_s);
+            const char *name = a->inst[i]->svc.name;
+            bool fenced = json_object_get(view.fenced, name) != NULL;
+            if (fenced) fp_warn("event=handover_fenced service=%s", name);
+            remove_instance(a, name, fenced ? 0 : a->inst[i]->svc.stop_grace_s);
             drop(a, i);
             removed = true;
         }
     }
+    fp_handover_view_free(&view);
     if (removed) prune_layers(a);
 }
 
@@ -968,6 +986,7 @@ static json_t *instance_json(const fp_agent *a, const struct instance *in)
         "exit_signal", in->exit_signal, "error", in->error);
     json_object_set_new(j, "endpoints", endpoints);
     if (in->violation) json_object_set(j, "violation", in->violation);
+    if (in->claimed) json_object_set_new(j, "claimed", json_true());
     if (in->have_usage && in->state == ST_RUNNING)
         json_object_set_new(
             j, "usage",
@@ -1114,9 +1133,17 @@ int fp_agent_start(fp_agent **out, const fp_config *cfg, fp_federation *fed, fp_
     }
     a->self_exe[n] = '\0';
     load_saved_desired(a);
+    if (fp_handover_start(&a->handover, cfg, a->dir, err) < 0) {
+        json_decref(a->desired);
+        json_decref(a->policy);
+        json_decref(a->status);
+        free(a);
+        return -1;
+    }
     pthread_mutex_init(&a->lock, NULL);
     pthread_cond_init(&a->wake, NULL);
     if (pthread_create(&a->thread, NULL, agent_main, a) != 0) {
+        fp_handover_stop(a->handover);
         json_decref(a->desired);
         json_decref(a->policy);
         json_decref(a->status);
@@ -1131,6 +1158,7 @@ int fp_agent_start(fp_agent **out, const fp_config *cfg, fp_federation *fed, fp_
         pthread_join(a->thread, NULL);
         while (a->n)
             drop(a, 0);
+        fp_handover_stop(a->handover);
         json_decref(a->desired);
         json_decref(a->policy);
         json_decref(a->status);
@@ -1151,6 +1179,7 @@ void fp_agent_stop(fp_agent *a)
     pthread_mutex_unlock(&a->lock);
     pthread_join(a->thread, NULL);
     pthread_join(a->sync_thread, NULL);
+    fp_handover_stop(a->handover);
     json_decref(a->incoming);
     while (a->n)
         drop(a, 0);

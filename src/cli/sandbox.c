@@ -29,6 +29,9 @@
 #include "auth/nodes.h"
 #include "auth/pki.h"
 #include "cli/cli.h"
+#include "cli/demo_images.h"
+#include "cli/sandbox.h"
+#include "cli/sandbox_etcd.h"
 #include "cli/sandbox_net.h"
 #include "core/buf.h"
 #include "core/cleanup.h"
@@ -48,20 +51,34 @@ static const char default_replication[] =
 
 static void help(void)
 {
-    printf("usage: fogport sandbox up --dir DIR [--fogs N] [--edges M]\n"
-           "                         [--netns [--uplink-mbit N] [--peer-mbit M]]\n"
-           "       fogport sandbox down --dir DIR\n\n"
-           "Start a whole deployment on this machine: a cloud, N fogs (default 3) and M\n"
-           "edges (default 1), each a separate `fogport serve` on a loopback port with its\n"
-           "own data directory and certificate, joined to the cloud. Returns once every\n"
-           "node answers; DIR/topology.json describes it, DIR/client.json holds the\n"
-           "admin's context (FOGPORT_CONFIG=DIR/client.json). `down` stops it all.\n\n"
-           "  --netns          every node its own host (root): a network namespace with\n"
-           "                   its own address on a bridge of the host, port %u\n"
-           "  --uplink-mbit N  the cloud sends at most N Mbit/s (tbf on its interface)\n"
-           "  --peer-mbit M    each fog sends to each other fog at most M Mbit/s (an htb\n"
-           "                   class per destination); other traffic is not shaped\n",
-           FP_SBNET_PORT);
+    printf(
+        "usage: fogport sandbox up --dir DIR [--fogs N] [--edges M]\n"
+        "                         [--netns [--uplink-mbit N] [--peer-mbit M]] [--etcd] [--demo]\n"
+        "       fogport sandbox down --dir DIR\n"
+        "       fogport sandbox images --out DIR [--busybox PATH]\n\n"
+        "Start a whole deployment on this machine: a cloud, N fogs (default 3) and M\n"
+        "edges (default 1), each a separate `fogport serve` on a loopback port with its\n"
+        "own data directory and certificate, joined to the cloud. Returns once every\n"
+        "node answers; DIR/topology.json describes it, DIR/client.json holds the\n"
+        "admin's context (FOGPORT_CONFIG=DIR/client.json). `down` stops it all.\n\n"
+        "  --netns          every node its own host (root): a network namespace with\n"
+        "                   its own address on a bridge of the host, port %u\n"
+        "  --uplink-mbit N  the cloud sends at most N Mbit/s (tbf on its interface)\n"
+        "  --peer-mbit M    each fog sends to each other fog at most M Mbit/s (an htb\n"
+        "                   class per destination); other traffic is not shaped\n"
+        "  --etcd           an etcd cluster among the fogs (a member on each of the\n"
+        "                   first three): they hand always-on services over among\n"
+        "                   themselves while the cloud is away ([control] etcd)\n"
+        "  --demo           the paper's main job: register its three services at the\n"
+        "                   cloud, list them, replicate them to every fog, pull one\n"
+        "                   on the edge through its fog and, with root and runc or\n"
+        "                   crun (then --netns, uplink 100 and fog to fog 1000\n"
+        "                   Mbit/s, unless given), run them; returns once they run.\n"
+        "                   FOGPORT_SANDBOX_LOOPBACK=1 keeps loopback ports, agents off\n\n"
+        "`images` writes the paper's three service images (iot_service:1.0,\n"
+        "monitoring_service:1.0, web_service:latest, around a static busybox, default\n"
+        "/bin/busybox from busybox-static) as an OCI image layout in DIR.\n",
+        FP_SBNET_PORT);
 }
 
 static unsigned free_port(void)
@@ -168,8 +185,6 @@ static int write_text(const char *path, const char *text, mode_t mode, fp_error 
     return fp_write_file_atomic(path, text, strlen(text), mode, err);
 }
 
-static int down(const char *dir);
-
 /* The network of a --netns sandbox: bridge, namespaces, veths, shaping. */
 static int net_up(const char *dir, fp_sbnet *net, struct node_spec *nodes, size_t n)
 {
@@ -209,9 +224,10 @@ static int reissue_node_cert(const char *ca, const struct node_spec *s, const ch
     return fp_cert_issue(ca, s->id, dns, 1, ips, 1, 365, prefix, err);
 }
 
-/* Can this machine run containers (root and an OCI runtime on PATH)? */
-static bool containers_possible(void)
+bool fp_sandbox_containers_possible(void)
 {
+    const char *loopback = getenv("FOGPORT_SANDBOX_LOOPBACK");
+    if (loopback && loopback[0] && strcmp(loopback, "0") != 0) return false;
     if (geteuid() != 0) return false;
     const char *path = getenv("PATH");
     char buf[4096];
@@ -227,10 +243,31 @@ static bool containers_possible(void)
     return false;
 }
 
-static int up(const char *dir, unsigned fogs, unsigned edges, fp_sbnet *net)
+/* --etcd: a member on each of the first fogs, before any fog starts. */
+static int etcd_up(const char *dir, const struct node_spec *nodes, size_t n, bool netns,
+                   char *endpoints, size_t len, json_t **record)
+{
+    fp_sbetcd_member m[FP_SBETCD_MAX];
+    size_t nm = 0;
+    for (size_t i = 0; i < n && nm < FP_SBETCD_MAX; i++) {
+        if (strcmp(nodes[i].role, "fog") != 0) continue;
+        m[nm] = (fp_sbetcd_member){.id = nodes[i].id,
+                                   .addr = nodes[i].addr,
+                                   .ns = netns ? nodes[i].ns : NULL,
+                                   .client_port = netns ? 2379 : free_port(),
+                                   .peer_port = netns ? 2380 : free_port()};
+        nm++;
+    }
+    fp_error err;
+    if (fp_sbetcd_up(dir, m, nm, endpoints, len, record, &err) < 0) return fp_cli_fail(&err);
+    printf("etcd     %s\n", endpoints);
+    return 0;
+}
+
+int fp_sandbox_up(const char *dir, unsigned fogs, unsigned edges, fp_sbnet *net, bool etcd)
 {
     fp_error err;
-    bool agents = containers_possible();
+    bool agents = fp_sandbox_containers_possible();
     char path[4096], ca[4096], cacert[4096];
     snprintf(path, sizeof path, "%s/topology.json", dir);
     if (access(path, F_OK) == 0) {
@@ -290,6 +327,16 @@ static int up(const char *dir, unsigned fogs, unsigned edges, fp_sbnet *net)
     if (net && (rc = net_up(dir, net, nodes, n)) != 0) {
         free(nodes);
         fp_sbnet_destroy(dir); /* no node runs yet: the network is all */
+        return rc;
+    }
+    char etcd_endpoints[1024] = "";
+    json_t *etcd_record = NULL;
+    if (etcd && fogs &&
+        (rc = etcd_up(dir, nodes, n, net != NULL, etcd_endpoints, sizeof etcd_endpoints,
+                      &etcd_record)) != 0) {
+        free(nodes);
+        fp_sbetcd_down(dir);
+        fp_sbnet_destroy(dir);
         return rc;
     }
     json_t *list = json_array();
@@ -358,6 +405,8 @@ static int up(const char *dir, unsigned fogs, unsigned edges, fp_sbnet *net)
                 fp_buf_printf(&c, "[auth]\ntoken_signers = %s\n", s->parent);
             /* fogs and edges run services where containers can run */
             if (agents) fp_buf_printf(&c, "[agent]\nenabled = true\n");
+            if (etcd_endpoints[0] && !strcmp(s->role, "fog"))
+                fp_buf_printf(&c, "[control]\netcd = %s\n", etcd_endpoints);
         }
         if (write_text(conf, c.data, 0600, &err) < 0 ||
             (i > 0 && reissue_node_cert(ca, s, ndir, &err) < 0)) {
@@ -389,6 +438,7 @@ static int up(const char *dir, unsigned fogs, unsigned edges, fp_sbnet *net)
     json_t *top = json_pack("{s:s, s:{s:s, s:s}, s:o}", "ca", cacert, "admin", "user", "admin",
                             "password", pw.data, "nodes", list);
     if (net) json_object_set_new(top, "netns", fp_sbnet_json(net));
+    if (etcd_record) json_object_set_new(top, "etcd", etcd_record);
     char *text = json_dumps(top, JSON_INDENT(2));
     json_decref(top);
     if (write_text(path, text, 0600, &err) < 0 && rc == 0) rc = fp_cli_fail(&err);
@@ -404,7 +454,7 @@ static int up(const char *dir, unsigned fogs, unsigned edges, fp_sbnet *net)
     if (rc == 0)
         printf("sandbox up: %s/topology.json\n", dir);
     else /* what was started goes again; the logs stay */
-        down(dir);
+        fp_sandbox_down(dir);
     return rc;
 }
 
@@ -422,7 +472,7 @@ static bool is_fogport(pid_t pid)
     return strstr(cmd, "fogport") && strstr(cmd, " serve ");
 }
 
-static int down(const char *dir)
+int fp_sandbox_down(const char *dir)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/topology.json", dir);
@@ -431,7 +481,7 @@ static int down(const char *dir)
     if (!top) {
         /* an `up` that died before it wrote topology.json: its network
          * (and any node in it) is all there is to remove */
-        if (fp_sbnet_destroy(dir)) {
+        if (fp_sbetcd_down(dir) + fp_sbnet_destroy(dir) > 0) {
             printf("sandbox down: network removed (no topology.json)\n");
             return 0;
         }
@@ -479,6 +529,7 @@ static int down(const char *dir)
             fprintf(stderr, "fogport: %s: %s\n", ndir, err.msg);
     }
     json_decref(top);
+    fp_sbetcd_down(dir);
     fp_sbnet_destroy(dir);
     unlink(path);
     printf("sandbox down: %zu nodes stopped\n", np);
@@ -494,15 +545,19 @@ int fp_cmd_sandbox(int argc, char **argv)
         {"netns", no_argument, NULL, 'n'},
         {"uplink-mbit", required_argument, NULL, 'u'},
         {"peer-mbit", required_argument, NULL, 'p'},
+        {"demo", no_argument, NULL, 'D'},
+        {"out", required_argument, NULL, 'o'},
+        {"busybox", required_argument, NULL, 'b'},
+        {"etcd", no_argument, NULL, 'E'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *dir = NULL;
+    const char *dir = NULL, *out = NULL, *busybox = NULL;
     unsigned fogs = 3, edges = 1;
-    bool netns = false;
+    bool netns = false, demo = false, etcd = false;
     fp_sbnet net = {0};
     int c;
-    while ((c = getopt_long(argc, argv, "d:f:e:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "d:f:e:o:h", opts, NULL)) != -1) {
         switch (c) {
         case 'd':
             dir = optarg;
@@ -515,6 +570,18 @@ int fp_cmd_sandbox(int argc, char **argv)
             break;
         case 'n':
             netns = true;
+            break;
+        case 'D':
+            demo = true;
+            break;
+        case 'o':
+            out = optarg;
+            break;
+        case 'b':
+            busybox = optarg;
+            break;
+        case 'E':
+            etcd = true;
             break;
         case 'u':
         case 'p': {
@@ -533,6 +600,18 @@ int fp_cmd_sandbox(int argc, char **argv)
             return fp_cli_usage_error("sandbox", "unknown option");
         }
     }
+    if (optind < argc && !strcmp(argv[optind], "images")) {
+        if (!out) return fp_cli_usage_error("sandbox", "usage: sandbox images --out DIR");
+        fp_demo_images imgs;
+        fp_error err;
+        if (fp_demo_images_build(&imgs, busybox, &err) < 0) return fp_cli_fail(&err);
+        int rc = fp_demo_images_write_layout(&imgs, out, &err);
+        for (size_t i = 0; rc == 0 && i < FP_DEMO_IMAGES; i++)
+            printf("%s:%s %s\n", imgs.image[i].repo, imgs.image[i].tag,
+                   imgs.image[i].manifest.digest);
+        fp_demo_images_free(&imgs);
+        return rc < 0 ? fp_cli_fail(&err) : 0;
+    }
     if (optind >= argc || !dir)
         return fp_cli_usage_error("sandbox", "usage: sandbox up|down --dir DIR");
     if (fogs > 64 || edges > 64)
@@ -547,7 +626,18 @@ int fp_cmd_sandbox(int argc, char **argv)
         snprintf(abs, sizeof abs, "%s/%s", cwd, dir);
         dir = abs;
     }
-    if (!strcmp(argv[optind], "up")) return up(dir, fogs, edges, netns ? &net : NULL);
-    if (!strcmp(argv[optind], "down")) return down(dir);
+    if (!strcmp(argv[optind], "up") && demo) {
+        /* services run where containers can, each node a host of its own
+         * so every fog's web_service has its port to itself */
+        if (!netns && fp_sandbox_containers_possible()) {
+            netns = true;
+            if (!net.uplink_mbit) net.uplink_mbit = 100;
+            if (!net.peer_mbit) net.peer_mbit = 1000;
+        }
+        return fp_sandbox_demo(dir, fogs, edges, netns ? &net : NULL, etcd, busybox);
+    }
+    if (!strcmp(argv[optind], "up"))
+        return fp_sandbox_up(dir, fogs, edges, netns ? &net : NULL, etcd);
+    if (!strcmp(argv[optind], "down")) return fp_sandbox_down(dir);
     return fp_cli_usage_error("sandbox", "usage: sandbox up|down --dir DIR");
 }

@@ -14,6 +14,7 @@
 #include "control/recallset.h"
 #include "core/log.h"
 #include "federation/directory.h"
+#include "federation/etcd.h"
 #include "federation/federation.h"
 #include "federation/replication.h"
 #include "registry/registry.h"
@@ -60,34 +61,40 @@ static void evict_cache(const fp_config *cfg, fp_store *store, fp_agent *agent, 
 }
 
 /* A fog or edge: take up the cloud's recall list (NULL: the cloud did not
- * answer) and delete what it recalls from the store. */
-static void take_recalls(fp_recall_set *recalled, fp_store *store, json_t *records)
+ * answer) and delete what it recalls from the store. True when a list (the
+ * cloud's, or as last kept) is in force: the node is ready as far as
+ * recalls go. */
+static bool take_recalls(fp_recall_set *recalled, fp_store *store, json_t *records)
 {
     fp_error err;
     int changed = records ? fp_recall_set_replace(recalled, records, &err) : 0;
     if (changed < 0) fp_warn("event=recalls_unusable error=\"%s\"", err.msg);
-    if (changed <= 0) return;
+    if (changed <= 0) return records && changed == 0;
     fp_info("event=recalls_updated count=%zu", fp_recall_set_count(recalled));
-    if (fp_recall_set_apply(recalled, store, &err) < 0)
+    if (fp_recall_set_apply(recalled, store, &err) < 0) {
         fp_warn("event=recall_apply_failed error=\"%s\"", err.msg);
+        return false;
+    }
+    return true;
 }
 
 /* At start, before the registry serves: the list as last kept, then the
  * cloud's, asked briefly (a node that was away during a recall applies it
  * before it serves anything). */
 #define RECALLS_START_TIMEOUT_S 2
-static void recalls_at_start(const fp_config *cfg, fp_recall_set *recalled, fp_store *store)
+static bool recalls_at_start(const fp_config *cfg, fp_recall_set *recalled, fp_store *store)
 {
     json_t *saved = fp_node_saved_recalls(cfg);
-    take_recalls(recalled, store, saved);
+    bool known = take_recalls(recalled, store, saved);
     json_decref(saved);
     json_t *fresh = NULL;
     fp_error err;
     if (fp_node_fetch_recalls(cfg, RECALLS_START_TIMEOUT_S, &fresh, &err) < 0)
         fp_warn("event=recalls_unavailable error=\"%s\" kept=%zu", err.msg,
                 fp_recall_set_count(recalled));
-    take_recalls(recalled, store, fresh);
+    if (take_recalls(recalled, store, fresh)) known = true;
     json_decref(fresh);
+    return known;
 }
 
 /* A fog's part of the tick; reg NULL before the registry runs. */
@@ -160,6 +167,14 @@ int fp_cmd_serve(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* the hand-over among fogs is the agent's (agent/handover.h) */
+    fp_etcd etcd;
+    if (cfg.control_etcd[0] && (strcmp(cfg.node_role, "fog") != 0 || !cfg.agent_enabled)) {
+        fp_error_set(&err, 0, "[control] etcd: for fogs that run services ([agent] enabled)");
+        return fp_cli_fail(&err);
+    }
+    if (cfg.control_etcd[0] && fp_etcd_init(&etcd, cfg.control_etcd, &err) < 0)
+        return fp_cli_fail(&err);
     /* a fog or edge joins the cloud on its first start */
     if (fp_node_prepare(&cfg, &err) < 0) return fp_cli_fail(&err);
     /* a fog brings its signer certificate and auth data up to date before
@@ -177,7 +192,7 @@ int fp_cmd_serve(int argc, char **argv)
         fp_recall_set_free(recalled);
         return fp_cli_fail(&err);
     }
-    if (follows_cloud) recalls_at_start(&cfg, recalled, store);
+    bool recalls_known = !follows_cloud || recalls_at_start(&cfg, recalled, store);
     fp_federation *fed = NULL;
     fp_registry *reg;
     int started = fp_federation_open(&fed, &cfg, store, &err);
@@ -192,13 +207,16 @@ int fp_cmd_serve(int argc, char **argv)
         return fp_cli_fail(&err);
     }
     fp_registry_set_federation(reg, fed);
+    static const char no_recalls[] = "the cloud's recall list has not been applied yet";
+    fp_registry_set_unready(reg, recalls_known ? NULL : no_recalls);
     fp_replicator *replicator = NULL;
     if (fp_replicator_start(&replicator, &cfg, fed, store, &err) < 0)
         fp_warn("event=replicator_unavailable error=\"%s\"", err.msg);
+    fp_registry_set_replicator(reg, replicator);
     fp_agent *agent = NULL;
     if (fp_agent_start(&agent, &cfg, fed, store, &err) < 0) {
+        fp_registry_stop(reg); /* first: /metrics reads the replicator */
         fp_replicator_stop(replicator);
-        fp_registry_stop(reg);
         fp_federation_free(fed);
         fp_store_close(store);
         fp_recall_set_free(recalled);
@@ -225,7 +243,9 @@ int fp_cmd_serve(int argc, char **argv)
     time_t next_maintenance = time(NULL) + 60, next_revocations = 0, next_heartbeat = 0;
     time_t next_evict = 0, next_recalls = time(NULL) + 1;
     /* report at once: the directory is how other nodes find this one */
-    if (follows_cloud && fp_directory_heartbeat(&cfg, fp_agent_status(agent), &err) == 0)
+    char cloud_recalls[FP_DIGEST_MAX];
+    if (follows_cloud &&
+        fp_directory_heartbeat(&cfg, fp_agent_status(agent), cloud_recalls, &err) == 0)
         next_heartbeat = time(NULL) + (cfg.fed_heartbeat_s ? cfg.fed_heartbeat_s : 5);
     int sig = 0;
     for (;;) {
@@ -258,15 +278,22 @@ int fp_cmd_serve(int argc, char **argv)
             json_t *records = NULL;
             if (fp_node_fetch_recalls(&cfg, 5, &records, &err) < 0)
                 fp_debug("event=recalls_unavailable error=\"%s\"", err.msg);
-            take_recalls(recalled, store, records);
+            if (take_recalls(recalled, store, records) && !recalls_known) {
+                recalls_known = true;
+                fp_registry_set_unready(reg, NULL);
+            }
             json_decref(records);
             next_recalls =
                 now + (cfg.node_revocation_interval_s ? cfg.node_revocation_interval_s : 10);
         }
         if (follows_cloud && now >= next_heartbeat) {
-            if (fp_directory_heartbeat(&cfg, fp_agent_status(agent), &err) < 0)
+            if (fp_directory_heartbeat(&cfg, fp_agent_status(agent), cloud_recalls, &err) < 0)
                 fp_debug("event=heartbeat_failed error=\"%s\"", err.msg);
             next_heartbeat = now + (cfg.fed_heartbeat_s ? cfg.fed_heartbeat_s : 1);
+            /* a recall reaches this node within a heartbeat, not an interval */
+            char mine[FP_DIGEST_MAX];
+            fp_recall_set_version(recalled, mine);
+            if (cloud_recalls[0] && strcmp(cloud_recalls, mine) != 0) next_recalls = now + 1;
         }
         if (fed && cfg.cache_max && now >= next_evict) {
             evict_cache(&cfg, store, agent, now);
@@ -276,10 +303,10 @@ int fp_cmd_serve(int argc, char **argv)
         fp_registry_tick(reg, now);
     }
     fp_info("event=stopping signal=%d", sig);
-    /* the server first (its requests read the agent), then the agent: its
-     * services keep running under their shims */
-    fp_replicator_stop(replicator);
+    /* the server first (its requests read the agent and the replicator),
+     * then the agent: its services keep running under their shims */
     fp_registry_stop(reg);
+    fp_replicator_stop(replicator);
     fp_agent_stop(agent);
     fp_federation_free(fed);
     fp_store_close(store);

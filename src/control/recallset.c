@@ -23,7 +23,17 @@ struct fp_recall_set {
     struct keys manifests; /* digest */
     struct keys blobs;     /* "repo digest" (names hold no space) */
     struct keys tags;      /* "repo:tag" */
+    char version[FP_DIGEST_MAX];
 };
+
+/* The same records give the same version at the cloud and at every node
+ * (sorted keys, compact), so a heartbeat answer can say "yours is old". */
+static void version_of(const json_t *records, char out[FP_DIGEST_MAX])
+{
+    char *text = json_dumps(records, JSON_COMPACT | JSON_SORT_KEYS);
+    if (!text || fp_digest_bytes(FP_SHA256, text, strlen(text), out) < 0) out[0] = '\0';
+    free(text);
+}
 
 static void keys_free(struct keys *k)
 {
@@ -69,6 +79,7 @@ int fp_recall_set_new(fp_recall_set **out, fp_error *err)
     if (!s) return fp_error_set(err, ENOMEM, "recall set");
     pthread_rwlock_init(&s->lock, NULL);
     s->records = json_array();
+    version_of(s->records, s->version);
     *out = s;
     return 0;
 }
@@ -136,8 +147,11 @@ int fp_recall_set_replace(fp_recall_set *s, const json_t *records, fp_error *err
         json_decref(kept);
         return fp_error_set(err, ENOMEM, "recall set");
     }
+    char version[FP_DIGEST_MAX];
+    version_of(kept, version);
     pthread_rwlock_wrlock(&s->lock);
     bool changed = !json_equal(kept, s->records);
+    memcpy(s->version, version, sizeof version);
     json_t *old = s->records;
     s->records = kept;
     keys_free(&s->manifests);
@@ -157,6 +171,15 @@ json_t *fp_recall_set_records(fp_recall_set *s)
     json_t *r = json_incref(s->records);
     pthread_rwlock_unlock(&s->lock);
     return r;
+}
+
+void fp_recall_set_version(fp_recall_set *s, char out[FP_DIGEST_MAX])
+{
+    out[0] = '\0';
+    if (!s) return;
+    pthread_rwlock_rdlock(&s->lock);
+    memcpy(out, s->version, FP_DIGEST_MAX);
+    pthread_rwlock_unlock(&s->lock);
 }
 
 size_t fp_recall_set_count(fp_recall_set *s)

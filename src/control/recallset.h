@@ -24,6 +24,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+#include "core/digest.h"
 #include "core/error.h"
 #include "store/store.h"
 
@@ -39,6 +40,11 @@ int fp_recall_set_replace(fp_recall_set *s, const json_t *records, fp_error *err
 /* The records (a new reference to an array nobody changes). */
 json_t *fp_recall_set_records(fp_recall_set *s);
 size_t fp_recall_set_count(fp_recall_set *s);
+/* A digest of the records ("" for a NULL set): equal at the cloud and a
+ * node exactly when both hold the same recalls. The cloud answers each
+ * heartbeat with its version, so a node that is behind fetches the list at
+ * once instead of at its next revocation interval. */
+void fp_recall_set_version(fp_recall_set *s, char out[FP_DIGEST_MAX]);
 
 /* Is manifest digest recalled? False for a NULL set. */
 bool fp_recall_set_has(fp_recall_set *s, const char *digest);

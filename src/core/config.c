@@ -10,7 +10,8 @@
 #include "core/cleanup.h"
 #include "core/log.h"
 
-enum key_type { K_STR, K_UINT, K_SIZE, K_DURATION, K_DURATION_MS, K_BOOL, K_LOGLEVEL };
+/* K_ACCESS: public | authenticated, kept as a bool (true: public) */
+enum key_type { K_STR, K_UINT, K_SIZE, K_DURATION, K_DURATION_MS, K_BOOL, K_LOGLEVEL, K_ACCESS };
 
 struct key {
     const char *section;
@@ -55,6 +56,8 @@ static const struct key keys[] = {
     NUM("agent", "sync", K_DURATION, agent_sync_s),
     NUM("control", "suspect_after", K_DURATION, control_suspect_s),
     NUM("control", "dead_after", K_DURATION, control_dead_s),
+    STR("control", "etcd", control_etcd),
+    NUM("control", "lease", K_DURATION, control_lease_s),
     STR("control", "allowed_capabilities", control_allowed_caps),
     STR("control", "allowed_ports", control_allowed_ports),
     STR("server", "listen", listen),
@@ -90,6 +93,7 @@ static const struct key keys[] = {
      sizeof(((fp_config *)0)->log_level)},
     STR("log", "file", log_file),
     NUM("log", "access", K_BOOL, access_log),
+    NUM("metrics", "access", K_ACCESS, metrics_public),
 };
 
 void fp_config_defaults(fp_config *cfg)
@@ -109,6 +113,7 @@ void fp_config_defaults(fp_config *cfg)
     /* two missed 1-2 s heartbeats make a node suspect; twice that, dead */
     cfg->control_suspect_s = 3;
     cfg->control_dead_s = 6;
+    cfg->control_lease_s = 5;
     cfg->max_connections = 1024;
     cfg->max_connections_per_ip = 256;
     snprintf(cfg->data_dir, sizeof cfg->data_dir, "/var/lib/fogport");
@@ -243,6 +248,12 @@ int fp_config_set(fp_config *cfg, const char *section, const char *key, const ch
         char *field = (char *)cfg + k->offset;
         uint64_t u64;
         switch (k->type) {
+        case K_ACCESS:
+            if (strcmp(value, "public") != 0 && strcmp(value, "authenticated") != 0)
+                return fp_error_set(err, 0, "[%s] %s: '%s' is not public or authenticated", section,
+                                    key, value);
+            *(bool *)field = !strcmp(value, "public");
+            return 0;
         case K_LOGLEVEL:
             if (fp_log_level_parse(value) < 0)
                 return fp_error_set(err, 0,

@@ -42,6 +42,9 @@ typedef struct fp_config {
     /* [control] (cloud) */
     unsigned control_suspect_s; /* a node silent this long is suspect */
     unsigned control_dead_s;    /* ...and dead after this: its always-on services move */
+    /* [control] fog: hand-over among the fogs while the cloud is away (agent/handover.h) */
+    char control_etcd[1024];  /* etcd endpoints, comma list ("": off) */
+    unsigned control_lease_s; /* TTL of the fog's etcd lease */
     /* [control] cloud: the node policy shipped to agents (agent/enforce.h) */
     char control_allowed_caps[1024]; /* capabilities a service may ask for ("": Docker's set) */
     char control_allowed_ports[512]; /* ports a service may listen on ("": any) */
@@ -83,6 +86,7 @@ typedef struct fp_config {
     char log_level[16];
     char log_file[FP_PATH_MAX];
     bool access_log;
+    bool metrics_public; /* [metrics] access = public: /metrics without credentials */
 } fp_config;
 
 void fp_config_defaults(fp_config *cfg);

@@ -274,9 +274,16 @@ int fp_http_request(const char *method, const char *url, const fp_http_opts *opt
         curl_easy_setopt(c, CURLOPT_USERPWD, opts->userpwd);
     }
     struct curl_slist *headers = NULL;
+    fp_buf ctype = FP_BUF_INIT;
     if (json) {
         headers = curl_slist_append(headers, "Content-Type: application/json");
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, json);
+    } else if (opts->body && (!strcmp(method, "POST") || !strcmp(method, "PUT"))) {
+        fp_buf_printf(&ctype, "Content-Type: %s",
+                      opts->content_type ? opts->content_type : "application/octet-stream");
+        headers = curl_slist_append(headers, ctype.data);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)opts->body_len);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, opts->body);
     }
     fp_buf auth = FP_BUF_INIT;
     if (bearer) {
@@ -299,6 +306,7 @@ int fp_http_request(const char *method, const char *url, const fp_http_opts *opt
     CURLcode rc = curl_easy_perform(c);
     curl_slist_free_all(headers);
     fp_buf_free(&auth);
+    fp_buf_free(&ctype);
     if (rc != CURLE_OK) {
         fp_error_set(err, 0, "%s %s: %s", method, url,
                      s.overflow    ? "response too large"

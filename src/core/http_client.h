@@ -33,6 +33,11 @@ typedef struct fp_http_opts {
      * the request (it fails with "cancelled"). NULL: never. */
     int (*cancel)(void *ctx);
     void *cancel_ctx;
+    /* A request body of any bytes (a blob, a manifest) for POST or PUT,
+     * sent as content_type; the json argument of fp_http_request wins. */
+    const void *body;
+    size_t body_len;
+    const char *content_type;
 } fp_http_opts;
 
 typedef struct fp_http_response {

@@ -249,8 +249,10 @@ void fp_node_advertised_url(const fp_config *cfg, char *out, size_t outlen)
     snprintf(out, outlen, "%s://%s", cfg->tls_cert[0] ? "https" : "http", host);
 }
 
-int fp_directory_heartbeat(const fp_config *cfg, json_t *instances, fp_error *err)
+int fp_directory_heartbeat(const fp_config *cfg, json_t *instances, char recalls[FP_DIGEST_MAX],
+                           fp_error *err)
 {
+    recalls[0] = '\0';
     char self[512];
     fp_node_advertised_url(cfg, self, sizeof self);
     uint64_t capacity = cfg->node_capacity, used = 0;
@@ -269,6 +271,11 @@ int fp_directory_heartbeat(const fp_config *cfg, json_t *instances, fp_error *er
     fp_http_response resp;
     int rc = fp_node_call_cloud(cfg, "/api/v1/heartbeat", text, &resp, err);
     free(text);
-    if (rc == 0) fp_http_response_free(&resp);
-    return rc;
+    if (rc < 0) return rc;
+    json_t *answer = resp.body.len ? json_loadb(resp.body.data, resp.body.len, 0, NULL) : NULL;
+    const char *v = json_string_value(json_object_get(answer, "recalls"));
+    if (v && fp_digest_valid(v)) snprintf(recalls, FP_DIGEST_MAX, "%s", v);
+    json_decref(answer);
+    fp_http_response_free(&resp);
+    return 0;
 }

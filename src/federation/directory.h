@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "core/config.h"
+#include "core/digest.h"
 #include "core/error.h"
 
 typedef struct fp_directory fp_directory;
@@ -66,7 +67,10 @@ int fp_directory_task_report(fp_directory *d, int64_t id, const char *node, cons
  * from [server] listen and TLS). */
 void fp_node_advertised_url(const fp_config *cfg, char *out, size_t outlen);
 /* Node side: report to the cloud, with the agent's instances (a JSON
- * array, stolen; NULL when the node runs no agent). */
-int fp_directory_heartbeat(const fp_config *cfg, json_t *instances, fp_error *err);
+ * array, stolen; NULL when the node runs no agent). recalls gets the
+ * version of the cloud's recall list from the answer ("" when it gave
+ * none: an older cloud). */
+int fp_directory_heartbeat(const fp_config *cfg, json_t *instances, char recalls[FP_DIGEST_MAX],
+                           fp_error *err);
 
 #endif

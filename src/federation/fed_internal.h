@@ -3,6 +3,7 @@
 #define FP_FEDERATION_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "auth/join.h"
 #include "auth/jwt.h"
@@ -20,8 +21,9 @@ struct fp_source {
     char id[64];
     char url[512];
     bool parent;
-    double rtt_ms;     /* last measured round trip; < 0: not measured */
-    time_t down_until; /* skipped until then after a failure */
+    enum fp_fed_source kind; /* for the pull-through counters */
+    double rtt_ms;           /* last measured round trip; < 0: not measured */
+    time_t down_until;       /* skipped until then after a failure */
 };
 
 struct fed_token {
@@ -49,9 +51,12 @@ struct fp_federation {
     size_t npeers;
     bool peers_configured; /* from [federation] peers, not the directory */
     time_t next_peers, next_rtt;
+    bool upkeep_running; /* the peer upkeep thread (federation.c) */
     struct fed_token tokens[FED_TOKEN_SLOTS];
     struct fp_fetch *inflight; /* blob fetches under way */
-    unsigned threads;          /* fetch threads running */
+    /* pull-through counters by kind and source (stats.c; no lock) */
+    atomic_uint_fast64_t pulled[FP_FED_NKINDS][FP_FED_NSOURCES];
+    unsigned threads; /* fetch threads and the upkeep thread running */
     pthread_cond_t threads_done;
 };
 

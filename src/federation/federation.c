@@ -14,6 +14,7 @@
 
 #define PEERS_REFRESH_S 10
 #define RTT_INTERVAL_S  30
+#define RTT_TIMEOUT_S   2
 #define DOWN_FOR_S      10
 
 static void trim_url(char *url)
@@ -104,6 +105,7 @@ int fp_federation_open(fp_federation **out, const fp_config *cfg, fp_store *stor
         snprintf(f->parent.url, sizeof f->parent.url, "%s", parent);
         trim_url(f->parent.url);
         f->parent.parent = true;
+        f->parent.kind = FP_FED_PARENT;
         f->parent.rtt_ms = -1;
     }
     /* edges take everything from their fog; fogs also share among peers */
@@ -173,19 +175,25 @@ size_t fp_fed_sources(fp_federation *f, const char *repo, bool by_digest, const 
     for (size_t i = 0; via && via[0] && i < np && n < max; i++)
         if (!strcmp(peers[i].id, via)) {
             out[n] = peers[i];
+            out[n].kind = FP_FED_PEER;
             out[n++].parent = true; /* asked like a parent: it fetches what it lacks */
         }
     /* the fog that registered the service holds it for sure */
     for (size_t i = 0; i < np && n < max; i++)
         if (repo[owner_len] == '/' && strlen(peers[i].id) == owner_len &&
-            !memcmp(peers[i].id, repo, owner_len) && peers[i].down_until <= now)
-            out[n++] = peers[i];
+            !memcmp(peers[i].id, repo, owner_len) && peers[i].down_until <= now) {
+            out[n] = peers[i];
+            out[n++].kind = FP_FED_OWNER;
+        }
     /* a tag is its owner's or the parent's to say; content by digest is
      * the same wherever it is, so the nearest peer will do */
     for (size_t i = 0; by_digest && i < np && n < max; i++) {
         bool owner = strlen(peers[i].id) == owner_len && !memcmp(peers[i].id, repo, owner_len);
         bool seed = via && !strcmp(peers[i].id, via);
-        if (!owner && !seed && peers[i].down_until <= now) out[n++] = peers[i];
+        if (!owner && !seed && peers[i].down_until <= now) {
+            out[n] = peers[i];
+            out[n++].kind = FP_FED_PEER;
+        }
     }
     /* the parent is the last resort, even when it failed lately */
     if (has_parent && n < max) out[n++] = parent;
@@ -262,7 +270,9 @@ static size_t cloud_owner(fp_federation *f, const char *repo, struct fp_source *
         fp_warn("event=directory_unavailable error=\"%s\"", err.msg);
         return 0;
     }
-    return os.found ? 1 : 0;
+    if (!os.found) return 0;
+    out->kind = FP_FED_OWNER;
+    return 1;
 }
 
 /* Peers from the cloud's node directory: the other fogs that have a URL. */
@@ -312,7 +322,10 @@ static double measure(const fp_federation *f, const char *base)
 {
     char url[600];
     snprintf(url, sizeof url, "%s/v2/", base);
-    fp_http_opts o = {.timeout_s = f->cfg->fed_peer_timeout_s ? f->cfg->fed_peer_timeout_s : 3,
+    /* a round trip that takes seconds says "far" enough; a longer wait
+     * would only hold the upkeep thread (and a shutdown waiting for it) */
+    unsigned timeout = f->cfg->fed_peer_timeout_s ? f->cfg->fed_peer_timeout_s : 3;
+    fp_http_opts o = {.timeout_s = timeout < RTT_TIMEOUT_S ? timeout : RTT_TIMEOUT_S,
                       .cacert = f->cred.cacert[0] ? f->cred.cacert : NULL};
     double best = -1;
     for (int i = 0; i < 3; i++) {
@@ -347,21 +360,65 @@ static void measure_all(fp_federation *f)
     }
 }
 
+/* What upkeep is due now. Under the lock. */
+static void upkeep_due(const fp_federation *f, time_t now, bool *peers, bool *rtt)
+{
+    bool fog = !strcmp(f->cfg->node_role, "fog");
+    *peers = fog && !f->peers_configured && now >= f->next_peers;
+    /* the cloud asks each namespace's owner only: nothing to choose by */
+    *rtt = !f->cloud && (*peers || now >= f->next_rtt);
+}
+
+/* Peer upkeep talks to other nodes, any of which may be slow or stopped:
+ * it runs on a thread of its own, so the serve loop (and the heartbeat it
+ * sends) never waits on a peer. Done in the serve loop, a paused fog held
+ * its neighbours' heartbeats for a probe's timeout and made them look
+ * dead to the cloud. One upkeep thread at a time. */
+static void *upkeep_main(void *arg)
+{
+    fp_federation *f = arg;
+    time_t now = time(NULL);
+    pthread_mutex_lock(&f->lock);
+    bool peers, rtt;
+    upkeep_due(f, now, &peers, &rtt);
+    pthread_mutex_unlock(&f->lock);
+    if (peers) refresh_peers(f);
+    if (rtt) measure_all(f);
+    pthread_mutex_lock(&f->lock);
+    /* soon again while the deployment is still coming up */
+    if (peers) f->next_peers = now + (f->npeers ? PEERS_REFRESH_S : 2);
+    if (rtt) f->next_rtt = time(NULL) + RTT_INTERVAL_S;
+    f->upkeep_running = false;
+    if (--f->threads == 0) pthread_cond_broadcast(&f->threads_done);
+    pthread_mutex_unlock(&f->lock);
+    return NULL;
+}
+
 void fp_federation_tick(fp_federation *f, time_t now)
 {
     if (!f) return;
-    bool fog = !strcmp(f->cfg->node_role, "fog");
-    if (fog && !f->peers_configured && now >= f->next_peers) {
-        refresh_peers(f);
-        /* soon again while the deployment is still coming up */
-        f->next_peers = now + (f->npeers ? PEERS_REFRESH_S : 2);
-        f->next_rtt = 0; /* measure the new list at once */
+    pthread_mutex_lock(&f->lock);
+    bool peers, rtt;
+    upkeep_due(f, now, &peers, &rtt);
+    bool start = !f->upkeep_running && (peers || rtt);
+    if (start) {
+        f->upkeep_running = true;
+        f->threads++; /* fp_federation_free waits for it like for a fetch */
     }
-    /* the cloud asks each namespace's owner only: nothing to choose by */
-    if (!f->cloud && now >= f->next_rtt) {
-        measure_all(f);
-        f->next_rtt = now + RTT_INTERVAL_S;
+    pthread_mutex_unlock(&f->lock);
+    if (!start) return;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_t th;
+    if (pthread_create(&th, &attr, upkeep_main, f) != 0) {
+        pthread_mutex_lock(&f->lock);
+        f->upkeep_running = false;
+        if (--f->threads == 0) pthread_cond_broadcast(&f->threads_done);
+        pthread_mutex_unlock(&f->lock);
+        fp_warn("event=federation_upkeep_failed error=\"cannot start a thread\"");
     }
+    pthread_attr_destroy(&attr);
 }
 
 void fp_federation_set_recalled(fp_federation *f, struct fp_recall_set *recalled)

@@ -99,4 +99,22 @@ int fp_fed_resolve(fp_federation *f, const char *repo, char id[64], char url[512
 int fp_fed_referrers(fp_federation *f, const char *repo, const char *digest, const char *query,
                      const fp_fed_origin *o, char **body, size_t *len, fp_error *err);
 
+/* Pull-through counters (stats.c): what a node that pulls through
+ * answered from its own store (local), and what it brought from another
+ * node by the kind of holder that delivered it (or none: no holder had
+ * it, or every one failed). */
+enum fp_fed_kind { FP_FED_MANIFEST, FP_FED_BLOB, FP_FED_NKINDS };
+enum fp_fed_source {
+    FP_FED_LOCAL,
+    FP_FED_OWNER,  /* the fog that registered the repository */
+    FP_FED_PEER,   /* another node of the same level */
+    FP_FED_PARENT, /* the node's parent (a fog, or the cloud) */
+    FP_FED_NONE,
+    FP_FED_NSOURCES
+};
+void fp_fed_count(fp_federation *f, enum fp_fed_kind kind, enum fp_fed_source src);
+uint64_t fp_fed_counted(fp_federation *f, enum fp_fed_kind kind, enum fp_fed_source src);
+const char *fp_fed_kind_name(enum fp_fed_kind kind);
+const char *fp_fed_source_name(enum fp_fed_source src);
+
 #endif

@@ -310,6 +310,7 @@ static void *fetch_main(void *arg)
             done = true;
             fp_info("event=pulled kind=blob repo=%s digest=%s size=%" PRIu64 " source=%s", x->repo,
                     x->digest, x->written, s->id);
+            fp_fed_count(f, FP_FED_BLOB, s->kind);
         } else if (rc == FP_STORE_MISMATCH) {
             x->upload = NULL; /* finish discarded it */
             fp_warn("event=fetch_rejected source=%s digest=%s reason=\"bytes hash to %s\"", s->id,
@@ -326,6 +327,7 @@ static void *fetch_main(void *arg)
     pthread_mutex_lock(&f->lock);
     bool anyone = x->anyone;
     pthread_mutex_unlock(&f->lock);
+    if (!done) fp_fed_count(f, FP_FED_BLOB, FP_FED_NONE);
     finish(x, done ? F_DONE : F_FAILED, !anyone);
     fp_fetch_unref(x); /* the thread's reference */
     pthread_mutex_lock(&f->lock);
@@ -343,8 +345,12 @@ int fp_fed_fetch_blob(fp_federation *f, const char *repo, const char *digest, bo
     struct fp_source owner;
     if (f->cloud && fp_fed_sources(f, repo, true, NULL, &owner, 1) == 0) return FP_STORE_NOT_FOUND;
     pthread_mutex_lock(&f->lock);
+    /* A client joins only a fetch for its own repository: the holder was
+     * asked whether that repository has the blob, and another one's answer
+     * would hand out content the client's repository does not hold. A
+     * peer asks by digest only (nodes see content by digest). */
     fp_fetch *x = f->inflight;
-    while (x && strcmp(x->digest, digest) != 0)
+    while (x && (strcmp(x->digest, digest) != 0 || (start && strcmp(x->repo, repo) != 0)))
         x = x->next;
     /* A peer only joins a fetch that already knows what it is fetching:
      * waiting on one that is still asking around could wait on the asker

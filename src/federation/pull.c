@@ -167,9 +167,11 @@ int fp_fed_pull_manifest(fp_federation *f, const char *repo, const char *ref, bo
             rc = fp_store_manifest_put_parsed(f->store, repo, &a->m, a->digest, body,
                                               a->resp.body.len, tags, by_digest ? 0 : 1, true,
                                               missing, err);
-        if (rc == 0)
+        if (rc == 0) {
             fp_info("event=pulled kind=manifest repo=%s ref=%s digest=%s source=%s", repo, ref,
                     a->digest, src[w].id);
+            fp_fed_count(f, FP_FED_MANIFEST, src[w].kind);
+        }
     } else {
         /* every holder was asked and has answered: an error when one
          * failed, else nobody has it */
@@ -180,6 +182,7 @@ int fp_fed_pull_manifest(fp_federation *f, const char *repo, const char *ref, bo
                 rc = -1;
             }
     }
+    if (rc != 0) fp_fed_count(f, FP_FED_MANIFEST, FP_FED_NONE);
     pull_unref(p);
     return rc;
 }

@@ -1,6 +1,7 @@
 #include "federation/replication.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <fnmatch.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -132,6 +133,10 @@ struct fp_replicator {
     pthread_mutex_t lock;
     pthread_cond_t wake;
     bool stop;
+    /* what /metrics tells of this node's replication (atomics: read by
+     * request threads while this one works) */
+    atomic_uint_fast64_t done, failed, bytes, queued;
+    atomic_llong polled; /* time of the cloud's last answer; 0: none yet */
 };
 
 static int call_cloud(fp_replicator *rp, const char *path, const char *json, json_t **out,
@@ -206,10 +211,13 @@ static void run_task(fp_replicator *rp, json_t *t)
         fp_info("event=replicated repo=%s tag=%s digest=%s bytes=%" PRIu64 " ms=%.1f via=%s", repo,
                 tag, digest, bytes, ms, o.via[0] ? o.via : "-");
         report(rp, id, "done", bytes, NULL);
+        atomic_fetch_add(&rp->done, 1);
     } else {
+        atomic_fetch_add(&rp->failed, 1);
         fp_warn("event=replication_failed repo=%s tag=%s error=\"%s\"", repo, tag, err.msg);
         report(rp, id, "failed", bytes, err.msg);
     }
+    atomic_fetch_add(&rp->bytes, bytes);
 }
 
 static void *replicator_main(void *arg)
@@ -226,13 +234,17 @@ static void *replicator_main(void *arg)
         if (call_cloud(rp, "/api/v1/replication/tasks", NULL, &doc, &err) == 0) {
             size_t i;
             json_t *t;
-            json_array_foreach(json_object_get(doc, "tasks"), i, t)
+            json_t *tasks = json_object_get(doc, "tasks");
+            atomic_store(&rp->polled, (long long)time(NULL));
+            atomic_store(&rp->queued, json_array_size(tasks));
+            json_array_foreach(tasks, i, t)
             {
                 pthread_mutex_lock(&rp->lock);
                 stop = rp->stop;
                 pthread_mutex_unlock(&rp->lock);
                 if (stop) break;
                 run_task(rp, t);
+                atomic_fetch_sub(&rp->queued, 1);
             }
             json_decref(doc);
             wait_ms = POLL_MS;
@@ -271,6 +283,17 @@ int fp_replicator_start(fp_replicator **out, const fp_config *cfg, fp_federation
     }
     *out = rp;
     return 0;
+}
+
+void fp_replicator_stats(fp_replicator *rp, struct fp_replicator_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    if (!rp) return;
+    st->done = atomic_load(&rp->done);
+    st->failed = atomic_load(&rp->failed);
+    st->bytes = atomic_load(&rp->bytes);
+    st->queued = atomic_load(&rp->queued);
+    st->polled = (time_t)atomic_load(&rp->polled);
 }
 
 void fp_replicator_stop(fp_replicator *rp)

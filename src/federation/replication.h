@@ -20,6 +20,8 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
 
 #include "core/config.h"
 #include "core/error.h"
@@ -53,5 +55,13 @@ typedef struct fp_replicator fp_replicator;
 int fp_replicator_start(fp_replicator **out, const fp_config *cfg, fp_federation *fed,
                         fp_store *store, fp_error *err);
 void fp_replicator_stop(fp_replicator *r);
+/* What the node knows of its replication: tasks carried out (done,
+ * failed) and their bytes, tasks of the last poll not yet carried out,
+ * when the cloud last answered a poll (0: never). All zero for NULL. */
+struct fp_replicator_stats {
+    uint64_t done, failed, bytes, queued;
+    time_t polled;
+};
+void fp_replicator_stats(fp_replicator *r, struct fp_replicator_stats *st);
 
 #endif

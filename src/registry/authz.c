@@ -16,6 +16,8 @@
 
 #define CLOCK_SKEW_S 60
 
+static fp_grant *grant_for(fp_authz *a, const char *token, char *why, size_t whylen);
+
 int fp_authz_open(fp_authz **out, const fp_config *cfg, fp_error *err)
 {
     fp_authz *a = calloc(1, sizeof *a);
@@ -195,6 +197,32 @@ bool fp_authz_require_login(fp_req *r)
         fp_respond_error(r, 401, "UNAUTHORIZED", "authentication required");
     }
     return false;
+}
+
+bool fp_authz_require_principal(fp_req *r)
+{
+    fp_authz *a = r->reg->authz;
+    /* a registry without [auth] lets everyone do everything */
+    if (a->mode == FP_AUTH_NONE && !a->nodes) return true;
+    const char *h = fp_req_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (h && strncasecmp(h, "Bearer ", 7) == 0) {
+        const char *token = h + 7;
+        while (*token == ' ')
+            token++;
+        char why[128];
+        fp_grant *g = grant_for(a, token, why, sizeof why);
+        bool revoked = g && ((g->node && fp_authz_node_revoked(a, g->subject)) ||
+                             (g->signer[0] && fp_authz_node_revoked(a, g->signer)));
+        if (g && !revoked) {
+            snprintf(r->user, sizeof r->user, "%s", g->subject);
+            r->grant = g;
+            return true;
+        }
+        fp_grant_unref(g);
+        fp_warn("event=token_rejected remote=%s reason=\"%s\"", r->remote,
+                revoked ? "node or signer revoked" : why);
+    }
+    return fp_authz_require_login(r);
 }
 
 bool fp_authz_login(fp_req *r, const char *name, const char *password)

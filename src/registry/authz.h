@@ -97,6 +97,10 @@ bool fp_authz_throttled(struct fp_req *r);
 /* The cloud's node APIs: Basic credentials of a user or node are required;
  * otherwise answers 401 (or 429) and returns false. */
 bool fp_authz_require_login(struct fp_req *r);
+/* Any principal this registry knows: Basic credentials of a user or node,
+ * or a valid Bearer token (of any scope). Open without [auth]. Otherwise
+ * answers 401 (or 429) and returns false. */
+bool fp_authz_require_principal(struct fp_req *r);
 /* Verify a name and password: a joined node's credential (cloud) or an
  * htpasswd user. Fills r->user, r->kind, r->role. Not rate limited here. */
 bool fp_authz_login(struct fp_req *r, const char *name, const char *password);

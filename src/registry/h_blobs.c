@@ -37,8 +37,10 @@ static void close_fetch(void *cls)
 static bool pull_through(fp_req *r, int *rc, fp_error *err)
 {
     fp_federation *fed = r->reg->fed;
+    if (fed && *rc == 0) fp_fed_count(fed, FP_FED_BLOB, FP_FED_LOCAL);
     if (!fed || *rc != FP_STORE_NOT_FOUND) return false;
     if (fp_store_blob_link_referenced(r->reg->store, r->route.name, r->route.ref, err) == 0) {
+        fp_fed_count(fed, FP_FED_BLOB, FP_FED_LOCAL);
         *rc = 0;
         return false;
     }

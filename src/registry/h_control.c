@@ -83,11 +83,12 @@ static fp_health health_named(const char *s)
 
 /* The service moved from a dead node: say so where operators look. */
 static void record_handover(struct fp_registry *reg, const json_t *def, const char *service,
-                            const char *from, const char *to, const json_t *dead, time_t now)
+                            const char *from, const char *to, const json_t *dead, time_t now,
+                            const char *reason)
 {
     json_int_t seen = json_integer_value(json_object_get(dead, "last_seen"));
-    fp_info("event=handover service=%s from=%s to=%s silent_s=%lld", service, from, to,
-            (long long)(seen ? now - seen : -1));
+    fp_info("event=handover service=%s from=%s to=%s silent_s=%lld reason=\"%s\"", service, from,
+            to, (long long)(seen ? now - seen : -1), reason);
     if (reg->usage) {
         fp_usage_event(reg->usage, now, to, service, "handover", from);
         fp_event_streams_wake(reg->streams);
@@ -96,9 +97,9 @@ static void record_handover(struct fp_registry *reg, const json_t *def, const ch
         /* the new node's grant to pull the image is its role's (policy):
          * what moves is the placement, and with it the endpoint */
         json_t *details =
-            json_pack("{s:s, s:s, s:s, s:I, s:O?, s:O?}", "from", from, "to", to, "reason",
-                      "node dead", "last_seen", seen, "image", json_object_get(def, "image"),
-                      "digest", json_object_get(def, "digest"));
+            json_pack("{s:s, s:s, s:s, s:I, s:O?, s:O?}", "from", from, "to", to, "reason", reason,
+                      "last_seen", seen, "image", json_object_get(def, "image"), "digest",
+                      json_object_get(def, "digest"));
         fp_error err;
         if (fp_audit_append(reg->audit, FP_AUDIT_HANDOVER, "controller", service, details, &err) <
             0)
@@ -115,6 +116,53 @@ static const json_t *def_named(const json_t *defs, const char *name)
     json_array_foreach(defs, i, d) if (!strcmp(json_string_value(json_object_get(d, "name")) ?: "",
                                                name)) return d;
     return NULL;
+}
+
+/* A fog that took an always-on service over while the cloud was away
+ * (agent/handover.h) reports it "claimed": it runs there, under the fogs'
+ * etcd claim, so the cloud adopts that placement rather than start a
+ * second copy where it placed the service before. */
+static const json_t *claim_of(const json_t *reported, const char *service, const char *node)
+{
+    size_t i;
+    json_t *in;
+    json_array_foreach(reported, i, in)
+    {
+        if (!json_is_true(json_object_get(in, "claimed"))) continue;
+        if (strcmp(json_string_value(json_object_get(in, "service")) ?: "", service) != 0) continue;
+        if (!node || !strcmp(json_string_value(json_object_get(in, "node")) ?: "", node)) return in;
+    }
+    return NULL;
+}
+
+static void adopt_claims(const json_t *reported, const json_t *nodes, const json_t *defs,
+                         fp_placement *cur, size_t nc)
+{
+    for (size_t k = 0; k < nc; k++) {
+        const json_t *def = def_named(defs, cur[k].service);
+        const json_t *in = claim_of(reported, cur[k].service, NULL);
+        if (!def || !in || !json_is_true(json_object_get(def, "always_on")) ||
+            json_integer_value(json_object_get(def, "replicas")) != 0)
+            continue;
+        const char *at = json_string_value(json_object_get(in, "node"));
+        const char *state = json_string_value(json_object_get(in, "state"));
+        json_t *n = json_object_get(nodes, at ? at : "");
+        if (!at || strcmp(at, cur[k].node) == 0 || !state || strcmp(state, "running") != 0 ||
+            strcmp(json_string_value(json_object_get(n, "health")) ?: "", "healthy") != 0)
+            continue;
+        fp_info("event=claim_adopted service=%s node=%s placed=%s", cur[k].service, at,
+                cur[k].node);
+        cur[k].node = at;
+    }
+}
+
+/* The node an adopted claim moved the placement p from, else NULL. */
+static const char *claimed_from_of(const json_t *reported, const json_t *current,
+                                   const fp_placement *p)
+{
+    json_t *was = json_array_get(json_object_get(current, p->service), 0);
+    if (!json_is_string(was) || !strcmp(json_string_value(was), p->node)) return NULL;
+    return claim_of(reported, p->service, p->node) ? json_string_value(was) : NULL;
 }
 
 void fp_control_place(struct fp_registry *reg, time_t now)
@@ -165,6 +213,7 @@ void fp_control_place(struct fp_registry *reg, time_t now)
         json_array_foreach(v, i, n) cur[nc++] =
             (fp_placement){.service = key, .node = json_string_value(n) ?: ""};
     }
+    adopt_claims(reported, nodes, defs, cur, nc);
     if (fp_place_compute(ps, ns, pn, nn, cur, nc, &out, &nout) < 0) {
         fp_error_set(&err, ENOMEM, "placement");
         goto out;
@@ -181,9 +230,14 @@ void fp_control_place(struct fp_registry *reg, time_t now)
             goto out;
         }
         for (i = 0; i < nout; i++) {
+            const char *claimed_from = claimed_from_of(reported, current, &out[i]);
             if (out[i].from)
                 record_handover(reg, def_named(defs, out[i].service), out[i].service, out[i].from,
-                                out[i].node, json_object_get(nodes, out[i].from), now);
+                                out[i].node, json_object_get(nodes, out[i].from), now, "node dead");
+            else if (claimed_from)
+                record_handover(reg, def_named(defs, out[i].service), out[i].service, claimed_from,
+                                out[i].node, json_object_get(nodes, claimed_from), now,
+                                "claimed by the fogs while the cloud was away");
             else
                 fp_debug("event=service_placed service=%s node=%s", out[i].service, out[i].node);
         }

@@ -1,6 +1,7 @@
 /* /v2/, /v2/_catalog, /v2/<name>/tags/list and /v2/<name>/referrers/<digest>:
  * the read-only listing endpoints. Pages are bounded by [limits] max_page;
  * one row more than the page is read to know whether a Link is due. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -216,4 +217,63 @@ void fp_handle_referrers(fp_req *r)
     }
     r->bytes_out = len;
     fp_respond(r, 200, resp);
+}
+
+/* GET /api/v1/catalog on the cloud: every repository the logged-in user
+ * may pull, with its tags, in one answer for the dashboard (a browser's
+ * Basic login reaches /api/v1, not the token-guarded /v2).
+ *   {"repositories": [{"name", "tags": [...]}], "truncated": bool} */
+#define API_CATALOG_MAX 500
+#define API_TAGS_MAX    100
+
+struct api_catalog {
+    fp_req *r;
+    json_t *repos;
+    bool truncated;
+};
+
+static int api_catalog_row(void *ctx, const char *name)
+{
+    struct api_catalog *c = ctx;
+    if (!fp_authz_policy_may(c->r, name, FP_ACT_PULL)) return 0;
+    if (json_array_size(c->repos) == API_CATALOG_MAX) {
+        c->truncated = true;
+        return 1;
+    }
+    json_array_append_new(c->repos, json_pack("{s:s, s:[]}", "name", name, "tags"));
+    return 0;
+}
+
+static int api_tag_row(void *ctx, const char *tag)
+{
+    return json_array_append_new(ctx, json_string(tag)) == 0 ? 0 : 1;
+}
+
+void fp_handle_api_catalog(fp_req *r)
+{
+    if (!fp_req_read_only(r) || !fp_authz_require_login(r)) return;
+    struct api_catalog c = {.r = r, .repos = json_array()};
+    fp_error err;
+    /* the store's order is by name; filtered rows do not count */
+    if (!c.repos ||
+        fp_store_catalog(r->reg->store, NULL, 1u << 20, api_catalog_row, &c, &err) < 0) {
+        json_decref(c.repos);
+        if (!c.repos) fp_error_set(&err, ENOMEM, "catalog");
+        fp_respond_internal(r, &err);
+        return;
+    }
+    size_t i;
+    json_t *repo;
+    json_array_foreach(c.repos, i, repo)
+    {
+        json_t *tags = json_object_get(repo, "tags");
+        int rc = fp_store_tags(r->reg->store, json_string_value(json_object_get(repo, "name")),
+                               NULL, API_TAGS_MAX, api_tag_row, tags, &err);
+        if (rc < 0) {
+            json_decref(c.repos);
+            fp_respond_internal(r, &err);
+            return;
+        }
+    }
+    fp_respond_json(r, json_pack("{s:o, s:b}", "repositories", c.repos, "truncated", c.truncated));
 }

@@ -44,11 +44,13 @@ static int pull_through(fp_req *r, bool by_digest, bool head, int rc, fp_manifes
     fp_federation *fed = r->reg->fed;
     fp_fed_origin o;
     fp_req_fed_origin(r, &o);
-    if (!fed || !fp_fed_may_forward(fed, &o) || rc < 0) return rc;
+    if (!fed || rc < 0) return rc;
     unsigned ttl = r->reg->cfg->fed_tag_ttl_s;
     bool stale = rc == 0 && !by_digest && row->tag_cached &&
                  (int64_t)time(NULL) - row->tag_updated >= (int64_t)ttl;
-    if (rc == 0 && !stale) return 0;
+    bool forward = fp_fed_may_forward(fed, &o);
+    if (rc == 0 && (!stale || !forward)) fp_fed_count(fed, FP_FED_MANIFEST, FP_FED_LOCAL);
+    if (!forward || (rc == 0 && !stale)) return rc;
     fp_error perr;
     int p = fp_fed_pull_manifest(fed, r->route.name, r->route.ref, by_digest, &o, &perr);
     if (p != 0) {

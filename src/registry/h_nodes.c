@@ -15,6 +15,7 @@
 #include "control/services.h"
 #include "control/usage.h"
 #include "federation/directory.h"
+#include "control/recallset.h"
 #include "registry/request.h"
 
 static int heartbeat_body(fp_req *r, const char *data, size_t len)
@@ -101,7 +102,10 @@ static void heartbeat_end(fp_req *r)
         fp_respond_internal(r, &err);
         return;
     }
-    fp_respond_empty(r, 204, (char *)NULL);
+    /* the node compares and, when behind, fetches the recalls at once */
+    char recalls[FP_DIGEST_MAX];
+    fp_recall_set_version(r->reg->recalled, recalls);
+    fp_respond_json(r, json_pack("{s:s}", "recalls", recalls));
 }
 
 void fp_handle_heartbeat(fp_req *r)

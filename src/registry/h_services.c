@@ -254,6 +254,20 @@ static void one_service(fp_req *r, const char *name)
     fp_respond_empty(r, 204, (char *)NULL);
 }
 
+/* def, when it is an always-on service pinned to a node, with the node
+ * the controller placed it on. */
+static void add_always_on(json_t *list, const json_t *placed, const json_t *def)
+{
+    const char *name = json_string_value(json_object_get(def, "name"));
+    const char *node = json_string_value(json_object_get(def, "node"));
+    if (!name || !node || !node[0] || !json_is_true(json_object_get(def, "always_on")) ||
+        json_integer_value(json_object_get(def, "replicas")) != 0)
+        return;
+    json_t *at = json_array_get(json_object_get(placed, name), 0);
+    json_array_append_new(list, json_pack("{s:O, s:s}", "definition", def, "node",
+                                          json_is_string(at) ? json_string_value(at) : node));
+}
+
 static void desired(fp_req *r)
 {
     if (strcmp(r->kind, "node") != 0) {
@@ -275,20 +289,27 @@ static void desired(fp_req *r)
     }
     size_t i;
     json_t *def;
+    /* A fog also learns the other fogs' always-on services and where they
+     * run: while the cloud is away the fogs hand them over among
+     * themselves (agent/handover.h). Only what the cloud would give a fog
+     * on a hand-over anyway: definitions pinned to a node, always on. */
+    json_t *always_on = json_array();
     json_array_foreach(all, i, def)
     {
         /* a recalled image runs nowhere: its agents stop and remove it */
         const char *digest = json_string_value(json_object_get(def, "digest"));
-        if (fp_service_placed(placed, def, r->user, r->role) &&
-            !fp_recall_set_has(r->reg->recalled, digest))
+        if (fp_recall_set_has(r->reg->recalled, digest)) continue;
+        if (fp_service_placed(placed, def, r->user, r->role))
             json_array_append(mine, def);
+        else if (!strcmp(r->role, "fog"))
+            add_always_on(always_on, placed, def);
     }
     json_decref(placed);
     json_decref(all);
     /* the agent enforces the policy itself, also while the cloud is away */
     json_t *pol = node_policy(r);
-    fp_respond_json(r,
-                    json_pack("{s:o, s:o}", "services", mine, "policy", pol ? pol : json_object()));
+    fp_respond_json(r, json_pack("{s:o, s:o, s:o}", "services", mine, "policy",
+                                 pol ? pol : json_object(), "always_on", always_on));
 }
 
 struct pending_ctx {

@@ -29,12 +29,21 @@ void fp_registry_set_federation(fp_registry *r, fp_federation *fed);
 /* The node's agent, for GET /api/v1/logs/SERVICE (NULL: none). */
 struct fp_agent;
 void fp_registry_set_agent(fp_registry *r, struct fp_agent *agent);
+/* A fog's replicator, for what /metrics tells of its replication. */
+struct fp_replicator;
+void fp_registry_set_replicator(fp_registry *r, struct fp_replicator *rp);
 /* From the serve loop (every second): scheduled replication passes and
  * usage history upkeep (cloud). */
 void fp_registry_tick(fp_registry *r, time_t now);
 /* A fog: take up its renewed signer certificate and refreshed auth data
  * from DATA/node/ (src/auth/cloudapi.h). */
 void fp_registry_node_reload(fp_registry *r);
+/* Readiness (GET /readyz): why the node may not serve yet (a constant
+ * string; NULL: ready as far as the caller knows; "starting" until first
+ * set), and the answer, which also asks the store and, on a fog, for the
+ * cloud's auth data. */
+void fp_registry_set_unready(fp_registry *r, const char *why);
+const char *fp_registry_unready(fp_registry *r);
 /* Stop accepting, finish in-flight requests, free. */
 void fp_registry_stop(fp_registry *r);
 

@@ -32,9 +32,11 @@ struct fp_registry {
     struct fp_event_streams *streams; /* open GET /api/v1/events?follow=1 */
     struct fp_audit *audit;           /* the cloud's audit trail, or NULL */
     struct fp_agent *agent;           /* a fog's or edge's agent, or NULL */
+    struct fp_replicator *replicator; /* a fog's replication tasks, or NULL */
     struct fp_recalls *recalls;       /* the cloud's recalls (control.db), or NULL */
     struct fp_recall_set *recalled;   /* recalled images every node refuses (never NULL) */
     time_t started;                   /* failure detection waits dead_after from here */
+    const char *_Atomic unready;      /* why /readyz says 503 (a constant), or NULL */
     unsigned port;
 };
 
@@ -174,8 +176,17 @@ void fp_usage_tick(struct fp_registry *reg, time_t now);
 /* A manifest was pushed with these tags: queue replication tasks. */
 void fp_replication_on_push(fp_req *r, const char *digest, const char *const *tags, size_t ntags);
 void fp_handle_signer(fp_req *r);
+/* h_metrics.c: /metrics, /healthz, /readyz; the HTTP counters, told of
+ * every request as it completes (seconds since it arrived). */
+void fp_handle_metrics(fp_req *r);
+void fp_handle_healthz(fp_req *r);
+void fp_handle_readyz(fp_req *r);
+void fp_metrics_request_done(fp_req *r, double seconds);
 void fp_handle_authdata(fp_req *r);
 void fp_handle_audit(fp_req *r);
+/* The cloud's dashboard (h_ui.c) and the catalog it lists (h_listing.c). */
+void fp_handle_ui(fp_req *r);
+void fp_handle_api_catalog(fp_req *r);
 /* The cloud's audit trail (h_audit.c; nothing where there is none): open
  * it at start; append what the request did, as its principal (takes
  * details, an object or NULL); a push's tags; a manifest deletion. */

@@ -98,3 +98,82 @@ void fp_route_parse(const char *path, fp_route *r)
         }
     }
 }
+
+static const char *const family_names[FP_FAM_COUNT] = {
+    "base",  "catalog", "tags",      "manifests", "blobs",  "uploads",     "referrers", "resolve",
+    "token", "join",    "node_auth", "heartbeat", "nodes",  "replication", "services",  "recalls",
+    "usage", "logs",    "audit",     "metrics",   "health", "other",
+};
+
+const char *fp_route_family_name(enum fp_route_family f)
+{
+    return f < FP_FAM_COUNT ? family_names[f] : "other";
+}
+
+enum fp_route_family fp_route_family(const char *path, enum fp_route_kind kind)
+{
+    switch (kind) {
+    case FP_ROUTE_BASE:
+        return FP_FAM_BASE;
+    case FP_ROUTE_CATALOG:
+        return FP_FAM_CATALOG;
+    case FP_ROUTE_TAGS:
+        return FP_FAM_TAGS;
+    case FP_ROUTE_MANIFEST:
+        return FP_FAM_MANIFESTS;
+    case FP_ROUTE_BLOB:
+        return FP_FAM_BLOBS;
+    case FP_ROUTE_UPLOAD_START:
+    case FP_ROUTE_UPLOAD:
+        return FP_FAM_UPLOADS;
+    case FP_ROUTE_REFERRERS:
+        return FP_FAM_REFERRERS;
+    case FP_ROUTE_RESOLVE:
+        return FP_FAM_RESOLVE;
+    case FP_ROUTE_NAME_INVALID:
+    case FP_ROUTE_NONE:
+        break;
+    }
+    /* exact paths, or a prefix when it ends with '/' */
+    static const struct {
+        const char *path;
+        enum fp_route_family fam;
+    } api[] = {
+        {"/auth/token", FP_FAM_TOKEN},
+        {"/api/v1/join", FP_FAM_JOIN},
+        {"/api/v1/revoked", FP_FAM_NODE_AUTH},
+        {"/api/v1/signer", FP_FAM_NODE_AUTH},
+        {"/api/v1/authdata", FP_FAM_NODE_AUTH},
+        {"/api/v1/heartbeat", FP_FAM_HEARTBEAT},
+        {"/api/v1/nodes", FP_FAM_NODES},
+        {"/api/v1/replication", FP_FAM_REPLICATION},
+        {"/api/v1/replication/", FP_FAM_REPLICATION},
+        {"/api/v1/services", FP_FAM_SERVICES},
+        {"/api/v1/services/", FP_FAM_SERVICES},
+        {"/api/v1/agent/desired", FP_FAM_SERVICES},
+        {"/api/v1/instances", FP_FAM_SERVICES},
+        {"/api/v1/violations", FP_FAM_SERVICES},
+        {"/api/v1/recalls", FP_FAM_RECALLS},
+        {"/api/v1/recalls/", FP_FAM_RECALLS},
+        {"/api/v1/usage", FP_FAM_USAGE},
+        {"/api/v1/events", FP_FAM_USAGE},
+        {"/api/v1/logs/", FP_FAM_LOGS},
+        {"/api/v1/audit", FP_FAM_AUDIT},
+        {"/metrics", FP_FAM_METRICS},
+        {"/healthz", FP_FAM_HEALTH},
+        {"/readyz", FP_FAM_HEALTH},
+    };
+    for (size_t i = 0; i < sizeof api / sizeof api[0]; i++) {
+        size_t n = strlen(api[i].path);
+        if (api[i].path[n - 1] == '/' ? !strncmp(path, api[i].path, n) : !strcmp(path, api[i].path))
+            return api[i].fam;
+    }
+    /* a registry path refused before it was parsed (not one with a bad name) */
+    if (kind == FP_ROUTE_NONE) {
+        fp_route r;
+        fp_route_parse(path, &r);
+        if (r.kind != FP_ROUTE_NONE && r.kind != FP_ROUTE_NAME_INVALID)
+            return fp_route_family(path, r.kind);
+    }
+    return FP_FAM_OTHER;
+}

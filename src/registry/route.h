@@ -30,4 +30,36 @@ typedef struct fp_route {
 
 void fp_route_parse(const char *path, fp_route *r);
 
+/* Route families: what metrics count requests by (a bounded set, never
+ * the raw path). */
+enum fp_route_family {
+    FP_FAM_BASE,
+    FP_FAM_CATALOG,
+    FP_FAM_TAGS,
+    FP_FAM_MANIFESTS,
+    FP_FAM_BLOBS,
+    FP_FAM_UPLOADS,
+    FP_FAM_REFERRERS,
+    FP_FAM_RESOLVE,
+    FP_FAM_TOKEN,
+    FP_FAM_JOIN,
+    FP_FAM_NODE_AUTH, /* revoked, signer, authdata: what nodes sync */
+    FP_FAM_HEARTBEAT,
+    FP_FAM_NODES,
+    FP_FAM_REPLICATION,
+    FP_FAM_SERVICES,
+    FP_FAM_RECALLS,
+    FP_FAM_USAGE,
+    FP_FAM_LOGS,
+    FP_FAM_AUDIT,
+    FP_FAM_METRICS,
+    FP_FAM_HEALTH,
+    FP_FAM_OTHER,
+    FP_FAM_COUNT
+};
+/* The family of a request: from its parsed route when it has one (kind
+ * not FP_ROUTE_NONE), else from its path. */
+enum fp_route_family fp_route_family(const char *path, enum fp_route_kind kind);
+const char *fp_route_family_name(enum fp_route_family f);
+
 #endif

@@ -293,6 +293,15 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 
 static void dispatch(fp_req *r)
 {
+    /* probes of load balancers and service managers carry no credentials */
+    if (!strcmp(r->path, "/healthz")) {
+        fp_handle_healthz(r);
+        return;
+    }
+    if (!strcmp(r->path, "/readyz")) {
+        fp_handle_readyz(r);
+        return;
+    }
     /* A joining node has no certificate yet: the join token vouches for it. */
     if (r->reg->cfg->tls_require_client_cert && strcmp(r->path, "/api/v1/join") != 0 &&
         !client_cert_valid(r)) {
@@ -309,6 +318,10 @@ static void dispatch(fp_req *r)
     }
     if (r->reg->authz->nodes && strcmp(r->path, "/api/v1/revoked") == 0) {
         fp_handle_revoked(r);
+        return;
+    }
+    if (strcmp(r->path, "/metrics") == 0) {
+        fp_handle_metrics(r);
         return;
     }
     if (r->reg->dir && strcmp(r->path, "/api/v1/heartbeat") == 0) {
@@ -343,6 +356,15 @@ static void dispatch(fp_req *r)
     }
     if ((r->reg->agent || r->reg->services) && !strncmp(r->path, "/api/v1/logs/", 13)) {
         fp_handle_logs(r);
+        return;
+    }
+    if (r->reg->dir && strcmp(r->path, "/api/v1/catalog") == 0) {
+        fp_handle_api_catalog(r);
+        return;
+    }
+    /* the dashboard: the cloud's only (fogs and edges answer 404) */
+    if (r->reg->dir && (!strcmp(r->path, "/ui") || !strncmp(r->path, "/ui/", 4))) {
+        fp_handle_ui(r);
         return;
     }
     if (r->reg->audit && strcmp(r->path, "/api/v1/audit") == 0) {
@@ -477,11 +499,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         fp_upload_rollback(r->upload);
         fp_upload_release(r->upload);
     }
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    double ms = (double)(now.tv_sec - r->start.tv_sec) * 1e3 +
+                (double)(now.tv_nsec - r->start.tv_nsec) / 1e6;
+    fp_metrics_request_done(r, ms / 1e3);
     if (r->reg->cfg->access_log && fp_log_enabled(FP_LOG_INFO)) {
-        struct timespec now;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        double ms = (double)(now.tv_sec - r->start.tv_sec) * 1e3 +
-                    (double)(now.tv_nsec - r->start.tv_nsec) / 1e6;
         char qpath[600];
         fp_log(FP_LOG_INFO,
                "event=request id=%llu remote=%s user=%s method=%s path=%s status=%u in=%llu "
@@ -553,6 +576,8 @@ int fp_registry_start(fp_registry **out, const fp_config *cfg, fp_store *store,
     reg->store = store;
     reg->recalled = recalled;
     reg->started = time(NULL);
+    /* until the caller says what it waits for (fp_registry_set_unready) */
+    reg->unready = "starting";
     if (fp_authz_open(&reg->authz, cfg, err) < 0) {
         free(reg);
         return -1;
@@ -643,6 +668,11 @@ int fp_registry_start(fp_registry **out, const fp_config *cfg, fp_store *store,
 void fp_registry_set_agent(fp_registry *r, struct fp_agent *agent)
 {
     r->agent = agent;
+}
+
+void fp_registry_set_replicator(fp_registry *r, struct fp_replicator *rp)
+{
+    r->replicator = rp;
 }
 
 void fp_registry_set_federation(fp_registry *r, fp_federation *fed)

@@ -230,6 +230,14 @@ int fp_store_evict(fp_store *s, const struct fp_evict_opts *o, struct fp_evict_s
 /* Bytes of cached content: blobs recorded as cached, lazy manifests. */
 int fp_store_cache_usage(fp_store *s, uint64_t *bytes, fp_error *err);
 
+/* What the store holds (stats.c): blobs and their bytes, manifests and
+ * their bytes, repositories. Counted by the database (its indexes, no file
+ * is read); callers that ask often keep the answer a while. */
+struct fp_store_stats {
+    uint64_t blobs, blob_bytes, manifests, manifest_bytes, repositories;
+};
+int fp_store_stats(fp_store *s, struct fp_store_stats *st, fp_error *err);
+
 /* Consistency check: every blob hashed against its digest, every manifest
  * body against its digest, every reference resolvable. */
 struct fp_fsck_stats {

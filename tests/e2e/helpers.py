@@ -1,5 +1,5 @@
 """Helpers shared by the client and crash end-to-end tests: the images built
-by scripts/build-images, skopeo, raw pushes and pulls over the registry API,
+by `fogport sandbox images`, skopeo, raw pushes and pulls over the registry API,
 and a private containerd daemon."""
 import hashlib
 import json
@@ -11,8 +11,7 @@ import time
 import pytest
 import requests
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BUILD_IMAGES = os.path.join(ROOT, "scripts", "build-images")
+from conftest import FOGPORT
 
 # The three services of the paper, as (repository, tag).
 PAPER_IMAGES = [("iot_service", "1.0"), ("monitoring_service", "1.0"), ("web_service", "latest")]
@@ -43,10 +42,12 @@ def sha256_file(path):
 @pytest.fixture(scope="session")
 def images(tmp_path_factory):
     """OCI layout with iot_service:1.0, monitoring_service:1.0 and
-    web_service:latest, built once per session by scripts/build-images."""
+    web_service:latest, built once per session by `fogport sandbox images`."""
     out = tmp_path_factory.getbasetemp() / "images"
-    r = subprocess.run([BUILD_IMAGES, str(out)], capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, f"scripts/build-images failed:\n{r.stdout}\n{r.stderr}"
+    r = subprocess.run([FOGPORT, "sandbox", "images", "--out", str(out / "layout")],
+                       capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, ASAN_OPTIONS="detect_leaks=0"))
+    assert r.returncode == 0, f"fogport sandbox images failed:\n{r.stdout}\n{r.stderr}"
     return OciLayout(out / "layout")
 
 

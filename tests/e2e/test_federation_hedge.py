@@ -141,3 +141,38 @@ def test_hedge_disabled(tmp_path):
         if slow:
             slow.stop()
         sb.down()
+
+
+def test_paused_peer_does_not_hold_heartbeats(tmp_path):
+    """A fog measures its peers' round-trip times on a thread of its own: a
+    peer that stops answering (SIGSTOP) never delays the fog's heartbeats,
+    so the cloud keeps seeing it healthy (suspect would come after 3 s of
+    silence, and dead after 6 s would hand its always-on services over)."""
+    import signal
+    import requests
+    sb = Sandbox(tmp_path / "sb", fogs=2, edges=0).up()
+    try:
+        fog1, fog2 = sb["fog-1"], sb["fog-2"]
+        for fog in (fog1, fog2):
+            fog.stop()
+            fog.set_federation(peer_timeout="15s")
+            fog.set_config("log", level="debug")  # event=peer_rtt
+            fog.start()
+        # fog-1 knows fog-2 as a peer (it measured it)
+        fog1.wait_log(r"event=peer_rtt peer=fog-2", timeout=30)
+        fog2.send(signal.SIGSTOP)
+        try:
+            healths = []
+            deadline = time.time() + 25  # past two peer refreshes and probes
+            while time.time() < deadline:
+                r = requests.get(sb.cloud.url + "/api/v1/nodes", auth=sb.admin, verify=sb.ca,
+                                 timeout=10)
+                nodes = {n["id"]: n for n in r.json()["nodes"]}
+                healths.append(nodes["fog-1"].get("health"))
+                time.sleep(0.5)
+            assert set(healths) == {"healthy"}, healths
+            assert nodes["fog-2"].get("health") in ("suspect", "dead"), nodes["fog-2"]
+        finally:
+            fog2.send(signal.SIGCONT)
+    finally:
+        sb.down()

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 
 import pytest
 import requests
@@ -231,3 +232,30 @@ def test_unrecall_makes_it_pullable_again(sb, tmp_path):
     # a second un-recall has nothing to end
     r = cli(sb, "unrecall", digest, check=False)
     assert r["rc"] != 0 and "not recalled" in r["err"], r
+
+
+def test_recall_reaches_a_node_within_heartbeats(sb, tmp_path):
+    """The cloud answers every heartbeat with the version of its recall
+    list; a node that is behind fetches the list at once. fog-2 fetches the
+    list on its own only every 5 minutes here, yet refuses a newly recalled
+    image within seconds."""
+    from fedhelp import gz_layer, push_image
+    fog = sb["fog-2"]
+    fog.stop()
+    fog.set_config("node", revocation_interval="300s")
+    fog.start()
+    s = sb.session(sb.cloud, "quick/app", "pull,push")
+    push_image(s, sb.cloud, "quick/app", "1.0", [gz_layer(3000)])
+    assert held(sb, fog, "quick/app", "1.0"), fog.log()[-3000:]
+    # past the fetch one second after start: from here on only heartbeats tell
+    time.sleep(3)
+    mark = fog.mark()
+    cli(sb, "recall", "quick/app:1.0")
+    try:
+        assert wait_for(lambda: denied(get_manifest(sb, fog, "quick/app", "1.0")), 10, 0.3), \
+            fog.log(mark)[-3000:]
+        assert "event=recalls_updated" in fog.log(mark)
+    finally:
+        digest = [r["digest"] for r in cli(sb, "recall", "ls", "--json")["json"]
+                  if r["repo"] == "quick/app"][0]
+        cli(sb, "unrecall", digest)

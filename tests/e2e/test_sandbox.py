@@ -1,19 +1,13 @@
-"""`fogport sandbox up/down` and the README's main job (scripts/demo): a whole
-deployment (cloud, fogs, edge) as separate processes, joined, over TLS with
-token authentication, and stopped without leftovers."""
+"""`fogport sandbox up/down`: a whole deployment (cloud, fogs, edge) as
+separate processes, joined, over TLS with token authentication, and stopped
+without leftovers. The main job (`sandbox up --demo`) is in test_demo.py."""
 import json
 import os
-import shutil
-import signal
 import subprocess
 
 import requests
 
-from conftest import FOGPORT, ROOT
-
-PAPER = ('{"name": "iot_service", "tags": ["1.0"]}\n'
-         '{"name": "monitoring_service", "tags": ["1.0"]}\n'
-         '{"name": "web_service", "tags": ["latest"]}\n')
+from conftest import FOGPORT
 
 
 def fp(*args, check=True, **kw):
@@ -82,94 +76,6 @@ def test_sandbox_up_and_down(tmp_path):
     # up again on the same directory: the fogs keep their identities
     fp("sandbox", "up", "--dir", str(d), "--fogs", "1", "--edges", "0")
     fp("sandbox", "down", "--dir", str(d))
-
-
-def can_run_services():
-    """What the demo (and the sandbox's agents) need to run containers."""
-    return os.geteuid() == 0 and bool(shutil.which("runc") or shutil.which("crun"))
-
-
-def test_demo_main_job(tmp_path):
-    """The README's first command, non-interactive: the paper's services are
-    registered at the cloud, listed in the paper's format, replicated to every
-    fog (the federated catalog names every fog as a holder), and the edge
-    pulled one through its fog. As root with runc they then run: web_service
-    on every fog (each fog its own host, port 8080), iot_service on the edge,
-    monitoring_service on fog-1 polling the fogs; `fogport ps` shows them all
-    running, every web_service answers from this host, and `sandbox down`
-    leaves no container, mount or namespace behind."""
-    d = tmp_path / "demo"
-    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0")
-    sbdir = d / "sandbox"
-    r = subprocess.run([os.path.join(ROOT, "scripts", "demo"), "--no-wait", "--dir", str(d)],
-                       capture_output=True, text=True, timeout=240, env=env)
-    release = os.path.join(ROOT, "build", "fogport")
-    topo = {}
-    try:
-        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-        assert PAPER in r.stdout
-        held = {}
-        for line in r.stdout.splitlines():
-            if line.startswith('{"name"') and '"nodes"' in line:
-                entry = json.loads(line)
-                held[entry["name"]] = set(entry["nodes"])
-        for svc in ("iot_service", "monitoring_service", "web_service"):
-            assert {"cloud", "fog-1", "fog-2", "fog-3"} <= held.get(svc, set()), r.stdout[-3000:]
-        # the edge pulled iot_service through fog-1, so it holds it too
-        assert "edge-1" in held["iot_service"], r.stdout[-3000:]
-        topo = json.loads((sbdir / "topology.json").read_text())
-        if not can_run_services():
-            assert "services are not run" in r.stdout
-            return
-        cenv = dict(env, FOGPORT_CONFIG=str(sbdir / "client.json"))
-
-        def cli(*args):
-            out = subprocess.run([release, *args], capture_output=True, text=True, env=cenv,
-                                 timeout=30)
-            assert out.returncode == 0, f"fogport {args}: {out.stderr}"
-            return out.stdout
-        ps = json.loads(cli("ps", "--json"))
-        where = sorted((i["service"], i["node"], i["state"]) for i in ps)
-        assert where == [("iot_service", "edge-1", "running"),
-                         ("monitoring_service", "fog-1", "running"),
-                         ("web_service", "fog-1", "running"),
-                         ("web_service", "fog-2", "running"),
-                         ("web_service", "fog-3", "running")], ps
-        # each fog is its own host: three web_services, all on port 8080
-        addr = {n["id"]: n["address"] for n in topo["nodes"]}
-        http = requests.Session()
-        http.trust_env = False  # node addresses are on this host's bridge
-        for i in ps:
-            assert i["usage"]["pids_limit"] > 0 and i["usage"]["memory_limit"] > 0, i
-            if i["service"] != "web_service":
-                continue
-            assert i["endpoint"] == f"http://{addr[i['node']]}:8080/", i
-            assert i["usage"]["memory_limit"] == 64 << 20 and i["usage"]["pids_limit"] == 64
-            page = http.get(i["endpoint"], timeout=5)
-            assert page.status_code == 200 and "<h1>web_service</h1>" in page.text
-            assert i["endpoint"] in r.stdout  # the demo fetched it too
-        assert "sensor=edge-1 seq=" in cli("logs", "iot_service", "--node", "edge-1")
-        mon = cli("logs", "monitoring_service", "--node", "fog-1")
-        for fog in ("fog-1", "fog-2", "fog-3"):
-            assert f"UP   http://{addr[fog]}:8080/" in mon, mon[-2000:]
-        assert "sensor=edge-1 seq=" in r.stdout and " UP " in r.stdout
-    finally:
-        subprocess.run([release, "sandbox", "down", "--dir", str(sbdir)], capture_output=True)
-    # nothing is left: nodes, containers (their shims and processes), mounts, namespaces
-    for n in topo.get("nodes", []):
-        assert not alive(n["pid"]), f"{n['id']} still running"
-    leftover = subprocess.run(["pgrep", "-f", str(sbdir)], capture_output=True, text=True)
-    assert leftover.stdout == "", leftover.stdout
-    assert str(d) not in open("/proc/self/mountinfo").read()
-    for n in topo.get("nodes", []):
-        root = os.path.join(n["data"], "data", "agent", "runtime")
-        if os.path.isdir(root) and shutil.which("runc"):
-            listed = subprocess.run(["runc", "--root", root, "list", "-q"], capture_output=True,
-                                    text=True)
-            assert listed.stdout.strip() == "", f"{n['id']}: {listed.stdout}"
-    if topo.get("netns"):
-        names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-        assert not any(n.get("netns", "-") in names for n in topo["nodes"]), names
 
 
 def test_login_context(tmp_path):

@@ -48,6 +48,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.max_connections_per_ip, 256);
     assert_string_equal(cfg.data_dir, "/var/lib/fogport");
     assert_true(cfg.delete_enabled);
+    assert_false(cfg.metrics_public); /* /metrics asks for credentials */
     assert_int_equal(cfg.gc_grace_s, 3600);
     assert_int_equal(cfg.upload_expiry_s, 86400);
     assert_int_equal(cfg.cache_max, 0);
@@ -98,7 +99,9 @@ static void test_load_every_key(void **state)
                        "[log]\n"
                        "level = debug\n"
                        "file = /var/log/fogport.log\n"
-                       "access = off\n";
+                       "access = off\n"
+                       "[metrics]\n"
+                       "access = public\n";
     fp_config cfg;
     fp_error err;
     char path[64];
@@ -125,6 +128,7 @@ static void test_load_every_key(void **state)
     assert_string_equal(cfg.log_level, "debug");
     assert_string_equal(cfg.log_file, "/var/log/fogport.log");
     assert_false(cfg.access_log);
+    assert_true(cfg.metrics_public);
 }
 
 static void test_load_keeps_unset_values(void **state)
@@ -184,6 +188,7 @@ static void test_load_errors(void **state)
     expect_load_error("[limits]\nmax_blob_size = 4Q\n", 2, "4Q");
     expect_load_error("[log]\nlevel = verbose\n", 2, "verbose");
     expect_load_error("[log]\nlevel = INFO\n", 2, NULL);
+    expect_load_error("[metrics]\naccess = open\n", 2, "open");
     expect_load_error("[server]\nthreads = 4294967296\n", 2, NULL);
     /* section names are case-sensitive; a key in the wrong section is unknown */
     expect_load_error("[Server]\nthreads = 1\n", 2, NULL);

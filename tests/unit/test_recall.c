@@ -160,6 +160,42 @@ static void image(fp_store *st, const char *repo, const char *tag, const char *c
     fp_manifest_free(&m);
 }
 
+/* Two sets holding the same records (the cloud's and a node's) have one
+ * version; any change of the records changes it. */
+static void test_version(void **state)
+{
+    (void)state;
+    fp_recall_set *cloud, *node;
+    fp_error err;
+    assert_int_equal(fp_recall_set_new(&cloud, &err), 0);
+    assert_int_equal(fp_recall_set_new(&node, &err), 0);
+    char vc[FP_DIGEST_MAX], vn[FP_DIGEST_MAX], empty[FP_DIGEST_MAX];
+    fp_recall_set_version(cloud, empty);
+    assert_true(fp_digest_valid(empty));
+    json_t *list = json_pack("[o, o]", record(D1, "iot", 10), record(D2, "web", 5));
+    assert_int_equal(fp_recall_set_replace(cloud, list, &err), 1);
+    json_t *served = fp_recall_set_records(cloud); /* what GET /api/v1/recalls gives */
+    char *text = json_dumps(served, 0);            /* key order as sent */
+    json_t *fetched = json_loads(text, 0, NULL);
+    assert_int_equal(fp_recall_set_replace(node, fetched, &err), 1);
+    fp_recall_set_version(cloud, vc);
+    fp_recall_set_version(node, vn);
+    assert_string_equal(vc, vn);
+    assert_string_not_equal(vc, empty);
+    json_array_remove(list, 1);
+    assert_int_equal(fp_recall_set_replace(cloud, list, &err), 1);
+    fp_recall_set_version(cloud, vc);
+    assert_string_not_equal(vc, vn);
+    fp_recall_set_version(NULL, vc);
+    assert_string_equal(vc, "");
+    free(text);
+    json_decref(fetched);
+    json_decref(served);
+    json_decref(list);
+    fp_recall_set_free(cloud);
+    fp_recall_set_free(node);
+}
+
 static void test_store(void **state)
 {
     (void)state;
@@ -212,6 +248,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_table, setup, teardown),
         cmocka_unit_test_setup_teardown(test_set, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store, setup, teardown),
+        cmocka_unit_test(test_version),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

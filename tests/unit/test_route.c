@@ -341,6 +341,46 @@ static void test_resolve(void **state)
     expect("/api/v1/resolvex", FP_ROUTE_NONE, "", "");
 }
 
+static void expect_family(const char *path, const char *family)
+{
+    fp_route r;
+    fp_route_parse(path, &r);
+    const char *got = fp_route_family_name(fp_route_family(path, r.kind));
+    if (strcmp(got, family) != 0) fail_msg("%s: family %s, want %s", path, got, family);
+    /* the same without a parsed route (a request refused before routing) */
+    got = fp_route_family_name(fp_route_family(path, FP_ROUTE_NONE));
+    if (strcmp(got, family) != 0) fail_msg("%s unparsed: family %s, want %s", path, got, family);
+}
+
+static void test_families(void **state)
+{
+    (void)state;
+    expect_family("/v2/", "base");
+    expect_family("/v2/_catalog", "catalog");
+    expect_family("/v2/a/b/tags/list", "tags");
+    expect_family("/v2/a/manifests/latest", "manifests");
+    expect_family("/v2/a/blobs/sha256:00", "blobs");
+    expect_family("/v2/a/blobs/uploads/", "uploads");
+    expect_family("/v2/a/blobs/uploads/abc", "uploads");
+    expect_family("/v2/a/referrers/sha256:00", "referrers");
+    expect_family("/api/v1/resolve/a/b", "resolve");
+    expect_family("/auth/token", "token");
+    expect_family("/api/v1/join", "join");
+    expect_family("/api/v1/authdata", "node_auth");
+    expect_family("/api/v1/replication/tasks/7", "replication");
+    expect_family("/api/v1/services/web", "services");
+    expect_family("/api/v1/agent/desired", "services");
+    expect_family("/api/v1/logs/web", "logs");
+    expect_family("/api/v1/events", "usage");
+    expect_family("/metrics", "metrics");
+    expect_family("/readyz", "health");
+    /* no prefix is taken for a longer word, invalid names are no family */
+    expect_family("/api/v1/servicesX", "other");
+    expect_family("/metrics/x", "other");
+    expect_family("/v2/UPPER/manifests/x", "other");
+    expect_family("/anything/else", "other");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -355,6 +395,7 @@ int main(void)
         cmocka_unit_test(test_long_names_and_refs),
         cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_resolve),
+        cmocka_unit_test(test_families),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
