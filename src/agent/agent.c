@@ -10,13 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "agent/bundle.h"
 #include "agent/cgroup.h"
 #include "agent/enforce.h"
+#include "agent/image.h"
 #include "agent/handover.h"
 #include "agent/layers.h"
 #include "agent/rootfs.h"
@@ -68,8 +68,12 @@ struct instance {
     fp_enforce_window win;  /* the last samples, for the policy's window */
     json_t *violation;      /* why it is ST_VIOLATED: kept and reported until replaced */
     json_int_t def_updated; /* the cloud's "updated" of the definition it runs */
-    bool claimed;           /* run on this fog's etcd claim, not placed by the cloud */
-    bool held;              /* kept as it is but not started (agent/handover.h) */
+    /* a new definition waiting for its image while this one runs on */
+    char next_gen[FP_DIGEST_MAX];
+    time_t next_try;
+    unsigned next_backoff_s;
+    bool claimed; /* run on this fog's etcd claim, not placed by the cloud */
+    bool held;    /* kept as it is but not started (agent/handover.h) */
 };
 
 struct fp_agent {
@@ -94,7 +98,8 @@ struct fp_agent {
     json_t *status;                         /* the last pass's report */
     struct fp_recall_set *_Atomic recalled; /* never run (fp_agent_set_recalled) */
     bool published;                         /* status holds a pass's report (not the empty start) */
-    fp_handover *handover;                  /* always-on among fogs without the cloud, or NULL */
+    json_t *pinned;        /* under lock: digests never evicted from the cache (fp_agent_pinned) */
+    fp_handover *handover; /* always-on among fogs without the cloud, or NULL */
 };
 
 /* ---- paths ---------------------------------------------------------- */
@@ -149,37 +154,6 @@ static void set_error(struct instance *in, enum state st, const fp_error *err)
 
 /* ---- image → root file system → bundle ------------------------------- */
 
-static const char *host_arch(void)
-{
-    struct utsname u;
-    if (uname(&u) == 0 && !strcmp(u.machine, "aarch64")) return "arm64";
-    if (uname(&u) == 0 && !strncmp(u.machine, "arm", 3)) return "arm";
-    return "amd64";
-}
-
-/* An index names one manifest per platform: take this host's. */
-static int pick_platform(const char *body, size_t len, char out[FP_DIGEST_MAX], fp_error *err)
-{
-    json_t *j = json_loadb(body, len, 0, NULL);
-    size_t i;
-    json_t *m;
-    const char *arch = host_arch();
-    out[0] = '\0';
-    json_array_foreach(json_object_get(j, "manifests"), i, m)
-    {
-        json_t *p = json_object_get(m, "platform");
-        const char *os = json_string_value(json_object_get(p, "os"));
-        const char *ar = json_string_value(json_object_get(p, "architecture"));
-        const char *d = json_string_value(json_object_get(m, "digest"));
-        if (d && os && ar && !strcmp(os, "linux") && !strcmp(ar, arch)) {
-            snprintf(out, FP_DIGEST_MAX, "%s", d);
-            break;
-        }
-    }
-    json_decref(j);
-    return out[0] ? 0 : fp_error_set(err, 0, "the image has no linux/%s manifest", arch);
-}
-
 static int read_blob_json(fp_agent *a, const char *digest, json_t **out, fp_error *err)
 {
     char path[FP_PATH_MAX + 256];
@@ -204,31 +178,9 @@ static int deploy(fp_agent *a, struct instance *in, fp_error *err)
     if (fp_digest_parse(s->digest, strlen(s->digest), NULL) != FP_DIGEST_OK)
         return fp_error_set(err, 0, "image %s: the cloud gave no digest", s->image);
     uint64_t bytes = 0;
-    if (fp_fed_hold(a->fed, a->store, ref.name, s->digest, NULL, &bytes, err) < 0)
-        return fp_error_prefix(err, "image %s", s->image);
-    char digest[FP_DIGEST_MAX];
-    snprintf(digest, sizeof digest, "%s", s->digest);
     fp_manifest m;
-    for (int depth = 0;; depth++) {
-        fp_manifest_row row;
-        int got = fp_store_manifest_get(a->store, ref.name, digest, true, true, &row, err);
-        if (got == FP_STORE_NOT_FOUND)
-            return fp_error_set(err, 0, "manifest %s is no longer here", digest);
-        if (got != 0) return fp_error_prefix(err, "manifest %s", digest);
-        char why[256];
-        int rc = fp_manifest_parse(row.body, row.size, row.media_type, &m, why, sizeof why);
-        if (rc == 0 && m.is_index) {
-            fp_manifest_free(&m);
-            rc = depth > 0 ? fp_error_set(err, 0, "nested index")
-                           : pick_platform(row.body, row.size, digest, err);
-            free(row.body);
-            if (rc < 0) return -1;
-            continue;
-        }
-        free(row.body);
-        if (rc < 0) return fp_error_set(err, 0, "manifest %s: %s", digest, why);
-        break;
-    }
+    if (fp_agent_image_hold(a->fed, a->store, ref.name, s->digest, &m, &bytes, err) < 0)
+        return fp_error_prefix(err, "image %s", s->image);
     json_t *image_config = NULL;
     const char **lowers = calloc(m.nrefs + 1, sizeof *lowers);
     char(*paths)[FP_PATH_MAX] = calloc(m.nrefs + 1, sizeof *paths);
@@ -658,6 +610,35 @@ static void *sync_main(void *arg)
     return NULL;
 }
 
+/* The images this node runs or is about to run: every instance's and
+ * every wanted definition's digest, kept from cache eviction. */
+static void refresh_pins(fp_agent *a)
+{
+    json_t *pins = json_array();
+    for (size_t i = 0; i < a->n; i++)
+        json_array_append_new(pins, json_string(a->inst[i]->svc.digest));
+    size_t k;
+    json_t *def;
+    json_array_foreach(a->desired, k, def)
+    {
+        json_t *d = json_object_get(def, "digest");
+        if (json_is_string(d)) json_array_append(pins, d);
+    }
+    pthread_mutex_lock(&a->lock);
+    json_decref(a->pinned);
+    a->pinned = pins;
+    pthread_mutex_unlock(&a->lock);
+}
+
+char *fp_agent_pinned(fp_agent *a)
+{
+    if (!a) return NULL;
+    pthread_mutex_lock(&a->lock);
+    char *text = a->pinned ? json_dumps(a->pinned, JSON_COMPACT) : NULL;
+    pthread_mutex_unlock(&a->lock);
+    return text;
+}
+
 /* The agent's pass: take the sync thread's latest answer, if any. */
 static void sync_desired(fp_agent *a)
 {
@@ -680,6 +661,7 @@ static void sync_desired(fp_agent *a)
         json_decref(a->desired);
         a->desired = json_incref(list);
         fp_info("event=desired_state services=%zu", json_array_size(list));
+        refresh_pins(a); /* before the pass fetches them */
     }
     json_decref(doc);
 }
@@ -721,6 +703,39 @@ static void prune_layers(fp_agent *a)
     else if (n > 0)
         fp_info("event=layers_pruned count=%d", n);
     fp_strv_free(keep);
+}
+
+/* A running instance is replaced only once the new definition's image is
+ * held and unpacked: a new image that cannot be fetched leaves the old one
+ * serving, the failure in its error and the log, tried again with backoff. */
+static bool replacement_ready(fp_agent *a, struct instance *in, const fp_service *s,
+                              const char *gen, time_t now)
+{
+    if (strcmp(in->next_gen, gen) != 0) { /* another new definition: from the start */
+        snprintf(in->next_gen, sizeof in->next_gen, "%s", gen);
+        in->next_try = 0;
+        in->next_backoff_s = 0;
+    }
+    if (now < in->next_try) return false;
+    fp_error err;
+    fp_reference ref;
+    char cache[FP_PATH_MAX + 16];
+    snprintf(cache, sizeof cache, "%s/layers", a->dir);
+    fp_unpack_limits lim = {.max_bytes = a->cfg->agent_max_layer_bytes};
+    int rc = fp_reference_parse(s->image, &ref) < 0
+                 ? fp_error_set(&err, 0, "image %s: not a reference", s->image)
+                 : fp_agent_image_prepare(a->fed, a->store, cache, &lim, ref.name, s->digest, NULL,
+                                          &err);
+    malloc_trim(0);
+    if (rc == 0) return true;
+    in->next_backoff_s = in->next_backoff_s ? in->next_backoff_s * 2 : 1;
+    if (in->next_backoff_s > BACKOFF_MAX_S) in->next_backoff_s = BACKOFF_MAX_S;
+    in->next_try = now + in->next_backoff_s;
+    snprintf(in->error, sizeof in->error, "new definition not running yet (image %s): %s", s->image,
+             err.msg);
+    fp_warn("event=service_replace_failed service=%s image=%s digest=%s retry_s=%u error=\"%s\"",
+            s->name, s->image, s->digest, in->next_backoff_s, err.msg);
+    return false;
 }
 
 static void reconcile(fp_agent *a, time_t now)
@@ -800,7 +815,16 @@ static void reconcile(fp_agent *a, time_t now)
         /* a violated instance stays stopped until the definition is written
          * again at the cloud (its "updated" changes), even unchanged */
         bool rewritten = in && in->state == ST_VIOLATED && updated != in->def_updated;
+        if (in && in->next_gen[0] && !strcmp(in->gen, gen)) { /* the new one withdrawn */
+            in->next_gen[0] = '\0';
+            in->error[0] = '\0';
+        }
         if (in && (strcmp(in->gen, gen) != 0 || rewritten)) { /* changed: replace it */
+            if (!refused && in->state == ST_RUNNING && !replacement_ready(a, in, &s, gen, now)) {
+                fp_service_free(&s);
+                in->wanted = true; /* and still supervised, below */
+                continue;
+            }
             remove_instance(a, s.name, in->svc.stop_grace_s);
             for (size_t i = 0; i < a->n; i++)
                 if (a->inst[i] == in) drop(a, i);
@@ -976,6 +1000,7 @@ static json_t *instance_json(const fp_agent *a, const struct instance *in)
 
 static void publish(fp_agent *a)
 {
+    refresh_pins(a);
     json_t *list = json_array();
     for (size_t i = 0; i < a->n; i++)
         json_array_append_new(list, instance_json(a, a->inst[i]));
@@ -1161,6 +1186,7 @@ void fp_agent_stop(fp_agent *a)
     json_decref(a->desired);
     json_decref(a->policy);
     json_decref(a->status);
+    json_decref(a->pinned);
     pthread_cond_destroy(&a->wake);
     pthread_mutex_destroy(&a->lock);
     free(a);

@@ -46,6 +46,11 @@ void fp_agent_set_recalled(fp_agent *a, struct fp_recall_set *recalled);
 /* The instances for the heartbeat: a new JSON array (NULL when a is NULL). */
 json_t *fp_agent_status(fp_agent *a);
 
+/* The images this node runs or is about to run, as a JSON array of
+ * manifest digests for fp_evict_opts.pinned: malloc'd, NULL when a is
+ * NULL or before the agent's first pass (then nothing may be evicted). */
+char *fp_agent_pinned(fp_agent *a);
+
 /* The last `tail` bytes of a service's log (older file first). 1 when the
  * node runs no such service. *out is malloc'd. */
 int fp_agent_logs(fp_agent *a, const char *service, size_t tail, char **out, size_t *len,

@@ -2,7 +2,7 @@
  * decided here, so the defaults are the narrow ones: no new privileges,
  * Docker's capability set at most, a read-only root unless the service asks
  * otherwise, a process limit always, runc's masked and read-only /proc and
- * /sys paths. */
+ * /sys paths, a seccomp allowlist (seccomp.c). */
 #include "agent/bundle.h"
 
 #include <ctype.h>
@@ -17,6 +17,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "agent/seccomp.h"
 #include "core/cleanup.h"
 #include "core/fs.h"
 
@@ -536,9 +537,9 @@ int fp_bundle_config(const json_t *image_config, const fp_service *svc, const fp
     static const char *const readonly[] = {
         "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger", NULL,
     };
-    json_t *linux_ = json_pack("{s:o, s:o, s:o, s:o}", "resources", build_resources(svc),
+    json_t *linux_ = json_pack("{s:o, s:o, s:o, s:o, s:o}", "resources", build_resources(svc),
                                "namespaces", build_namespaces(o), "maskedPaths", strings(masked),
-                               "readonlyPaths", strings(readonly));
+                               "readonlyPaths", strings(readonly), "seccomp", fp_seccomp_profile());
     if (linux_ && o->cgroup_path)
         json_object_set_new(linux_, "cgroupsPath", json_string(o->cgroup_path));
 

@@ -10,6 +10,7 @@
 #include "auth/cloudapi.h"
 #include "auth/join.h"
 #include "cli/cli.h"
+#include "core/cleanup.h"
 #include "control/recallset.h"
 #include "core/log.h"
 #include "federation/directory.h"
@@ -45,8 +46,12 @@ const char fp_help_serve[] =
 #define EVICT_EVERY_S       2
 #define EVICT_IDLE_S        10
 #define EVICT_ORPHAN_IDLE_S 600
-static void evict_cache(const fp_config *cfg, fp_store *store, time_t now)
+static void evict_cache(const fp_config *cfg, fp_store *store, fp_agent *agent, time_t now)
 {
+    /* what the agent runs or is about to run stays: evicted, a service
+     * could not start again while no holder is reachable */
+    cleanup_free char *pinned = fp_agent_pinned(agent);
+    if (agent && !pinned) return; /* before its first pass: what it runs is not known yet */
     char own[80] = "";
     if (cfg->node_id[0]) snprintf(own, sizeof own, "%s/", cfg->node_id);
     struct fp_evict_opts o = {.max_bytes = cfg->cache_max,
@@ -54,7 +59,8 @@ static void evict_cache(const fp_config *cfg, fp_store *store, time_t now)
                               .now = (int64_t)now,
                               .min_idle_s = EVICT_IDLE_S,
                               .orphan_idle_s = EVICT_ORPHAN_IDLE_S,
-                              .max_images = 64};
+                              .max_images = 64,
+                              .pinned = pinned};
     struct fp_evict_stats st;
     fp_error err;
     if (fp_store_evict(store, &o, &st, &err) < 0)
@@ -301,7 +307,7 @@ int fp_cmd_serve(int argc, char **argv)
             if (cloud_recalls[0] && strcmp(cloud_recalls, mine) != 0) next_recalls = now + 1;
         }
         if (fed && cfg.cache_max && now >= next_evict) {
-            evict_cache(&cfg, store, now);
+            evict_cache(&cfg, store, agent, now);
             next_evict = now + EVICT_EVERY_S;
         }
         fp_federation_tick(fed, now);

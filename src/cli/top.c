@@ -153,6 +153,8 @@ static void print_event(const json_t *e, bool as_json)
     if (from) printf(" (was %s)", from);
     json_t *code = json_object_get(e, "exit_code");
     if (json_is_integer(code)) printf(" exit code %lld", (long long)json_integer_value(code));
+    const char *why = str_or(e, "error", NULL);
+    if (why) printf(": %s", why);
     putchar('\n');
     fflush(stdout);
 }

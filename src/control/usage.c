@@ -41,13 +41,13 @@ static int db_error(fp_usage *u, sqlite3_stmt *st, fp_error *err)
 }
 
 static void remember(fp_usage *u, const char *node, const char *service, const char *state,
-                     json_int_t restarts, json_int_t oom_kills)
+                     json_int_t restarts, json_int_t oom_kills, const char *error)
 {
     char key[256];
     snprintf(key, sizeof key, "%s\n%s", node, service);
-    json_object_set_new(
-        u->last, key,
-        json_pack("{s:s, s:I, s:I}", "state", state, "restarts", restarts, "oom_kills", oom_kills));
+    json_object_set_new(u->last, key,
+                        json_pack("{s:s, s:I, s:I, s:s?}", "state", state, "restarts", restarts,
+                                  "oom_kills", oom_kills, "error", error));
 }
 
 /* After a restart of the cloud, the last few minutes' samples say what
@@ -65,7 +65,7 @@ static int seed_last(fp_usage *u, fp_error *err)
     while (sqlite3_step(st) == SQLITE_ROW)
         remember(u, (const char *)sqlite3_column_text(st, 0),
                  (const char *)sqlite3_column_text(st, 1), (const char *)sqlite3_column_text(st, 2),
-                 sqlite3_column_int64(st, 3), sqlite3_column_int64(st, 4));
+                 sqlite3_column_int64(st, 3), sqlite3_column_int64(st, 4), NULL);
     sqlite3_finalize(st);
     return 0;
 }
@@ -122,6 +122,11 @@ static void push_event(fp_usage *u, time_t now, const char *node, const char *se
     json_t *code = json_object_get(it, "exit_code");
     if (json_is_integer(code) && (!strcmp(state, "exited") || !strcmp(state, "failed")))
         json_object_set(e, "exit_code", code);
+    /* why it went there (a failed pull, an image with no manifest for the
+     * node), as the agent reported it */
+    json_t *why = json_object_get(it, "error");
+    if (json_is_string(why) && json_string_length(why) && strcmp(state, "removed") != 0)
+        json_object_set(e, "error", why);
     size_t slot = u->next_id % FP_USAGE_EVENTS_MAX;
     json_decref(u->ring[slot]);
     u->ring[slot] = e;
@@ -155,6 +160,8 @@ static int diff_instance(fp_usage *u, time_t now, const char *node, const char *
     const char *was = json_string_value(json_object_get(prev, "state"));
     json_int_t restarts = json_integer_value(json_object_get(it, "restarts"));
     json_int_t ooms = json_integer_value(json_object_get(it, "oom_kills"));
+    const char *why = json_string_value(json_object_get(it, "error"));
+    const char *had = json_string_value(json_object_get(prev, "error"));
     int n = 0;
     if (prev && ooms > json_integer_value(json_object_get(prev, "oom_kills"))) {
         push_event(u, now, node, service, "oom_killed", state, was, it);
@@ -167,8 +174,14 @@ static int diff_instance(fp_usage *u, time_t now, const char *node, const char *
         /* it went down and came back between two reports */
         push_event(u, now, node, service, "restarted", state, was, it);
         n++;
+    } else if (why && *why && (!had || strcmp(had, why) != 0)) {
+        /* the same state with a new error: a replacement whose image
+         * cannot be fetched while the old instance runs on, a retry that
+         * failed differently */
+        push_event(u, now, node, service, "error", state, was, it);
+        n++;
     }
-    remember(u, node, service, state, restarts, ooms);
+    remember(u, node, service, state, restarts, ooms, why);
     return n;
 }
 

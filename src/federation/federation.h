@@ -21,6 +21,7 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "core/platform.h"
 #include "store/store.h"
 
 #define FP_FED_MAX_HOPS 4
@@ -78,6 +79,13 @@ void fp_fetch_unref(fp_fetch *x);
  * NULL). f may be NULL: then only what the store holds counts. */
 int fp_fed_hold(fp_federation *f, fp_store *store, const char *repo, const char *digest,
                 const fp_fed_origin *o, uint64_t *bytes, fp_error *err);
+/* The same for a node that runs one platform: of an index only the
+ * manifest for want (core/platform.h) is held, with its blobs; an index
+ * with none for want is an error naming the platforms it has. want NULL:
+ * every platform, as fp_fed_hold. */
+int fp_fed_hold_platform(fp_federation *f, fp_store *store, const char *repo, const char *digest,
+                         const fp_platform *want, const fp_fed_origin *o, uint64_t *bytes,
+                         fp_error *err);
 
 /* The nearest other node holding repo (one with tags for it): its id,
  * registry URL and measured round trip (-1 when unmeasured). The owner,

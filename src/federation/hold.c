@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/manifest.h"
 #include "control/recallset.h"
@@ -30,9 +31,13 @@ static int hold_blob(fp_federation *f, fp_store *store, const char *repo, const 
 }
 
 /* Make the store hold manifest digest of repo and everything it
- * references (an index's children too); the tag is set by the caller. */
+ * references: an index's children too, or only want's when want is given
+ * (a node runs one platform: the others' layers would be fetched for
+ * nothing, and a source that lacks them would fail the hold). The tag is
+ * set by the caller. */
 static int hold_manifest(fp_federation *f, fp_store *store, const char *repo, const char *digest,
-                         const fp_fed_origin *o, unsigned depth, uint64_t *bytes, fp_error *err)
+                         const fp_platform *want, const fp_fed_origin *o, unsigned depth,
+                         uint64_t *bytes, fp_error *err)
 {
     fp_manifest_row row;
     int rc = fp_store_manifest_get(store, repo, digest, true, true, &row, err);
@@ -47,6 +52,12 @@ static int hold_manifest(fp_federation *f, fp_store *store, const char *repo, co
     fp_manifest m;
     char why[256];
     rc = fp_manifest_parse(row.body, row.size, row.media_type, &m, why, sizeof why);
+    char child[FP_DIGEST_MAX] = "";
+    bool one = rc == 0 && m.is_index && want;
+    if (one && fp_platform_pick(row.body, row.size, want, child, why, sizeof why) < 0) {
+        fp_manifest_free(&m);
+        rc = -1;
+    }
     free(row.body);
     if (rc < 0) return fp_error_set(err, 0, "manifest %s: %s", digest, why);
     if (m.is_index && depth > 0) {
@@ -56,8 +67,10 @@ static int hold_manifest(fp_federation *f, fp_store *store, const char *repo, co
     if (!m.is_index) rc = hold_blob(f, store, repo, m.config.digest, o, bytes, err);
     for (size_t i = 0; rc == 0 && i < m.nrefs; i++) {
         if (m.refs[i].has_urls) continue; /* foreign layers stay foreign */
-        rc = m.is_index ? hold_manifest(f, store, repo, m.refs[i].digest, o, depth + 1, bytes, err)
-                        : hold_blob(f, store, repo, m.refs[i].digest, o, bytes, err);
+        if (one && strcmp(m.refs[i].digest, child) != 0) continue;
+        rc = m.is_index
+                 ? hold_manifest(f, store, repo, m.refs[i].digest, NULL, o, depth + 1, bytes, err)
+                 : hold_blob(f, store, repo, m.refs[i].digest, o, bytes, err);
     }
     fp_manifest_free(&m);
     return rc;
@@ -66,11 +79,18 @@ static int hold_manifest(fp_federation *f, fp_store *store, const char *repo, co
 int fp_fed_hold(fp_federation *f, fp_store *store, const char *repo, const char *digest,
                 const fp_fed_origin *o, uint64_t *bytes, fp_error *err)
 {
+    return fp_fed_hold_platform(f, store, repo, digest, NULL, o, bytes, err);
+}
+
+int fp_fed_hold_platform(fp_federation *f, fp_store *store, const char *repo, const char *digest,
+                         const fp_platform *want, const fp_fed_origin *o, uint64_t *bytes,
+                         fp_error *err)
+{
     uint64_t moved = 0;
     fp_fed_origin none = {.hops = 0};
     if (f && fp_recall_set_has(f->recalled, digest))
         return fp_error_set(err, EACCES, "%s@%s is recalled", repo, digest);
-    int rc = hold_manifest(f, store, repo, digest, o ? o : &none, 0, &moved, err);
+    int rc = hold_manifest(f, store, repo, digest, want, o ? o : &none, 0, &moved, err);
     if (bytes) *bytes += moved;
     return rc;
 }

@@ -21,7 +21,9 @@ static const char usage_sql[] =
 /* The least recently used image that may go: a lazy manifest of a
  * repository outside the protected namespace, with no tag a push set, that
  * no other manifest of the repository references (an index's children go
- * with their index), unused since the cutoff. */
+ * with their index), unused since the cutoff, neither pinned (?4, a JSON
+ * array of digests) nor an index of a pinned manifest (its children would
+ * go with it). */
 static const char pick_sql[] =
     "SELECT rm.repo, rm.digest, r.name, rm.last_used FROM repo_manifests rm "
     "JOIN manifests m ON m.digest = rm.digest JOIN repos r ON r.id = rm.repo "
@@ -31,6 +33,9 @@ static const char pick_sql[] =
     "  AND t.cached = 0) "
     "AND NOT EXISTS (SELECT 1 FROM repo_manifests p JOIN manifest_refs mr ON mr.digest = p.digest "
     "  WHERE p.repo = rm.repo AND mr.child = rm.digest) "
+    "AND rm.digest NOT IN (SELECT value FROM json_each(?4)) "
+    "AND NOT EXISTS (SELECT 1 FROM manifest_refs pr WHERE pr.digest = rm.digest "
+    "  AND pr.is_manifest = 1 AND pr.child IN (SELECT value FROM json_each(?4))) "
     "ORDER BY rm.last_used, rm.repo, rm.digest LIMIT 1";
 
 /* Statements of one eviction; ?1 is the repository's id. The image's
@@ -94,6 +99,7 @@ static int pick(fp_db *db, const struct fp_evict_opts *o, struct victim *v, bool
     sqlite3_bind_int64(st, 1, o->now - (int64_t)o->min_idle_s);
     sqlite3_bind_text(st, 2, protect, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, (int64_t)strlen(protect));
+    sqlite3_bind_text(st, 4, o->pinned ? o->pinned : "[]", -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     *found = rc == SQLITE_ROW;
     if (*found) {

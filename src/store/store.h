@@ -203,7 +203,9 @@ int fp_store_gc(fp_store *s, unsigned grace_s, bool dry_run, struct fp_gc_stats 
  * evicted: repositories under protect (this node's own namespace, "fog-1/";
  * "" for none), content a push stored or named (a pushed manifest or tag,
  * a pushed or mounted blob), blobs a remaining manifest references, images
- * used within min_idle_s of now. One write transaction per image. Before
+ * used within min_idle_s of now, pinned images (an agent runs them or is
+ * about to) and an index that lists a pinned manifest. One write
+ * transaction per image. Before
  * images, cached blobs no manifest of their repository references (fetched
  * by digest alone, or arriving after their image went) go, once their link
  * is orphan_idle_s old (0: never). */
@@ -214,6 +216,7 @@ struct fp_evict_opts {
     unsigned min_idle_s;
     unsigned orphan_idle_s;
     unsigned max_images; /* at most this many per call (0: no limit) */
+    const char *pinned;  /* a JSON array of manifest digests never evicted (NULL: none) */
 };
 struct fp_evict_stats {
     uint64_t cache_bytes; /* cached content before */

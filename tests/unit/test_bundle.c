@@ -533,6 +533,124 @@ static void test_namespaces_and_paths(void **state)
     json_decref(c);
 }
 
+/* The rule of the profile that names syscall NAME (the first), or NULL. */
+static json_t *seccomp_rule(json_t *sc, const char *name)
+{
+    size_t i, k;
+    json_t *r, *n;
+    json_array_foreach(json_object_get(sc, "syscalls"), i, r)
+    {
+        json_array_foreach(json_object_get(r, "names"), k, n)
+        {
+            if (strcmp(json_string_value(n), name) == 0) return r;
+        }
+    }
+    return NULL;
+}
+
+static bool allowed_always(json_t *sc, const char *name)
+{
+    json_t *r = seccomp_rule(sc, name);
+    return r && strcmp(json_string_value(json_object_get(r, "action")), "SCMP_ACT_ALLOW") == 0 &&
+           !json_object_get(r, "args");
+}
+
+static void test_seccomp(void **state)
+{
+    struct fx *f = *state;
+    json_t *c = must_build(f, IMG_EP_CMD, NULL);
+    json_t *sc = json_object_get(json_object_get(c, "linux"), "seccomp");
+    assert_non_null(sc);
+    /* an allowlist: what is not named fails with EPERM */
+    assert_string_equal(json_string_value(json_object_get(sc, "defaultAction")), "SCMP_ACT_ERRNO");
+    assert_int_equal(json_integer_value(json_object_get(sc, "defaultErrnoRet")), EPERM);
+#if defined(__aarch64__)
+    assert_string_equal(joined(c, "linux.seccomp.architectures"),
+                        "SCMP_ARCH_AARCH64 SCMP_ARCH_ARM");
+#else
+    assert_string_equal(joined(c, "linux.seccomp.architectures"),
+                        "SCMP_ARCH_X86_64 SCMP_ARCH_X86 SCMP_ARCH_X32");
+#endif
+    /* what a web server, a shell and a libc need */
+    static const char *const need[] = {
+        "read",   "write", "openat",      "close",        "execve",     "mmap",       "mprotect",
+        "brk",    "futex", "accept4",     "bind",         "listen",     "sendto",     "recvfrom",
+        "wait4",  "fork",  "epoll_pwait", "rt_sigaction", "newfstatat", "exit_group", "getpid",
+        "setuid", "prctl", "arch_prctl",  "rseq",         "statx",      NULL,
+    };
+    for (size_t i = 0; need[i]; i++)
+        if (!allowed_always(sc, need[i])) fail_msg("%s is not allowed", need[i]);
+    /* what leaves or attacks the confinement is in no rule at all */
+    static const char *const denied[] = {
+        "mount",
+        "umount2",
+        "pivot_root",
+        "unshare",
+        "setns",
+        "keyctl",
+        "add_key",
+        "request_key",
+        "bpf",
+        "perf_event_open",
+        "ptrace",
+        "kexec_load",
+        "kexec_file_load",
+        "init_module",
+        "finit_module",
+        "delete_module",
+        "reboot",
+        "swapon",
+        "swapoff",
+        "open_by_handle_at",
+        "userfaultfd",
+        "acct",
+        "settimeofday",
+        "clock_settime",
+        "iopl",
+        "ioperm",
+        "quotactl",
+        "process_vm_readv",
+        "process_vm_writev",
+        "kcmp",
+        "io_uring_setup",
+        "fsopen",
+        "fsmount",
+        "move_mount",
+        "open_tree",
+        "pidfd_getfd",
+        "syslog",
+        NULL,
+    };
+    for (size_t i = 0; denied[i]; i++)
+        if (seccomp_rule(sc, denied[i])) fail_msg("%s has a rule", denied[i]);
+    /* clone only without namespace flags; clone3 (flags out of reach) ENOSYS */
+    json_t *r = seccomp_rule(sc, "clone");
+    assert_non_null(r);
+    json_t *a = json_array_get(json_object_get(r, "args"), 0);
+    assert_string_equal(json_string_value(json_object_get(a, "op")), "SCMP_CMP_MASKED_EQ");
+    assert_int_equal(json_integer_value(json_object_get(a, "value")), 0x7E020000);
+    assert_int_equal(json_integer_value(json_object_get(a, "valueTwo")), 0);
+    r = seccomp_rule(sc, "clone3");
+    assert_string_equal(json_string_value(json_object_get(r, "action")), "SCMP_ACT_ERRNO");
+    assert_int_equal(json_integer_value(json_object_get(r, "errnoRet")), ENOSYS);
+    /* personality: only the harmless values, each its own rule */
+    r = seccomp_rule(sc, "personality");
+    a = json_array_get(json_object_get(r, "args"), 0);
+    assert_string_equal(json_string_value(json_object_get(a, "op")), "SCMP_CMP_EQ");
+    assert_int_equal(json_integer_value(json_object_get(a, "value")), 0);
+    json_decref(c);
+
+    /* a definition cannot relax it: every capability asked for, same profile */
+    json_t *before = must_build(f, IMG_EP_CMD, NULL);
+    f->svc.capabilities = strv("CAP_SYS_ADMIN", "CAP_SYS_PTRACE", NULL);
+    f->svc.writable = true;
+    c = must_build(f, IMG_EP_CMD, NULL);
+    assert_true(json_equal(json_object_get(json_object_get(c, "linux"), "seccomp"),
+                           json_object_get(json_object_get(before, "linux"), "seccomp")));
+    json_decref(c);
+    json_decref(before);
+}
+
 static void test_write(void **state)
 {
     struct fx *f = *state;
@@ -571,6 +689,7 @@ int main(void)
         T(test_mount_options),
         T(test_capabilities_and_privileges),
         T(test_namespaces_and_paths),
+        T(test_seccomp),
         T(test_write),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

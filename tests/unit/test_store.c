@@ -2538,6 +2538,50 @@ static void test_cache_eviction_unneeded(void **state)
     assert_fsck_clean(f->s);
 }
 
+/* Pinned images (what an agent runs or is about to) never go, however
+ * long unused, and neither does an index that lists a pinned manifest;
+ * the rest goes as usual. */
+static void test_cache_eviction_pinned(void **state)
+{
+    struct fx *f = *state;
+    fp_error err = {0};
+    int64_t base = (int64_t)time(NULL) + 1000;
+    struct image run, other, kid1, kid2;
+    fetch_image(f->s, "run", "run", "running layer ", 3000, "1", &run);
+    fetch_image(f->s, "other", "other", "other layer ", 3000, "1", &other);
+    fetch_image(f->s, "idx", "kid1", "kid one ", 1500, NULL, &kid1);
+    fetch_image(f->s, "idx", "kid2", "kid two ", 1500, NULL, &kid2);
+    struct desc kids[2] = {kid1.self, kid2.self}, index;
+    char *ibody = manifest_json(FP_MT_OCI_INDEX, NULL, kids, 2, NULL, NULL, NULL);
+    fetch_manifest(f->s, "idx", ibody, "1", FP_MT_OCI_INDEX, &index);
+    free(ibody);
+    touch(f->s, "run", &run.self, base + 1); /* the least recently used */
+    touch(f->s, "idx", &index, base + 2);
+    touch(f->s, "other", &other.self, base + 3);
+    /* the agent runs "run" and the platform manifest kid1 of idx */
+    char *pinned = fmt("[\"%s\", \"%s\"]", run.self.digest, kid1.self.digest);
+    struct fp_evict_opts o = {
+        .max_bytes = 0, .protect = "fog-1/", .now = base + 100, .min_idle_s = 10, .pinned = pinned};
+    struct fp_evict_stats st;
+    OK(fp_store_evict(f->s, &o, &st, &err));
+    assert_int_equal(st.images_evicted, 1); /* only other */
+    assert_int_equal(manifest_rc(f->s, "other", "1", false), FP_STORE_NOT_FOUND);
+    assert_blob_gone(f, &other.layer);
+    assert_int_equal(manifest_rc(f->s, "run", "1", false), 0);
+    assert_blob_kept(f, "run", &run.layer);
+    assert_int_equal(manifest_rc(f->s, "idx", "1", false), 0);
+    assert_int_equal(manifest_rc(f->s, "idx", kid1.self.digest, true), 0);
+    assert_blob_kept(f, "idx", &kid1.layer);
+    /* no longer pinned: they go */
+    o.pinned = "[]";
+    OK(fp_store_evict(f->s, &o, &st, &err));
+    assert_int_equal(st.images_evicted, 2);
+    assert_int_equal(manifest_rc(f->s, "run", "1", false), FP_STORE_NOT_FOUND);
+    assert_int_equal(manifest_rc(f->s, "idx", kid1.self.digest, true), FP_STORE_NOT_FOUND);
+    assert_fsck_clean(f->s);
+    free(pinned);
+}
+
 /* A version 2 store (before the cache's columns) is migrated on open:
  * what it holds counts as pushed (its blobs are not cache), its images
  * were last used when stored. */
@@ -2582,6 +2626,7 @@ int main(void)
         T(test_cached_manifests_and_migration),
         T(test_cache_eviction),
         T(test_cache_eviction_unneeded),
+        T(test_cache_eviction_pinned),
         T(test_cache_migration),
         T(test_upload_roundtrip),
         T(test_upload_async_hash_rollback),
