@@ -315,7 +315,15 @@ static int demo(const char *dir, unsigned fogs, fp_sbnet *net, const fp_demo_ima
 
     size_t bytes = 0;
     step("%s pulls iot_service:1.0 through its fog", t.edge);
-    if (pull(t.edge_registry, "iot_service", "1.0", &admin, &bytes, &err) < 0) goto fail;
+    /* A fog learns of an edge that joined moments ago with its next sync
+     * of the cloud's auth data ([node] revocation_interval, 2 s here):
+     * until then it refuses the edge's credential, so the pull is retried
+     * for a while. */
+    for (int tries = 0; pull(t.edge_registry, "iot_service", "1.0", &admin, &bytes, &err) < 0;
+         tries++) {
+        if (tries == 20) goto fail;
+        sleep(1);
+    }
     step("%s served iot_service:1.0 (%zu bytes: manifest, config, layers)", t.edge, bytes);
     step("the federated catalog (fogport ls --all): every service and the nodes holding it");
     run_cmd(fp_cmd_ls, (const char *const[]){"ls", "--all", NULL});

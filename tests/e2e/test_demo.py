@@ -155,7 +155,15 @@ def test_demo_main_job(tmp_path):
         for u in ups:
             assert u in mon, mon[-2000:]
         # the limits the demo gave, as the agents enforce and report them
-        for i in json.loads(cli("ps", "--json")):
+        # (an agent reports usage from its first sample on: wait for it)
+        deadline = time.time() + 30
+        while True:
+            ps = json.loads(cli("ps", "--json"))
+            if all("usage" in i for i in ps) or time.time() > deadline:
+                break
+            time.sleep(1)
+        for i in ps:
+            assert "usage" in i, i
             assert i["usage"]["pids_limit"] > 0 and i["usage"]["memory_limit"] > 0, i
             if i["service"].startswith("web_service"):
                 assert i["usage"]["memory_limit"] == 64 << 20 and i["usage"]["pids_limit"] == 64
