@@ -806,6 +806,7 @@ static void reconcile(fp_agent *a, time_t now)
          * one this node saved before the recall) */
         if (fp_recall_set_has(a->recalled, s.digest)) {
             fp_service_free(&s);
+            json_decref(refused);
             continue;
         }
         if (dup && dup->wanted) { /* the cloud listed the name twice: the first wins */
