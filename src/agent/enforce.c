@@ -1,6 +1,7 @@
 #include "agent/enforce.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -224,8 +225,7 @@ static bool host_path_allowed(const char *host, const json_t *prefixes)
 /* Where the host paths lead on this node: a symlink below an allowed
  * directory (one a service with it mounted writable can make) must not
  * take a bind mount out of it, and the runtime follows symlinks in a bind
- * mount's source. A path that does not resolve (not there) is left to
- * the runtime, which refuses it. */
+ * mount's source. */
 int fp_enforce_host_paths_here(char *const *host_paths, const json_t *policy, char *why,
                                size_t whylen)
 {
@@ -244,9 +244,13 @@ int fp_enforce_host_paths_here(char *const *host_paths, const json_t *policy, ch
     for (size_t i = 0; !bad && host_paths[i]; i++) {
         char host[512], ctr[512], real[PATH_MAX];
         bool ro;
-        if (fp_host_path_parse(host_paths[i], host, ctr, &ro) < 0 || !realpath(host, real))
-            continue;
-        if (!host_path_allowed(real, dirs)) {
+        if (fp_host_path_parse(host_paths[i], host, ctr, &ro) < 0) continue;
+        if (!realpath(host, real)) {
+            /* the runtime would refuse it too; made later, it could be a
+             * symlink this check never saw */
+            snprintf(why, whylen, "host path %.200s: %s on this node", host, strerror(errno));
+            bad = 1;
+        } else if (!host_path_allowed(real, dirs)) {
             snprintf(why, whylen,
                      "host path %.200s leads to %.200s, not allowed by the node policy", host,
                      real);

@@ -109,7 +109,7 @@ int fp_enforce_privileges(const json_t *def, const json_t *policy, char *why, si
 
 /* Do the host paths (HOST:CONTAINER[:ro]), resolved on this node with
  * their symlinks followed, stay inside the policy's directories? 1 and
- * why when one leads out, 0 when not. The agent asks before it writes a
+ * why when one leads out or is not there, 0 when not. The agent asks before it writes a
  * bundle: fp_enforce_privileges judges the path as written. */
 int fp_enforce_host_paths_here(char *const *host_paths, const json_t *policy, char *why,
                                size_t whylen);

@@ -238,7 +238,7 @@ static void host_paths_resolved_here(void **state)
     snprintf(in, sizeof in, "%s/data/in:/d", dir);
     snprintf(sub, sizeof sub, "%s/data/sub:/d:ro", dir);
     snprintf(missing, sizeof missing, "%s/data/not-there:/d", dir);
-    char *bad[] = {sub, out, NULL}, *good[] = {in, sub, missing, NULL};
+    char *bad[] = {sub, out, NULL}, *good[] = {in, sub, NULL}, *gone[] = {missing, NULL};
     /* as written, data/out is below data: only resolving finds it */
     json_t *def = json_pack("{s:s, s:[s]}", "name", "a", "host_paths", out);
     assert_int_equal(fp_enforce_privileges(def, pol, why, sizeof why), 0);
@@ -247,6 +247,9 @@ static void host_paths_resolved_here(void **state)
     assert_non_null(strstr(why, "/secret"));
     assert_int_equal(fp_enforce_host_paths_here(good, pol, why, sizeof why), 0);
     assert_int_equal(fp_enforce_host_paths_here(NULL, pol, why, sizeof why), 0);
+    /* not there: refused (made later, it could be a symlink) */
+    assert_int_equal(fp_enforce_host_paths_here(gone, pol, why, sizeof why), 1);
+    assert_non_null(strstr(why, "No such file"));
     json_decref(pol);
     /* an allowed directory that is a symlink: judged where it leads */
     assert_int_equal(fp_node_policy_build("", "", p[3], &pol, &err), 0);
