@@ -133,6 +133,26 @@ def test_catalog_api_lists_services_with_tags(sb):
                          timeout=10).status_code == 405
 
 
+def test_a_service_the_caller_may_not_see_is_not_named_to_them(sb):
+    """A user who may neither pull nor push a definition's image gets 404
+    for PATCH and DELETE as for GET, not a refusal naming the image."""
+    cli(sb, "service", "create", "hidden", "--image", "web_service:latest", "--node", "fog-9")
+    try:
+        url = sb.cloud.url + "/api/v1/services/hidden"
+        for r in [requests.get(url, auth=VIEWER, verify=sb.ca, timeout=10),
+                  requests.patch(url, json={}, auth=VIEWER, verify=sb.ca, timeout=10),
+                  requests.patch(url, json={"memory": 1 << 20}, auth=VIEWER, verify=sb.ca,
+                                 timeout=10),
+                  requests.delete(url, auth=VIEWER, verify=sb.ca, timeout=10)]:
+            assert r.status_code == 404, (r.request.method, r.status_code, r.text)
+            assert "web_service" not in r.text, (r.request.method, r.text)
+        # still there, unchanged, for the admin
+        r = requests.get(url, auth=sb.admin, verify=sb.ca, timeout=10)
+        assert r.status_code == 200 and r.json()["memory"] == 0, r.text
+    finally:
+        cli(sb, "service", "delete", "hidden", check=False)
+
+
 def node_args(sb):
     return ",".join(f"{n.id}:{n.role}" for n in sb.nodes.values())
 
