@@ -190,6 +190,10 @@ static void commit(fp_req *r, json_t *j, json_t *old, bool keep_digest)
         fp_respond_internal(r, &err);
         goto out;
     }
+    if (rc == 0 && !may_know(r, old)) {
+        fp_respond_error(r, 403, "DENIED", "%s may not replace service %s", r->user, s.name);
+        goto out;
+    }
     if (rc == 0) {
         fp_reference oref;
         if (!may_deploy(r, json_string_value(json_object_get(old, "image")) ?: "", &oref)) goto out;
