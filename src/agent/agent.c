@@ -243,6 +243,9 @@ static int deploy(fp_agent *a, struct instance *in, fp_error *err)
                 fp_error_set(err, ENOMEM, "capabilities");
             s->capabilities = narrowed;
         }
+        char why[512];
+        if (rc == 0 && fp_enforce_host_paths_here(s->host_paths, a->policy, why, sizeof why))
+            rc = fp_error_set(err, 0, "%s", why);
         if (rc == 0) rc = fp_bundle_config(image_config, s, &o, &config, err);
         s->capabilities = asked;
         fp_strv_free(narrowed);
@@ -803,6 +806,7 @@ static void reconcile(fp_agent *a, time_t now)
          * one this node saved before the recall) */
         if (fp_recall_set_has(a->recalled, s.digest)) {
             fp_service_free(&s);
+            json_decref(refused);
             continue;
         }
         if (dup && dup->wanted) { /* the cloud listed the name twice: the first wins */

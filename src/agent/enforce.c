@@ -1,6 +1,8 @@
 #include "agent/enforce.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -218,6 +220,45 @@ static bool host_path_allowed(const char *host, const json_t *prefixes)
         if (n && !strncmp(host, pre, n) && (host[n] == '\0' || host[n] == '/')) return true;
     }
     return false;
+}
+
+/* Where the host paths lead on this node: a symlink below an allowed
+ * directory (one a service with it mounted writable can make) must not
+ * take a bind mount out of it, and the runtime follows symlinks in a bind
+ * mount's source. */
+int fp_enforce_host_paths_here(char *const *host_paths, const json_t *policy, char *why,
+                               size_t whylen)
+{
+    if (!host_paths || !host_paths[0]) return 0;
+    /* the allowed directories as they resolve here too */
+    json_t *dirs = json_array();
+    size_t k;
+    json_t *it;
+    json_array_foreach(json_object_get(policy, "host_paths"), k, it)
+    {
+        char pre[PATH_MAX];
+        const char *dir = json_string_value(it);
+        if (dir) json_array_append_new(dirs, json_string(realpath(dir, pre) ? pre : dir));
+    }
+    int bad = 0;
+    for (size_t i = 0; !bad && host_paths[i]; i++) {
+        char host[512], ctr[512], real[PATH_MAX];
+        bool ro;
+        if (fp_host_path_parse(host_paths[i], host, ctr, &ro) < 0) continue;
+        if (!realpath(host, real)) {
+            /* the runtime would refuse it too; made later, it could be a
+             * symlink this check never saw */
+            snprintf(why, whylen, "host path %.200s: %s on this node", host, strerror(errno));
+            bad = 1;
+        } else if (!host_path_allowed(real, dirs)) {
+            snprintf(why, whylen,
+                     "host path %.200s leads to %.200s, not allowed by the node policy", host,
+                     real);
+            bad = 1;
+        }
+    }
+    json_decref(dirs);
+    return bad;
 }
 
 static bool port_allowed(json_int_t port, const json_t *ranges)

@@ -107,4 +107,11 @@ int fp_node_policy_build(const char *capabilities, const char *ports, const char
  * when it does, 0 when not. */
 int fp_enforce_privileges(const json_t *def, const json_t *policy, char *why, size_t whylen);
 
+/* Do the host paths (HOST:CONTAINER[:ro]), resolved on this node with
+ * their symlinks followed, stay inside the policy's directories? 1 and
+ * why when one leads out or is not there, 0 when not. The agent asks before it writes a
+ * bundle: fp_enforce_privileges judges the path as written. */
+int fp_enforce_host_paths_here(char *const *host_paths, const json_t *policy, char *why,
+                               size_t whylen);
+
 #endif

@@ -271,6 +271,7 @@ int fp_etcd_txn(fp_etcd *e, json_t *body, bool *succeeded, fp_error *err)
     json_t *a = NULL;
     if (!body) return fp_error_set(err, 0, "etcd: out of memory");
     int rc = fp_etcd_call(e, "/v3/kv/txn", body, &a, err);
+    json_decref(body);
     if (rc < 0) return -1;
     *succeeded = json_is_true(json_object_get(a, "succeeded"));
     json_decref(a);

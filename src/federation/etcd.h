@@ -68,7 +68,8 @@ int fp_etcd_put(fp_etcd *e, const char *key, const char *value, int64_t lease, f
 /* Every key under prefix. */
 int fp_etcd_range_prefix(fp_etcd *e, const char *prefix, fp_etcd_kv **out, size_t *n,
                          fp_error *err);
-/* Run a transaction body; *succeeded whether its compare held. */
+/* Run a transaction body (taken: the builders' answers go in as they
+ * are); *succeeded whether its compare held. */
 int fp_etcd_txn(fp_etcd *e, json_t *body, bool *succeeded, fp_error *err);
 
 #endif

@@ -181,8 +181,12 @@ static void adopt_claims(const json_t *reported, const json_t *nodes, const json
         const char *at = json_string_value(json_object_get(in, "node"));
         const char *state = json_string_value(json_object_get(in, "state"));
         json_t *n = json_object_get(nodes, at ? at : "");
+        /* the hand-over is the fogs' own: an edge's (or a revoked node's)
+         * claim would move the service, and its definition, there */
         if (!at || strcmp(at, cur[k].node) == 0 || !state || strcmp(state, "running") != 0 ||
-            strcmp(json_string_value(json_object_get(n, "health")) ?: "", "healthy") != 0)
+            strcmp(json_string_value(json_object_get(n, "health")) ?: "", "healthy") != 0 ||
+            strcmp(json_string_value(json_object_get(n, "role")) ?: "", "fog") != 0 ||
+            json_is_true(json_object_get(n, "revoked")))
             continue;
         fp_info("event=claim_adopted service=%s node=%s placed=%s", cur[k].service, at,
                 cur[k].node);

@@ -76,6 +76,17 @@ static bool may_see(fp_req *r, const json_t *def)
            fp_authz_policy_may(r, ref.name, FP_ACT_PULL);
 }
 
+/* Changing or deleting a definition the caller may neither pull nor push
+ * is answered as for one that is not there: a refusal would name its
+ * image. */
+static bool may_know(fp_req *r, const json_t *def)
+{
+    fp_reference ref;
+    const char *image = json_string_value(json_object_get(def, "image"));
+    return image && fp_reference_parse(image, &ref) == 0 &&
+           fp_authz_policy_may(r, ref.name, FP_ACT_PULL | FP_ACT_PUSH);
+}
+
 static json_t *node_policy(fp_req *r)
 {
     json_t *p = NULL;
@@ -177,6 +188,10 @@ static void commit(fp_req *r, json_t *j, json_t *old, bool keep_digest)
     int rc = old ? 0 : fp_services_get(r->reg->services, s.name, &old, &err);
     if (rc < 0) {
         fp_respond_internal(r, &err);
+        goto out;
+    }
+    if (rc == 0 && !may_know(r, old)) {
+        fp_respond_error(r, 403, "DENIED", "%s may not replace service %s", r->user, s.name);
         goto out;
     }
     if (rc == 0) {
@@ -295,6 +310,10 @@ static void update_end(fp_req *r)
     json_t *old = NULL;
     fp_error err;
     int rc = fp_services_get(r->reg->services, name, &old, &err);
+    if (rc == 0 && !may_know(r, old)) {
+        json_decref(old);
+        rc = 1;
+    }
     if (rc != 0) {
         json_decref(patch);
         if (rc < 0)
@@ -378,6 +397,11 @@ static void one_service(fp_req *r, const char *name)
         }
         json_object_set_new(def, "placement", placement_of(r, def));
         fp_respond_json(r, def);
+        return;
+    }
+    if (!may_know(r, def)) {
+        json_decref(def);
+        fp_respond_error(r, 404, "NAME_UNKNOWN", "no service %s", name);
         return;
     }
     fp_reference ref;

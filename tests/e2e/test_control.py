@@ -227,3 +227,13 @@ def test_host_path_allowed_by_the_node_policy_is_mounted(sb):
     assert r.returncode != 0 and "host path /etc is not allowed" in r.stderr, r.stderr
     cli(sb, "service", "delete", "hp")
     assert wait_for(lambda: not answers(fog1), 20, 0.5)
+    # below the allowed directory as written, but a symlink out of it (one a
+    # service with it mounted writable could make): the agent, resolving it
+    # on the node, does not mount it
+    os.symlink("/etc", os.path.join(sb.shared, "out"))
+    cli(sb, "service", "create", "hpx", "--image", "web_service:latest", "--node", "fog-1",
+        "--port", PORT, "--host-path", f"{sb.shared}/out:/www:ro", *HTTPD)
+    assert wait_for(lambda: any("leads to /etc" in (i.get("error") or "")
+                                for i in instances(sb, "hpx")), 60, 0.5), instances(sb, "hpx")
+    assert running_on(sb, "hpx") == [] and not answers(fog1)
+    cli(sb, "service", "delete", "hpx")

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 
 import pytest
 import requests
@@ -131,6 +132,56 @@ def test_catalog_api_lists_services_with_tags(sb):
     assert get(sb, "/api/v1/catalog", auth=(VIEWER[0], "wrong")).status_code == 401
     assert requests.post(sb.cloud.url + "/api/v1/catalog", auth=sb.admin, verify=sb.ca,
                          timeout=10).status_code == 405
+
+
+def test_a_service_the_caller_may_not_see_is_not_named_to_them(sb):
+    """A user who may neither pull nor push a definition's image gets 404
+    for PATCH and DELETE as for GET, not a refusal naming the image."""
+    cli(sb, "service", "create", "hidden", "--image", "web_service:latest", "--node", "fog-9")
+    try:
+        url = sb.cloud.url + "/api/v1/services/hidden"
+        for r in [requests.get(url, auth=VIEWER, verify=sb.ca, timeout=10),
+                  requests.patch(url, json={}, auth=VIEWER, verify=sb.ca, timeout=10),
+                  requests.patch(url, json={"memory": 1 << 20}, auth=VIEWER, verify=sb.ca,
+                                 timeout=10),
+                  requests.delete(url, auth=VIEWER, verify=sb.ca, timeout=10)]:
+            assert r.status_code == 404, (r.request.method, r.status_code, r.text)
+            assert "web_service" not in r.text, (r.request.method, r.text)
+        # still there, unchanged, for the admin
+        r = requests.get(url, auth=sb.admin, verify=sb.ca, timeout=10)
+        assert r.status_code == 200 and r.json()["memory"] == 0, r.text
+    finally:
+        cli(sb, "service", "delete", "hidden", check=False)
+
+
+def test_an_edge_cannot_claim_a_fogs_service(sb):
+    """The cloud adopts a claim of an always-on service (the fogs' hand-over
+    while it was away) from a fog only: an edge reporting one as claimed
+    does not get it placed there (nor its definition), nor moves it off
+    its node."""
+    cli(sb, "service", "create", "pinned", "--image", "web_service:latest", "--node", "fog-9",
+        "--always-on")
+    try:
+        edge = sb["edge-1"]
+        with open(os.path.join(edge.data_dir, "node", "credential.json")) as f:
+            c = json.load(f)
+        claim = {"url": edge.url, "capacity": 0, "used": 0,
+                 "instances": [{"service": "pinned", "state": "running", "claimed": True}]}
+        url = sb.cloud.url + "/api/v1/services/pinned"
+        for _ in range(20):  # placement runs each second; the edge's own heartbeats overwrite
+            r = requests.post(sb.cloud.url + "/api/v1/heartbeat", json=claim,
+                              auth=(c["id"], c["secret"]), verify=sb.ca, timeout=10)
+            assert r.status_code == 200, r.text
+            time.sleep(0.3)
+            placed = requests.get(url, auth=sb.admin, verify=sb.ca, timeout=10).json()
+            # it stays on fog-9 (not joined: listed nowhere), neither on the
+            # edge nor moved off to another fog
+            assert placed["placement"]["nodes"] == [], placed
+        r = requests.get(sb.cloud.url + "/api/v1/agent/desired", auth=(c["id"], c["secret"]),
+                         verify=sb.ca, timeout=10)
+        assert r.status_code == 200 and "pinned" not in r.text, r.text
+    finally:
+        cli(sb, "service", "delete", "pinned", check=False)
 
 
 def node_args(sb):

@@ -9,7 +9,11 @@
 #include <cmocka.h>
 
 #include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "agent/enforce.h"
 #include "agent/spec.h"
@@ -206,6 +210,65 @@ static void node_policy_and_privileges(void **state)
     assert_int_equal(fp_node_policy_build("", "0", "", &pol, &err), -1);
 }
 
+/* A symlink below an allowed directory (a service with it mounted
+ * writable can make one) does not lead a bind mount out of it; one that
+ * stays inside, and an allowed directory that is itself a symlink, do. */
+static void host_paths_resolved_here(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/fp-enforce-XXXXXX", p[4][256], spec[5][600];
+    assert_non_null(mkdtemp(dir));
+    snprintf(p[0], sizeof p[0], "%s/data", dir);
+    snprintf(p[1], sizeof p[1], "%s/data/sub", dir);
+    snprintf(p[2], sizeof p[2], "%s/secret", dir);
+    snprintf(p[3], sizeof p[3], "%s/link", dir);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(mkdir(p[i], 0700), 0);
+    assert_int_equal(symlink(p[0], p[3]), 0); /* link -> data */
+    snprintf(spec[0], sizeof spec[0], "%s/data/out", dir);
+    assert_int_equal(symlink(p[2], spec[0]), 0); /* data/out -> secret */
+    snprintf(spec[1], sizeof spec[1], "%s/data/in", dir);
+    assert_int_equal(symlink(p[1], spec[1]), 0); /* data/in -> data/sub */
+    json_t *pol;
+    fp_error err;
+    char why[512];
+    assert_int_equal(fp_node_policy_build("", "", p[0], &pol, &err), 0);
+    char out[700], in[700], sub[700], missing[700];
+    snprintf(out, sizeof out, "%s/data/out:/d", dir);
+    snprintf(in, sizeof in, "%s/data/in:/d", dir);
+    snprintf(sub, sizeof sub, "%s/data/sub:/d:ro", dir);
+    snprintf(missing, sizeof missing, "%s/data/not-there:/d", dir);
+    char *bad[] = {sub, out, NULL}, *good[] = {in, sub, NULL}, *gone[] = {missing, NULL};
+    /* as written, data/out is below data: only resolving finds it */
+    json_t *def = json_pack("{s:s, s:[s]}", "name", "a", "host_paths", out);
+    assert_int_equal(fp_enforce_privileges(def, pol, why, sizeof why), 0);
+    json_decref(def);
+    assert_int_equal(fp_enforce_host_paths_here(bad, pol, why, sizeof why), 1);
+    assert_non_null(strstr(why, "/secret"));
+    assert_int_equal(fp_enforce_host_paths_here(good, pol, why, sizeof why), 0);
+    assert_int_equal(fp_enforce_host_paths_here(NULL, pol, why, sizeof why), 0);
+    /* not there: refused (made later, it could be a symlink) */
+    assert_int_equal(fp_enforce_host_paths_here(gone, pol, why, sizeof why), 1);
+    assert_non_null(strstr(why, "No such file"));
+    json_decref(pol);
+    /* an allowed directory that is a symlink: judged where it leads */
+    assert_int_equal(fp_node_policy_build("", "", p[3], &pol, &err), 0);
+    snprintf(sub, sizeof sub, "%s/link/sub:/d", dir);
+    char *via_link[] = {sub, NULL};
+    assert_int_equal(fp_enforce_host_paths_here(via_link, pol, why, sizeof why), 0);
+    assert_int_equal(fp_enforce_host_paths_here(bad, pol, why, sizeof why), 1);
+    json_decref(pol);
+    /* no host path allowed: whatever exists is refused */
+    assert_int_equal(fp_enforce_host_paths_here(good, NULL, why, sizeof why), 1);
+    unlink(spec[0]);
+    unlink(spec[1]);
+    unlink(p[3]);
+    rmdir(p[1]);
+    rmdir(p[0]);
+    rmdir(p[2]);
+    rmdir(dir);
+}
+
 static void host_paths_policy(void **state)
 {
     (void)state;
@@ -296,6 +359,7 @@ int main(void)
         cmocka_unit_test(the_window_keeps_the_newest),
         cmocka_unit_test(node_policy_and_privileges),
         cmocka_unit_test(host_paths_policy),
+        cmocka_unit_test(host_paths_resolved_here),
         cmocka_unit_test(definition_policy_fields),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

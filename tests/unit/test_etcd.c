@@ -143,6 +143,21 @@ static void test_endpoints(void **state)
     assert_non_null(strstr(err.msg, "not an http"));
 }
 
+/* fp_etcd_txn takes the body it is given (the handover passes the
+ * builders' answers straight in): nothing leaks, answered or not. */
+static void test_txn_takes_body(void **state)
+{
+    (void)state;
+    fp_etcd e;
+    fp_error err;
+    assert_int_equal(fp_etcd_init(&e, "http://127.0.0.1:1", &err), 0);
+    e.timeout_ms = 500;
+    bool ok = true;
+    assert_int_equal(fp_etcd_txn(&e, fp_etcd_txn_create_body("/k", "v", 7), &ok, &err), -1);
+    assert_int_equal(fp_etcd_txn(&e, fp_etcd_txn_delete_if_lease_body("/k", 7), &ok, &err), -1);
+    assert_int_equal(fp_etcd_txn(&e, NULL, &ok, &err), -1);
+}
+
 static void test_int(void **state)
 {
     (void)state;
@@ -192,8 +207,8 @@ int main(void)
         cmocka_unit_test(test_base64),      cmocka_unit_test(test_prefix_end),
         cmocka_unit_test(test_txn_create),  cmocka_unit_test(test_txn_release),
         cmocka_unit_test(test_parse_range), cmocka_unit_test(test_endpoints),
-        cmocka_unit_test(test_int),         cmocka_unit_test(test_rank),
-        cmocka_unit_test(test_kind),
+        cmocka_unit_test(test_int),         cmocka_unit_test(test_txn_takes_body),
+        cmocka_unit_test(test_rank),        cmocka_unit_test(test_kind),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
