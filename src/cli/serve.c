@@ -268,6 +268,8 @@ int fp_cmd_serve(int argc, char **argv)
             fp_store_maintain(store);
             next_maintenance = now + 60;
         }
+        /* someone the fog does not know yet tried to log in: ask now */
+        if (fog && fp_registry_take_auth_sync(reg)) next_revocations = now;
         if (fog && now >= next_revocations) {
             sync_fog(&cfg, reg);
             next_revocations =

@@ -225,6 +225,27 @@ bool fp_authz_require_principal(fp_req *r)
     return fp_authz_require_login(r);
 }
 
+/* A fog knows the cloud's nodes and users as of its last fetch: one that
+ * joined or was added since is refused until the next. A refused login
+ * asks the serve loop to fetch now, at most every AUTH_SYNC_HINT_S, so bad
+ * logins cannot make the fog hammer the cloud. */
+#define AUTH_SYNC_HINT_S 3
+static void want_auth_sync(fp_authz *a)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    long long now = ts.tv_sec, last = __atomic_load_n(&a->auth_sync_hinted, __ATOMIC_RELAXED);
+    if (last && now - last < AUTH_SYNC_HINT_S) return;
+    if (__atomic_compare_exchange_n(&a->auth_sync_hinted, &last, now, false, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_RELAXED))
+        __atomic_store_n(&a->auth_sync_wanted, 1, __ATOMIC_RELEASE);
+}
+
+bool fp_authz_take_auth_sync(fp_authz *a)
+{
+    return __atomic_exchange_n(&a->auth_sync_wanted, 0, __ATOMIC_ACQ_REL) != 0;
+}
+
 bool fp_authz_login(fp_req *r, const char *name, const char *password)
 {
     fp_authz *a = r->reg->authz;
@@ -244,6 +265,7 @@ bool fp_authz_login(fp_req *r, const char *name, const char *password)
         return true;
     }
     r->user[0] = '\0';
+    if (!strcmp(a->cfg->node_role, "fog")) want_auth_sync(a);
     return false;
 }
 

@@ -50,8 +50,11 @@ typedef struct fp_authz {
     long long policy_checked;  /* CLOCK_MONOTONIC seconds of the last look */
     void (*on_change)(void *); /* told after the policy or users changed */
     void *on_change_ctx;
-    fp_keyring *keys; /* token verification keys */
-    fp_key *signing;  /* token issuing key; NULL if not a token service */
+    /* a fog refused a login: fetch the cloud's auth data now (authz.c) */
+    int auth_sync_wanted;
+    long long auth_sync_hinted; /* CLOCK_MONOTONIC seconds of the last hint */
+    fp_keyring *keys;           /* token verification keys */
+    fp_key *signing;            /* token issuing key; NULL if not a token service */
     fp_ratelimit *logins;
     fp_nodes *nodes;     /* the cloud's joined nodes; NULL elsewhere */
     bool token_service;  /* serves /auth/token: a token key, or a fog */
@@ -116,6 +119,9 @@ void fp_authz_node_reload(fp_authz *a);
 fp_signer *fp_authz_signer(fp_authz *a);
 void fp_signer_unref(fp_signer *s);
 fp_authdata *fp_authz_synced(fp_authz *a);
+/* A fog: did a refused login since the last call ask for a fetch of the
+ * cloud's auth data (a node or user the fog does not know yet)? */
+bool fp_authz_take_auth_sync(fp_authz *a);
 /* The access policy in force (a reference: fp_policy_unref it). At most
  * once a second it looks at the policy and users files and, when either
  * changed, loads the policy again (a bad edit is logged and the last good

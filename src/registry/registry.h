@@ -4,6 +4,7 @@
 #define FP_REGISTRY_REGISTRY_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <time.h>
 
 #include "core/config.h"
@@ -41,6 +42,9 @@ void fp_registry_tick(fp_registry *r, time_t now);
 /* A fog: take up its renewed signer certificate and refreshed auth data
  * from DATA/node/ (src/auth/cloudapi.h). */
 void fp_registry_node_reload(fp_registry *r);
+/* A fog: has a refused login asked for the cloud's auth data since the
+ * last call (src/registry/authz.h)? */
+bool fp_registry_take_auth_sync(fp_registry *r);
 /* Readiness (GET /readyz): why the node may not serve yet (a constant
  * string; NULL: ready as far as the caller knows; "starting" until first
  * set), and the answer, which also asks the store and, on a fog, for the

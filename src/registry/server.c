@@ -699,6 +699,11 @@ void fp_registry_node_reload(fp_registry *r)
     fp_authz_node_reload(r->authz);
 }
 
+bool fp_registry_take_auth_sync(fp_registry *r)
+{
+    return fp_authz_take_auth_sync(r->authz);
+}
+
 void fp_registry_set_revoked(fp_registry *r, const json_t *ids)
 {
     fp_authz_set_revoked(r->authz, ids);

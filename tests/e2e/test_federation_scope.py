@@ -48,3 +48,36 @@ def test_inflight_fetch_is_not_shared_across_repositories(tmp_path):
         assert sha256(answers["secret"][1]) == digest
     finally:
         sb.down()
+
+
+def test_fog_fetches_auth_data_for_a_login_it_does_not_know(tmp_path):
+    """A user added at the cloud is known to a fog only after the fog fetches
+    the cloud's auth data. fog-1 fetches it on its own only every 5 minutes
+    here; a login it refuses makes it fetch at once, so the new user's next
+    try, a few seconds later, gets a token from the fog."""
+    import os
+    import requests
+    import subprocess
+    from conftest import FOGPORT
+    sb = Sandbox(tmp_path / "sb", fogs=1, edges=0).up()
+    try:
+        fog = sb["fog-1"]
+        fog.stop()
+        fog.set_config("node", revocation_interval="300s")
+        fog.start()
+        time.sleep(2)  # past the fetch at start
+        subprocess.run([FOGPORT, "user", "add", "newcomer", "--file",
+                        os.path.join(sb.dir, "htpasswd"), "--password-stdin"],
+                       input="a long new password\n", text=True, check=True, timeout=30)
+
+        def token_status():
+            return requests.get(fog.url + "/auth/token", params={"service": fog.id},
+                                auth=("newcomer", "a long new password"), verify=sb.ca,
+                                timeout=10).status_code
+        assert token_status() == 401  # the fog does not know the user yet
+        deadline = time.time() + 8
+        while token_status() != 200:
+            assert time.time() < deadline, fog.log()[-3000:]
+            time.sleep(0.5)
+    finally:
+        sb.down()
