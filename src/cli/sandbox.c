@@ -33,6 +33,7 @@
 #include "cli/sandbox.h"
 #include "cli/sandbox_etcd.h"
 #include "cli/sandbox_net.h"
+#include "cli/sandbox_proc.h"
 #include "core/buf.h"
 #include "core/cleanup.h"
 #include "core/fs.h"
@@ -463,15 +464,9 @@ int fp_sandbox_up(const char *dir, unsigned fogs, unsigned edges, fp_sbnet *net,
 /* Is pid a fogport serve process (not a reused pid)? */
 static bool is_fogport(pid_t pid)
 {
-    char path[64], cmd[512] = "";
-    snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
-    FILE *f = fopen(path, "re");
-    if (!f) return false;
-    size_t n = fread(cmd, 1, sizeof cmd - 1, f);
-    fclose(f);
-    for (size_t i = 0; i < n; i++)
-        if (!cmd[i]) cmd[i] = ' ';
-    return strstr(cmd, "fogport") && strstr(cmd, " serve ");
+    char cmd[512];
+    return fp_sbproc_cmdline(pid, cmd, sizeof cmd) && strstr(cmd, "fogport") &&
+           strstr(cmd, " serve ");
 }
 
 int fp_sandbox_down(const char *dir)
@@ -496,29 +491,11 @@ int fp_sandbox_down(const char *dir)
     size_t np = 0;
     json_array_foreach(json_object_get(top, "nodes"), i, node)
     {
-        pid_t pid = (pid_t)json_integer_value(json_object_get(node, "pid"));
-        if (pid > 1 && np < 256 && is_fogport(pid)) {
-            kill(pid, SIGTERM);
-            pids[np++] = pid;
-        }
+        if (np < 256) pids[np++] = (pid_t)json_integer_value(json_object_get(node, "pid"));
     }
     json_decref(top);
     /* give them 10 s to finish their requests, then make sure */
-    for (int t = 0; t < 200; t++) {
-        bool alive = false;
-        for (size_t k = 0; k < np; k++) {
-            waitpid(pids[k], NULL, WNOHANG);
-            if (pids[k] && kill(pids[k], 0) == 0 && is_fogport(pids[k]))
-                alive = true;
-            else
-                pids[k] = 0;
-        }
-        if (!alive) break;
-        struct timespec ts = {0, 50 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    for (size_t k = 0; k < np; k++)
-        if (pids[k] && is_fogport(pids[k])) kill(pids[k], SIGKILL);
+    np = fp_sbproc_stop(pids, np, is_fogport, 10000);
     /* the services the agents ran outlive them by design: end them too */
     top = json_load_file(path, 0, &jerr);
     json_array_foreach(json_object_get(top, "nodes"), i, node)

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli/sandbox_net.h"
+#include "cli/sandbox_proc.h"
 #include "core/buf.h"
 #include "core/fs.h"
 #include "core/http_client.h"
@@ -120,13 +121,8 @@ int fp_sbetcd_up(const char *dir, const fp_sbetcd_member *m, size_t n, char *end
 
 static bool is_etcd(pid_t pid)
 {
-    char path[64], cmd[256] = "";
-    snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
-    FILE *f = fopen(path, "re");
-    if (!f) return false;
-    size_t n = fread(cmd, 1, sizeof cmd - 1, f);
-    fclose(f);
-    return n > 0 && !strcmp(cmd, "etcd");
+    char cmd[256];
+    return fp_sbproc_cmdline(pid, cmd, sizeof cmd) && !strncmp(cmd, "etcd ", 5);
 }
 
 int fp_sbetcd_down(const char *dir)
@@ -140,27 +136,10 @@ int fp_sbetcd_down(const char *dir)
     json_t *o;
     json_array_foreach(list, i, o)
     {
-        pid_t pid = (pid_t)json_integer_value(json_object_get(o, "pid"));
-        if (pid > 1 && np < FP_SBETCD_MAX && is_etcd(pid)) {
-            kill(pid, SIGTERM);
-            pids[np++] = pid;
-        }
+        if (np < FP_SBETCD_MAX) pids[np++] = (pid_t)json_integer_value(json_object_get(o, "pid"));
     }
     json_decref(list);
-    for (int t = 0; t < 100; t++) { /* 5 s */
-        bool alive = false;
-        for (size_t k = 0; k < np; k++) {
-            waitpid(pids[k], NULL, WNOHANG);
-            if (pids[k] && kill(pids[k], 0) == 0 && is_etcd(pids[k]))
-                alive = true;
-            else
-                pids[k] = 0;
-        }
-        if (!alive) break;
-        nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
-    }
-    for (size_t k = 0; k < np; k++)
-        if (pids[k] && is_etcd(pids[k])) kill(pids[k], SIGKILL);
+    np = fp_sbproc_stop(pids, np, is_etcd, 5000);
     unlink(path);
     return (int)np;
 }
