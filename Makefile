@@ -4,6 +4,8 @@
 #   make unit       sanitizer build and C unit tests only
 #   make fuzz       libFuzzer targets (clang) in build/fuzz/
 #   make clang      the release build with clang (warnings are errors there too)
+#   make edge       build/edge/fogport: one static file for small edge nodes
+#                   (scripts/edge-deps builds its libcurl and libmicrohttpd)
 #   make format     clang-format every C file; make format-check verifies it
 #   make install    the release binary, manual page, bash completion, systemd
 #                   units and example configurations under DESTDIR/PREFIX
@@ -39,7 +41,7 @@ SAN_CLI  := $(CLI_SRC:%.c=build/san/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/san/unit/%)
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build/fuzz/%)
 
-.PHONY: all check unit e2e fuzz clang format format-check clean bench man install uninstall
+.PHONY: all check unit e2e fuzz clang edge format format-check clean bench man install uninstall
 all: build/fogport
 
 build/fogport: $(REL_OBJ)
@@ -102,6 +104,37 @@ build/clang/%.o: %.c $(HDRS) Makefile
 build/clang/fogport: $(CLANG_OBJ)
 	clang $(RELEASE_CFLAGS) -o $@ $^ $(PKG_LIBS)
 clang: build/clang/fogport
+
+# The edge build: the same program as one static file, for edge nodes with
+# little memory (docs/benchmarks.md, "Agent"). Dynamically linked, fogport
+# maps 30-odd shared libraries, and the kernel maps each library's code 64
+# KiB at a time around every page it touches, so most of every library is
+# resident; linked statically with section garbage collection, only the code
+# fogport can reach is in the file at all. libcurl and libmicrohttpd are
+# built from Debian's sources with only what fogport uses (scripts/edge-deps);
+# the rest are Debian's static archives.
+EDGE_DEPS   := build/edge/deps/prefix
+EDGE_CFLAGS := -I$(EDGE_DEPS)/include $(BASE_CFLAGS) $(RELEASE_CFLAGS) -DFP_STATIC_BUILD \
+               -ffunction-sections -fdata-sections
+EDGE_LIBS   := -L$(EDGE_DEPS)/lib -lcurl -lmicrohttpd -larchive -lzstd -ljansson -lsqlite3 \
+               -lssl -lcrypto -lz -lcrypt -lpthread -lm
+EDGE_OBJ    := $(LIB_SRC:%.c=build/edge/obj/%.o) $(CLI_SRC:%.c=build/edge/obj/%.o) \
+               $(UI_GEN:%.c=build/edge/obj/%.o)
+$(EDGE_DEPS)/lib/libcurl.a: scripts/edge-deps
+	scripts/edge-deps
+build/edge/obj/%.o: %.c $(HDRS) Makefile $(EDGE_DEPS)/lib/libcurl.a
+	@mkdir -p $(dir $@)
+	@echo "  CC edge $<"
+	@$(CC) $(EDGE_CFLAGS) -c -o $@ $<
+# ld warns that getaddrinfo and getpwuid in a static program load NSS
+# modules at run time: only for sources other than files and dns, which
+# glibc 2.34+ has built in (Debian 12's nsswitch.conf asks for just those);
+# its output is shown only when the link fails
+build/edge/fogport: $(EDGE_OBJ)
+	@echo "  LD      $@"
+	@$(CC) $(RELEASE_CFLAGS) -static -Wl,--gc-sections -o $@ $^ $(EDGE_LIBS) 2>$@.ld; \
+	    rc=$$?; [ $$rc -eq 0 ] || cat $@.ld >&2; rm -f $@.ld; exit $$rc
+edge: build/edge/fogport
 
 format:
 	clang-format -i $(wildcard src/*/*.c src/*/*.h tests/unit/*.c fuzz/*.c fuzz/*.h)

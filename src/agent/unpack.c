@@ -79,6 +79,20 @@ static struct {
 #undef ARC_FIELD
 } arc = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
+#ifdef FP_STATIC_BUILD
+/* The static build (make edge) links libarchive in: there is no loader to
+ * map it later, and its code is paged in only while a layer is unpacked. */
+static int arc_acquire(fp_error *err)
+{
+    (void)err;
+#define ARC_SET(f) arc.f = f;
+    ARCHIVE_FUNCS(ARC_SET)
+#undef ARC_SET
+    return 0;
+}
+
+static void arc_release(void) {}
+#else
 /* Load libarchive (or count one more user); its functions are in arc until
  * the matching arc_release(). */
 static int arc_acquire(fp_error *err)
@@ -114,6 +128,7 @@ static void arc_release(void)
     }
     pthread_mutex_unlock(&arc.lock);
 }
+#endif
 
 /* OCI whiteouts (image-spec layer.md) and their overlayfs form. */
 #define WH_PREFIX  ".wh."
