@@ -17,7 +17,7 @@ pid_t fp_sbproc_spawn(const char *file, char *const argv[], const char *log, con
 {
     pid_t pid = fork();
     if (pid != 0) return pid;
-    /* its own session: the sandbox outlives the shell that started it */
+    /* its own session: it outlives the shell that ran `sandbox up` */
     setsid();
     int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
     int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -31,8 +31,10 @@ pid_t fp_sbproc_spawn(const char *file, char *const argv[], const char *log, con
         _exit(127);
     }
     execvp(file, argv);
-    fprintf(stderr, "fogport: %s: %s%s%s%s\n", file, strerror(errno), hint ? " (" : "",
-            hint ? hint : "", hint ? ")" : "");
+    if (hint)
+        fprintf(stderr, "fogport: %s: %s (%s)\n", file, strerror(errno), hint);
+    else
+        fprintf(stderr, "fogport: %s: %s\n", file, strerror(errno));
     _exit(127);
 }
 
