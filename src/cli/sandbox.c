@@ -8,12 +8,9 @@
  * With --netns every node is its own host instead: a network namespace with
  * its own address on a bridge, links shaped with tc (sandbox_net.c). */
 #include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <netinet/in.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,22 +102,8 @@ static pid_t spawn_node(const char *conf, const char *log, const char *ns)
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     if (n <= 0) return -1;
     self[n] = '\0';
-    pid_t pid = fork();
-    if (pid != 0) return pid;
-    setsid();
-    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-    int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        dup2(fd, STDOUT_FILENO);
-        dup2(fd, STDERR_FILENO);
-    }
-    if (null >= 0) dup2(null, STDIN_FILENO);
-    if (ns && fp_sbnet_enter(ns) < 0) {
-        fprintf(stderr, "fogport: enter network namespace %s: %s\n", ns, strerror(errno));
-        _exit(127);
-    }
-    execl(self, "fogport", "serve", "--config", conf, (char *)NULL);
-    _exit(127);
+    char *const argv[] = {"fogport", "serve", "--config", (char *)conf, NULL};
+    return fp_sbproc_spawn(self, argv, log, ns, NULL);
 }
 
 /* Wait until url answers at all (any HTTP status), up to timeout_s. */

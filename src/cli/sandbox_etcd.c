@@ -1,16 +1,12 @@
 #include "cli/sandbox_etcd.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
-#include <unistd.h>
 
-#include "cli/sandbox_net.h"
 #include "cli/sandbox_proc.h"
 #include "core/buf.h"
 #include "core/fs.h"
@@ -24,27 +20,27 @@ static pid_t spawn_member(const char *dir, const fp_sbetcd_member *m, const char
     snprintf(name, sizeof name, "%s", m->id);
     snprintf(client, sizeof client, "http://%s:%u", m->addr, m->client_port);
     snprintf(peer, sizeof peer, "http://%s:%u", m->addr, m->peer_port);
-    pid_t pid = fork();
-    if (pid != 0) return pid;
-    setsid();
-    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-    int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        dup2(fd, STDOUT_FILENO);
-        dup2(fd, STDERR_FILENO);
-    }
-    if (null >= 0) dup2(null, STDIN_FILENO);
-    if (m->ns && fp_sbnet_enter(m->ns) < 0) {
-        fprintf(stderr, "fogport: enter network namespace %s: %s\n", m->ns, strerror(errno));
-        _exit(127);
-    }
-    execlp("etcd", "etcd", "--name", name, "--data-dir", data, "--listen-client-urls", client,
-           "--advertise-client-urls", client, "--listen-peer-urls", peer,
-           "--initial-advertise-peer-urls", peer, "--initial-cluster", cluster,
-           "--initial-cluster-token", "fogport-sandbox", "--initial-cluster-state", "new",
-           (char *)NULL);
-    fprintf(stderr, "fogport: etcd: %s (install etcd-server)\n", strerror(errno));
-    _exit(127);
+    char *const argv[] = {"etcd",
+                          "--name",
+                          name,
+                          "--data-dir",
+                          data,
+                          "--listen-client-urls",
+                          client,
+                          "--advertise-client-urls",
+                          client,
+                          "--listen-peer-urls",
+                          peer,
+                          "--initial-advertise-peer-urls",
+                          peer,
+                          "--initial-cluster",
+                          (char *)cluster,
+                          "--initial-cluster-token",
+                          "fogport-sandbox",
+                          "--initial-cluster-state",
+                          "new",
+                          NULL};
+    return fp_sbproc_spawn("etcd", argv, log, m->ns, "install etcd-server");
 }
 
 static bool healthy(const char *client)

@@ -1,10 +1,42 @@
 #include "cli/sandbox_proc.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
+
+#include "cli/sandbox_net.h"
+
+pid_t fp_sbproc_spawn(const char *file, char *const argv[], const char *log, const char *ns,
+                      const char *hint)
+{
+    pid_t pid = fork();
+    if (pid != 0) return pid;
+    /* its own session: it outlives the shell that ran `sandbox up` */
+    setsid();
+    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        dup2(fd, STDOUT_FILENO);
+        dup2(fd, STDERR_FILENO);
+    }
+    if (null >= 0) dup2(null, STDIN_FILENO);
+    if (ns && fp_sbnet_enter(ns) < 0) {
+        fprintf(stderr, "fogport: enter network namespace %s: %s\n", ns, strerror(errno));
+        _exit(127);
+    }
+    execvp(file, argv);
+    if (hint)
+        fprintf(stderr, "fogport: %s: %s (%s)\n", file, strerror(errno), hint);
+    else
+        fprintf(stderr, "fogport: %s: %s\n", file, strerror(errno));
+    _exit(127);
+}
 
 bool fp_sbproc_cmdline(pid_t pid, char *out, size_t len)
 {

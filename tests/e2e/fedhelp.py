@@ -35,6 +35,27 @@ def fogport(*args, check=True, timeout=60, env=None):
     return r
 
 
+def cli(sb, *args, check=True, timeout=60):
+    """`fogport *args` in sb.env (by default the sandbox admin's client
+    context); the CompletedProcess, exit 0 unless check=False."""
+    return fogport(*args, check=check, timeout=timeout, env=sb.env)
+
+
+def cli_json(sb, *args):
+    """`fogport *args --json` in sb.env, its output parsed."""
+    return json.loads(cli(sb, *args, "--json").stdout)
+
+
+def instances(sb, service):
+    """service's instances as the cloud knows them (`fogport ps`)."""
+    return [i for i in cli_json(sb, "ps") if i["service"] == service]
+
+
+def running_on(sb, service):
+    """Nodes whose instance of service runs, as the cloud knows it."""
+    return sorted(i["node"] for i in instances(sb, service) if i["state"] == "running")
+
+
 def pid_alive(pid):
     """Is pid a running (not zombie) process?"""
     try:
@@ -253,6 +274,8 @@ class Sandbox:
         os.makedirs(self.certs, exist_ok=True)
         shutil.copy(self.ca, os.path.join(self.certs, "ca.crt"))
         self.client_json = os.path.join(self.dir, "client.json")
+        # the admin's client context, for cli() (a test may set its own)
+        self.env = dict(ENV, FOGPORT_CONFIG=self.client_json)
         return self
 
     def __getitem__(self, node_id):
@@ -294,8 +317,7 @@ class Sandbox:
         return s
 
     def nodes_cli(self, *args):
-        env = dict(ENV, FOGPORT_CONFIG=self.client_json)
-        return fogport("nodes", *args, env=env)
+        return fogport("nodes", *args, env=self.env)
 
     def directory(self):
         r = requests.get(self.cloud.url + "/api/v1/nodes", auth=self.admin, verify=self.ca,

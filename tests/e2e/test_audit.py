@@ -8,33 +8,21 @@ at its next append and says so in the log."""
 import json
 import os
 import shutil
-import subprocess
 
 import pytest
 import requests
 
-from conftest import FOGPORT
-from fedhelp import ENV, Sandbox, check_log_clean, fogport, gz_layer, push_image
+from fedhelp import Sandbox, check_log_clean, cli, fogport, gz_layer, push_image
 
 
 @pytest.fixture(scope="module")
 def sb(tmp_path_factory):
     s = Sandbox(tmp_path_factory.mktemp("audit"), fogs=1, edges=0).up()
-    s.env = dict(ENV, FOGPORT_CONFIG=s.client_json)
     s.ca_dir = os.path.dirname(s.ca)
     s.log = os.path.join(s.cloud.data_dir, "audit.log")
     s.head = os.path.join(s.cloud.data_dir, "audit.head")
     yield s
     s.down()
-
-
-def cli(sb, *args, check=True):
-    r = subprocess.run([FOGPORT, *map(str, args)], capture_output=True, text=True, env=sb.env,
-                       timeout=60)
-    if check:
-        assert r.returncode == 0, f"fogport {' '.join(map(str, args))} -> {r.returncode}\n" \
-                                  f"{r.stdout}\n{r.stderr}"
-    return r
 
 
 def verify(*args):

@@ -11,14 +11,13 @@ runc and `ip netns`."""
 import json
 import os
 import shutil
-import subprocess
 import time
 
 import pytest
 import requests
 
-from conftest import FOGPORT
-from fedhelp import ENV, CaSession, Sandbox, check_log_clean, wait_for
+from fedhelp import (CaSession, Sandbox, check_log_clean, cli, cli_json, instances, running_on,
+                     wait_for)
 from helpers import images  # noqa: F401 (fixture)
 from test_netns import netns_works
 
@@ -34,7 +33,6 @@ HTTPD = ["--cmd", "httpd", "--cmd", "-f", "--cmd", "-p", "--cmd", str(PORT), "--
 def sb(tmp_path_factory, images):  # noqa: F811
     d = tmp_path_factory.mktemp("control")
     s = Sandbox(d, fogs=2, edges=0, args=["--netns"]).up()
-    s.env = dict(ENV, FOGPORT_CONFIG=s.client_json)
     try:
         for fog, zone in (("fog-1", "north"), ("fog-2", "south")):
             node = s[fog]
@@ -47,26 +45,6 @@ def sb(tmp_path_factory, images):  # noqa: F811
         check_log_clean(s)
     finally:
         s.down()
-
-
-def cli(sb, *args, check=True):
-    r = subprocess.run([FOGPORT, *map(str, args)],
-                       capture_output=True, text=True, env=sb.env, timeout=60)
-    if check:
-        assert r.returncode == 0, f"fogport {' '.join(map(str, args))}: {r.stdout}\n{r.stderr}"
-    return r
-
-
-def cli_json(sb, *args):
-    return json.loads(cli(sb, *args, "--json").stdout)
-
-
-def instances(sb, service):
-    return [i for i in cli_json(sb, "ps") if i["service"] == service]
-
-
-def running_on(sb, service):
-    return sorted(i["node"] for i in instances(sb, service) if i["state"] == "running")
 
 
 def show(sb, service):

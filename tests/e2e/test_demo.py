@@ -15,20 +15,12 @@ import time
 import requests
 
 from conftest import FOGPORT, ROOT
+from fedhelp import fogport, pid_alive
 
 PAPER = ('{"name": "iot_service", "tags": ["1.0"]}\n'
          '{"name": "monitoring_service", "tags": ["1.0"]}\n'
          '{"name": "web_service", "tags": ["latest"]}\n')
 ENV = dict(os.environ, ASAN_OPTIONS="detect_leaks=0")
-
-
-def alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with open(f"/proc/{pid}/stat") as f:  # a zombie is not running
-        return f.read().split(")")[1].split()[0] != "Z"
 
 
 def can_run_services():
@@ -56,10 +48,17 @@ def check_distributed(out):
     assert "edge-1" in held["iot_service"], out[-3000:]
 
 
+def check_demo_output(out):
+    """What the demo printed: the paper's listing, its steps, the catalog."""
+    assert PAPER in out
+    check_steps(out)
+    check_distributed(out)
+
+
 def check_nothing_left(sbdir, topo):
     """Nodes, containers (their shims and processes), mounts, namespaces."""
     for n in topo.get("nodes", []):
-        assert not alive(n["pid"]), f"{n['id']} still running"
+        assert not pid_alive(n["pid"]), f"{n['id']} still running"
     leftover = subprocess.run(["pgrep", "-f", str(sbdir)], capture_output=True, text=True)
     assert leftover.stdout == "", leftover.stdout
     assert str(sbdir) not in open("/proc/self/mountinfo").read()
@@ -91,9 +90,7 @@ def test_demo_main_job(tmp_path):
     try:
         assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
         topo = json.loads((sbdir / "topology.json").read_text())
-        assert PAPER in r.stdout
-        check_steps(r.stdout)
-        check_distributed(r.stdout)
+        check_demo_output(r.stdout)
         cloud = topo["nodes"][0]["registry"]
         assert f"{cloud}/ui/" in r.stdout and "topology.json" in r.stdout
         assert topo["admin"]["password"] not in r.stdout + r.stderr
@@ -112,10 +109,7 @@ def test_demo_main_job(tmp_path):
         cenv = dict(ENV, FOGPORT_CONFIG=str(sbdir / "client.json"))
 
         def cli(*args):
-            out = subprocess.run([FOGPORT, *args], capture_output=True, text=True, env=cenv,
-                                 timeout=30)
-            assert out.returncode == 0, f"fogport {args}: {out.stderr}"
-            return out.stdout
+            return fogport(*args, env=cenv, timeout=30).stdout
         # the demo returned only once all of it runs: no waiting here
         ps = json.loads(cli("ps", "--json"))
         where = sorted((i["service"], i["node"], i["state"]) for i in ps)
@@ -205,9 +199,7 @@ def test_demo_script_loopback(tmp_path):
     try:
         assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
         topo = json.loads((sbdir / "topology.json").read_text())
-        assert PAPER in r.stdout
-        check_steps(r.stdout)
-        check_distributed(r.stdout)
+        check_demo_output(r.stdout)
         assert "services are not run" in r.stdout
         assert "netns" not in topo
         assert {n["address"] for n in topo["nodes"]} == {"127.0.0.1"}

@@ -18,8 +18,7 @@ import time
 import pytest
 import requests
 
-from conftest import FOGPORT
-from fedhelp import ENV, Sandbox, check_log_clean, wait_for
+from fedhelp import Sandbox, check_log_clean, cli, cli_json, running_on, wait_for
 from helpers import images  # noqa: F401 (fixture)
 from test_netns import netns_works
 
@@ -33,31 +32,12 @@ PORT = 18080  # every fog has its own address: the same port on each
 def sb(tmp_path_factory, images):  # noqa: F811
     d = tmp_path_factory.mktemp("handover")
     s = Sandbox(d, fogs=2, edges=0, args=["--netns"]).up()
-    s.env = dict(ENV, FOGPORT_CONFIG=s.client_json)
     try:
         s.push(images, "web_service:latest", s.cloud)
         yield s
         check_log_clean(s)
     finally:
         s.down()
-
-
-def cli(sb, *args, check=True):
-    r = subprocess.run([FOGPORT, *map(str, args)],
-                       capture_output=True, text=True, env=sb.env, timeout=60)
-    if check:
-        assert r.returncode == 0, f"fogport {' '.join(map(str, args))}: {r.stdout}\n{r.stderr}"
-    return r
-
-
-def cli_json(sb, *args):
-    return json.loads(cli(sb, *args, "--json").stdout)
-
-
-def running_on(sb, service):
-    """Nodes whose instance of service runs, as the cloud knows it."""
-    return sorted(i["node"] for i in cli_json(sb, "ps")
-                  if i["service"] == service and i["state"] == "running")
 
 
 def endpoint(node):

@@ -21,9 +21,9 @@ import pytest
 import requests
 
 from conftest import FOGPORT
-from fedhelp import ENV, Sandbox, check_log_clean, wait_for
+from fedhelp import ENV, Sandbox, check_log_clean, cli, cli_json, running_on, wait_for
 from helpers import images  # noqa: F401 (fixture)
-from test_handover import PORT, answers, cli, cli_json, crash, endpoint, resolved, running_on
+from test_handover import PORT, answers, crash, endpoint, resolved
 from test_netns import netns_works
 
 pytestmark = pytest.mark.skipif(
@@ -40,7 +40,6 @@ def sb(tmp_path_factory, images):  # noqa: F811
     # the sandbox's replication rules: every image pushed to the cloud goes
     # to every fog, so the fogs hold it when the cloud is gone
     s = Sandbox(d, fogs=3, edges=1, replication=None, args=["--netns", "--etcd"]).up()
-    s.env = dict(ENV, FOGPORT_CONFIG=s.client_json)
     s.etcd = ",".join(m["client"] for m in s.topo["etcd"])
     try:
         s.push(images, "web_service:latest", s.cloud)

@@ -18,8 +18,7 @@ import time
 import pytest
 import requests
 
-from conftest import FOGPORT
-from fedhelp import Sandbox, wait_for
+from fedhelp import Sandbox, cli, cli_json, instances, wait_for
 from helpers import images  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.skipif(
@@ -43,23 +42,17 @@ def sb(tmp_path_factory, images):
     # another image in the same repository, sharing iot_service's base layer
     s.push(images, "monitoring_service:1.0", s.cloud, dest="iot_service:mon")
     yield s
-    for sv in cli(s, "service", "ls", "--json", check=False).get("json") or []:
+    for sv in cli_list(s, "service", "ls"):
         cli(s, "service", "delete", sv["name"], check=False)
-    for r in cli(s, "recall", "ls", "--json", check=False).get("json") or []:
+    for r in cli_list(s, "recall", "ls"):
         cli(s, "unrecall", r["digest"], check=False)
     s.down()
 
 
-def cli(sb, *args, check=True, timeout=60):
-    r = subprocess.run([FOGPORT, *map(str, args)], capture_output=True, text=True, env=sb.env,
-                       timeout=timeout)
-    if check:
-        assert r.returncode == 0, f"fogport {' '.join(map(str, args))} -> {r.returncode}\n" \
-                                  f"{r.stdout}\n{r.stderr}"
-    out = {"rc": r.returncode, "out": r.stdout, "err": r.stderr}
-    if "--json" in args and r.returncode == 0:
-        out["json"] = json.loads(r.stdout)
-    return out
+def cli_list(sb, *args):
+    """`fogport *args --json` parsed; [] when it fails (teardown)."""
+    r = cli(sb, *args, "--json", check=False)
+    return json.loads(r.stdout) if r.returncode == 0 else []
 
 
 def get_manifest(sb, node, repo, ref):
@@ -92,10 +85,6 @@ def held(sb, node, repo, ref):
     return wait_for(lambda: get_manifest(sb, node, repo, ref)[0] == 200, 60, 0.5)
 
 
-def instances(sb, service):
-    return [i for i in cli(sb, "ps", "--json")["json"] if i["service"] == service]
-
-
 def test_recall_stops_denies_and_deletes(sb, tmp_path):
     """A running service's image is recalled: the instance goes within
     seconds, every node answers DENIED for it (tag and digest, skopeo and a
@@ -110,10 +99,10 @@ def test_recall_stops_denies_and_deletes(sb, tmp_path):
         assert held(sb, sb[fog], "iot_service", "1.0"), sb[fog].log()[-3000:]
     marks = {n: sb[n].mark() for n in ("fog-1", "fog-2", "edge-1")}
 
-    out = cli(sb, "recall", "iot_service:1.0", "--reason", "test: leaks secrets")["out"]
+    out = cli(sb, "recall", "iot_service:1.0", "--reason", "test: leaks secrets").stdout
     digest = out.split(": ", 1)[1].split()[0]
     assert digest.startswith("sha256:"), out
-    listed = cli(sb, "recall", "ls", "--json")["json"]
+    listed = cli_json(sb, "recall", "ls")
     assert [r["digest"] for r in listed] == [digest]
     assert listed[0]["reason"] == "test: leaks secrets" and listed[0]["user"] == "admin"
     assert listed[0]["ref"] == "iot_service:1.0" and listed[0]["blobs"]
@@ -123,7 +112,7 @@ def test_recall_stops_denies_and_deletes(sb, tmp_path):
                     0.5), instances(sb, "sensor")
     sb["fog-1"].wait_log(r"event=service_removed service=sensor\b", since=marks["fog-1"],
                          timeout=30)
-    assert cli(sb, "service", "show", "sensor", check=False)["rc"] == 0
+    assert cli(sb, "service", "show", "sensor", check=False).returncode == 0
 
     # every registry refuses it, the cloud at once, the others within a tick
     for n in ("cloud", "fog-1", "fog-2", "edge-1"):
@@ -140,7 +129,7 @@ def test_recall_stops_denies_and_deletes(sb, tmp_path):
     # a new service of the recalled image is refused at the cloud
     r = cli(sb, "service", "create", "again", "--image", "iot_service:1.0", "--node", "fog-2",
             check=False)
-    assert r["rc"] != 0 and "recalled" in r["err"], r
+    assert r.returncode != 0 and "recalled" in r.stderr, r
 
     # the shared base layer serves the image that is not recalled
     for n in ("cloud", "fog-1", "edge-1"):
@@ -170,7 +159,7 @@ def test_node_down_during_recall_applies_it_before_serving(sb):
     fog = sb["fog-2"]
     assert held(sb, fog, "web_service", "latest"), fog.log()[-3000:]
     fog.stop()
-    out = cli(sb, "recall", "web_service:latest")["out"]
+    out = cli(sb, "recall", "web_service:latest").stdout
     digest = out.split(": ", 1)[1].split()[0]
     mark = fog.mark()
     fog.start()
@@ -217,10 +206,10 @@ def get_manifest_cloudless(sb, fog):
 def test_unrecall_makes_it_pullable_again(sb, tmp_path):
     """Un-recall is explicit; the cloud kept the content, the fogs fetch it
     again on demand, and the agent runs the service again."""
-    digest = [r["digest"] for r in cli(sb, "recall", "ls", "--json")["json"]
+    digest = [r["digest"] for r in cli_json(sb, "recall", "ls")
               if r["repo"] == "iot_service"][0]
     cli(sb, "unrecall", digest)
-    assert cli(sb, "recall", "ls", "--json")["json"] == []
+    assert cli_json(sb, "recall", "ls") == []
     assert sb.pull(sb.cloud, "iot_service:1.0", str(tmp_path / "cloud")) == digest
     fog = sb["fog-1"]
     assert wait_for(lambda: get_manifest(sb, fog, "iot_service", "1.0")[0] == 200, 20, 0.3), \
@@ -231,7 +220,7 @@ def test_unrecall_makes_it_pullable_again(sb, tmp_path):
         instances(sb, "sensor")
     # a second un-recall has nothing to end
     r = cli(sb, "unrecall", digest, check=False)
-    assert r["rc"] != 0 and "not recalled" in r["err"], r
+    assert r.returncode != 0 and "not recalled" in r.stderr, r
 
 
 def test_recall_reaches_a_node_within_heartbeats(sb, tmp_path):
@@ -256,6 +245,6 @@ def test_recall_reaches_a_node_within_heartbeats(sb, tmp_path):
             fog.log(mark)[-3000:]
         assert "event=recalls_updated" in fog.log(mark)
     finally:
-        digest = [r["digest"] for r in cli(sb, "recall", "ls", "--json")["json"]
+        digest = [r["digest"] for r in cli_json(sb, "recall", "ls")
                   if r["repo"] == "quick/app"][0]
         cli(sb, "unrecall", digest)

@@ -8,26 +8,12 @@ import subprocess
 import requests
 
 from conftest import FOGPORT
-
-
-def fp(*args, check=True, **kw):
-    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0")
-    return subprocess.run([FOGPORT, *args], capture_output=True, text=True, check=check, env=env,
-                          **kw)
-
-
-def alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with open(f"/proc/{pid}/stat") as f:  # a zombie is not running
-        return f.read().split(")")[1].split()[0] != "Z"
+from fedhelp import fogport, pid_alive
 
 
 def test_sandbox_up_and_down(tmp_path):
     d = tmp_path / "sb"
-    fp("sandbox", "up", "--dir", str(d), "--fogs", "2", "--edges", "1")
+    fogport("sandbox", "up", "--dir", str(d), "--fogs", "2", "--edges", "1")
     topo = json.loads((d / "topology.json").read_text())
     try:
         assert (d / "topology.json").stat().st_mode & 0o777 == 0o600  # holds the password
@@ -37,7 +23,7 @@ def test_sandbox_up_and_down(tmp_path):
         ca = topo["ca"]
         admin = (topo["admin"]["user"], topo["admin"]["password"])
         for n in topo["nodes"]:
-            assert alive(n["pid"])
+            assert pid_alive(n["pid"])
             r = requests.get(n["registry"] + "/v2/", verify=ca, timeout=5)
             # every node demands tokens addressed to itself: from the cloud,
             # or a fog's own token service (it issues during an outage too)
@@ -48,7 +34,7 @@ def test_sandbox_up_and_down(tmp_path):
             assert f'service="{n["id"] if n["role"] != "cloud" else "fogport"}"' in ch
             if n["role"] != "cloud":
                 assert os.path.exists(os.path.join(n["data"], "data", "node", "credential.json"))
-        listed = fp("node", "list", "--data", os.path.join(topo["nodes"][0]["data"], "data"))
+        listed = fogport("node", "list", "--data", os.path.join(topo["nodes"][0]["data"], "data"))
         assert [l.split()[0] for l in listed.stdout.splitlines()] == ["edge-1", "fog-1", "fog-2"]
         # the admin pushes to a fog with a token from the cloud
         blob = os.urandom(1000)
@@ -65,17 +51,17 @@ def test_sandbox_up_and_down(tmp_path):
         client = json.loads((d / "client.json").read_text())
         assert client["cloud"] == topo["nodes"][0]["registry"] and client["ca"] == ca
         # a second `up` on a running sandbox is refused
-        again = fp("sandbox", "up", "--dir", str(d), check=False)
+        again = fogport("sandbox", "up", "--dir", str(d), check=False)
         assert again.returncode != 0 and "sandbox down first" in again.stderr
     finally:
-        out = fp("sandbox", "down", "--dir", str(d))
+        out = fogport("sandbox", "down", "--dir", str(d))
     assert "3 nodes stopped" in out.stdout or "4 nodes stopped" in out.stdout
     for n in topo["nodes"]:
-        assert not alive(n["pid"]), f"{n['id']} still running"
+        assert not pid_alive(n["pid"]), f"{n['id']} still running"
     assert not (d / "topology.json").exists()
     # up again on the same directory: the fogs keep their identities
-    fp("sandbox", "up", "--dir", str(d), "--fogs", "1", "--edges", "0")
-    fp("sandbox", "down", "--dir", str(d))
+    fogport("sandbox", "up", "--dir", str(d), "--fogs", "1", "--edges", "0")
+    fogport("sandbox", "down", "--dir", str(d))
 
 
 def test_login_context(tmp_path):
@@ -83,7 +69,7 @@ def test_login_context(tmp_path):
     it (0600); `fogport ls` then needs no --registry/--cacert/--user, and so
     does the sandbox's own client.json."""
     d = tmp_path / "sb"
-    fp("sandbox", "up", "--dir", str(d), "--fogs", "1", "--edges", "0")
+    fogport("sandbox", "up", "--dir", str(d), "--fogs", "1", "--edges", "0")
     try:
         topo = json.loads((d / "topology.json").read_text())
         cloud, ca = topo["nodes"][0]["registry"], topo["ca"]
@@ -124,7 +110,7 @@ def test_login_context(tmp_path):
                                  env=dict(env, FOGPORT_CONFIG=str(config)))
             assert out.stdout == '{"name": "ctx_service", "tags": ["2.0"]}\n', out.stderr
     finally:
-        fp("sandbox", "down", "--dir", str(d))
+        fogport("sandbox", "down", "--dir", str(d))
 
 
 def test_revocation_reaches_fogs(tmp_path):
@@ -133,7 +119,7 @@ def test_revocation_reaches_fogs(tmp_path):
     cloud."""
     import time
     d = tmp_path / "sb"
-    fp("sandbox", "up", "--dir", str(d), "--fogs", "2", "--edges", "0")
+    fogport("sandbox", "up", "--dir", str(d), "--fogs", "2", "--edges", "0")
     try:
         topo = json.loads((d / "topology.json").read_text())
         ca, cloud = topo["ca"], topo["nodes"][0]
@@ -148,7 +134,7 @@ def test_revocation_reaches_fogs(tmp_path):
         # the revocation list is not public
         assert requests.get(f'{cloud["registry"]}/api/v1/revoked',
                             verify=ca).status_code == 401
-        fp("node", "revoke", "fog-1", "--data", os.path.join(cloud["data"], "data"))
+        fogport("node", "revoke", "fog-1", "--data", os.path.join(cloud["data"], "data"))
         listed = requests.get(f'{cloud["registry"]}/api/v1/revoked', verify=ca,
                               auth=(topo["admin"]["user"], topo["admin"]["password"])).json()
         assert listed == {"nodes": ["fog-1"]}
@@ -166,4 +152,4 @@ def test_revocation_reaches_fogs(tmp_path):
         assert requests.get(f'{fog2["registry"]}/v2/', verify=ca,
                             headers={"Authorization": f"Bearer {tok2}"}).status_code == 200
     finally:
-        fp("sandbox", "down", "--dir", str(d))
+        fogport("sandbox", "down", "--dir", str(d))

@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from conftest import FOGPORT, ROOT
-from fedhelp import ENV, Sandbox, check_log_clean, wait_for
+from fedhelp import Sandbox, check_log_clean, cli, wait_for
 from helpers import images  # noqa: F401 (fixture)
 
 UI_TESTS = os.path.join(ROOT, "tests", "ui")
@@ -45,19 +45,12 @@ def sb(tmp_path_factory, images):
                     "--password-stdin"], input=VIEWER[1] + "\n", text=True, check=True,
                    capture_output=True)
     s = Sandbox(d, fogs=2, edges=1, replication=None).up()
-    s.env = dict(ENV, FOGPORT_CONFIG=s.client_json)
     for ref in ["iot_service:1.0", "web_service:latest"]:
         s.push(images, ref, s.cloud)
     yield s
     cli(s, "service", "delete", "iot", check=False)
     s.down()
     check_log_clean(s)
-
-
-def cli(sb, *args, check=True):
-    r = subprocess.run([FOGPORT, *args], capture_output=True, text=True, env=sb.env, timeout=60)
-    assert not check or r.returncode == 0, f"fogport {' '.join(args)}: {r.stdout}{r.stderr}"
-    return r
 
 
 def get(sb, path, node=None, **kw):

@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from conftest import FOGPORT
-from fedhelp import Sandbox, wait_for
+from fedhelp import Sandbox, cli, wait_for
 from helpers import images  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("runc"),
@@ -32,15 +32,6 @@ def sb(tmp_path_factory, images):
     for name in ("sleeper", "quitter"):
         cli(s, "service", "delete", name, check=False)
     s.down()
-
-
-def cli(sb, *args, check=True, timeout=60):
-    r = subprocess.run([FOGPORT, *map(str, args)], capture_output=True, text=True, env=sb.env,
-                       timeout=timeout)
-    if check:
-        assert r.returncode == 0, f"fogport {' '.join(map(str, args))} -> {r.returncode}\n" \
-                                  f"{r.stdout}\n{r.stderr}"
-    return r
 
 
 def api(sb, path, **params):
