@@ -8,6 +8,7 @@
  * With --netns every node is its own host instead: a network namespace with
  * its own address on a bridge, links shaped with tc (sandbox_net.c). */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <netinet/in.h>
@@ -50,6 +51,7 @@ static const char default_replication[] =
 const char fp_help_sandbox[] =
     "usage: fogport sandbox up --dir DIR [--fogs N] [--edges M]\n"
     "                         [--netns [--uplink-mbit N] [--peer-mbit M]] [--etcd] [--demo]\n"
+    "                         [--edge-binary PATH]\n"
     "       fogport sandbox down --dir DIR\n"
     "       fogport sandbox images --out DIR [--busybox PATH]\n\n"
     "Start a whole deployment on this machine: a cloud, N fogs (default 3) and M\n"
@@ -70,7 +72,9 @@ const char fp_help_sandbox[] =
     "                   on the edge through its fog and, with root and runc or\n"
     "                   crun (then --netns, uplink 100 and fog to fog 1000\n"
     "                   Mbit/s, unless given), run them; returns once they run.\n"
-    "                   FOGPORT_SANDBOX_LOOPBACK=1 keeps loopback ports, agents off\n\n"
+    "                   FOGPORT_SANDBOX_LOOPBACK=1 keeps loopback ports, agents off\n"
+    "  --edge-binary P  edges run the fogport at P, the others this one: for\n"
+    "                   example the static edge build (make edge)\n\n"
     "`images` writes the paper's three service images (iot_service:1.0,\n"
     "monitoring_service:1.0, web_service:latest, around a static busybox, default\n"
     "/bin/busybox from busybox-static) as an OCI image layout in DIR.\n\n"
@@ -94,16 +98,12 @@ static unsigned free_port(void)
     return port;
 }
 
-/* Start `fogport serve --config conf` detached, logging to log; in network
+/* Start `binary serve --config conf` detached, logging to log; in network
  * namespace ns when not NULL. */
-static pid_t spawn_node(const char *conf, const char *log, const char *ns)
+static pid_t spawn_node(const char *binary, const char *conf, const char *log, const char *ns)
 {
-    char self[4096];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0) return -1;
-    self[n] = '\0';
     char *const argv[] = {"fogport", "serve", "--config", (char *)conf, NULL};
-    return fp_sbproc_spawn(self, argv, log, ns, NULL);
+    return fp_sbproc_spawn(binary, argv, log, ns, NULL);
 }
 
 /* Wait until url answers at all (any HTTP status), up to timeout_s. */
@@ -250,11 +250,27 @@ static int etcd_up(const char *dir, const struct node_spec *nodes, size_t n, boo
     return 0;
 }
 
-int fp_sandbox_up(const char *dir, unsigned fogs, unsigned edges, fp_sbnet *net, bool etcd)
+int fp_sandbox_up(const char *dir, unsigned fogs, unsigned edges, fp_sbnet *net, bool etcd,
+                  const char *edge_binary)
 {
     fp_error err;
     bool agents = fp_sandbox_containers_possible();
     char path[4096], ca[4096], cacert[4096];
+    /* the nodes run this program, edges perhaps another build of it (the
+     * static edge build); by absolute path, as they outlive this process */
+    char self[4096], edge_bin[4096];
+    ssize_t sn = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (sn <= 0) {
+        fp_error_set(&err, errno, "readlink /proc/self/exe");
+        return fp_cli_fail(&err);
+    }
+    self[sn] = '\0';
+    if (!edge_binary) {
+        snprintf(edge_bin, sizeof edge_bin, "%s", self);
+    } else if (!realpath(edge_binary, edge_bin) || access(edge_bin, X_OK) != 0) {
+        fprintf(stderr, "fogport: --edge-binary %s: %s\n", edge_binary, strerror(errno));
+        return 1;
+    }
     snprintf(path, sizeof path, "%s/topology.json", dir);
     if (access(path, F_OK) == 0) {
         fprintf(stderr, "fogport: %s exists: a sandbox runs there (sandbox down first)\n", path);
@@ -399,16 +415,17 @@ int fp_sandbox_up(const char *dir, unsigned fogs, unsigned edges, fp_sbnet *net,
             rc = fp_cli_fail(&err);
             break;
         }
-        s->pid = spawn_node(conf, log, net ? s->ns : NULL);
+        const char *binary = strcmp(s->role, "edge") ? self : edge_bin;
+        s->pid = spawn_node(binary, conf, log, net ? s->ns : NULL);
         char v2[96];
         snprintf(v2, sizeof v2, "%s/v2/", url);
         if (s->pid < 0 || !wait_ready(v2, cacert, s->pid, 20)) {
             fprintf(stderr, "fogport: node %s did not start; see %s\n", s->id, log);
             rc = 1;
         }
-        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:s}", "id", s->id, "role", s->role,
-                              "registry", url, "api", url, "pid", (json_int_t)s->pid, "data", ndir,
-                              "config", conf);
+        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:s}", "id", s->id, "role",
+                              s->role, "registry", url, "api", url, "pid", (json_int_t)s->pid,
+                              "data", ndir, "config", conf, "binary", binary);
         if (s->parent) json_object_set_new(o, "parent", json_string(s->parent));
         json_object_set_new(o, "address", json_string(s->addr));
         if (net) json_object_set_new(o, "netns", json_string(s->ns));
@@ -511,10 +528,11 @@ int fp_cmd_sandbox(int argc, char **argv)
         {"out", required_argument, NULL, 'o'},
         {"busybox", required_argument, NULL, 'b'},
         {"etcd", no_argument, NULL, 'E'},
+        {"edge-binary", required_argument, NULL, 'B'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *dir = NULL, *out = NULL, *busybox = NULL;
+    const char *dir = NULL, *out = NULL, *busybox = NULL, *edge_binary = NULL;
     unsigned fogs = 3, edges = 1;
     bool netns = false, demo = false, etcd = false;
     fp_sbnet net = {0};
@@ -544,6 +562,9 @@ int fp_cmd_sandbox(int argc, char **argv)
             break;
         case 'E':
             etcd = true;
+            break;
+        case 'B':
+            edge_binary = optarg;
             break;
         case 'u':
         case 'p': {
@@ -599,7 +620,7 @@ int fp_cmd_sandbox(int argc, char **argv)
         return fp_sandbox_demo(dir, fogs, edges, netns ? &net : NULL, etcd, busybox);
     }
     if (!strcmp(argv[optind], "up"))
-        return fp_sandbox_up(dir, fogs, edges, netns ? &net : NULL, etcd);
+        return fp_sandbox_up(dir, fogs, edges, netns ? &net : NULL, etcd, edge_binary);
     if (!strcmp(argv[optind], "down")) return fp_sandbox_down(dir);
     return fp_cli_usage_error("sandbox", "expected up, down or images");
 }

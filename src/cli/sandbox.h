@@ -8,9 +8,11 @@
 #include "cli/sandbox_net.h"
 
 /* Start a cloud, fogs and edges in dir (net: with network namespaces, or
- * NULL for loopback ports; etcd: an etcd cluster among the fogs); returns
- * the exit status, and on failure has stopped what it started. */
-int fp_sandbox_up(const char *dir, unsigned fogs, unsigned edges, fp_sbnet *net, bool etcd);
+ * NULL for loopback ports; etcd: an etcd cluster among the fogs; edges run
+ * edge_binary, or this program when NULL); returns the exit status, and on
+ * failure has stopped what it started. */
+int fp_sandbox_up(const char *dir, unsigned fogs, unsigned edges, fp_sbnet *net, bool etcd,
+                  const char *edge_binary);
 /* Stop everything `up` started in dir: nodes, their containers, network. */
 int fp_sandbox_down(const char *dir);
 /* Can the nodes' agents run containers here (root and runc or crun on PATH,

@@ -383,7 +383,7 @@ int fp_sandbox_demo(const char *dir, unsigned fogs, unsigned edges, fp_sbnet *ne
         step("starting the sandbox: a cloud, %u fogs and %u edge(s) on loopback ports", fogs,
              edges);
     fflush(stdout);
-    int rc = fp_sandbox_up(dir, fogs, edges, net, etcd);
+    int rc = fp_sandbox_up(dir, fogs, edges, net, etcd, NULL);
     if (rc == 0) {
         rc = demo(dir, fogs, net, &imgs);
         /* a half-done demo is not left running */

@@ -106,6 +106,7 @@ class Node:
         self.config = entry["config"]
         self.log_path = os.path.join(self.dir, "serve.log")
         self.pid = entry["pid"]
+        self.binary = entry.get("binary", FOGPORT)  # sandbox up --edge-binary: edges run another
         self.address = entry.get("address")
         self.netns = entry.get("netns")  # sandbox up --netns: the node's own namespace
         self.proc = None  # a process this test started
@@ -185,7 +186,7 @@ class Node:
         # an agent's runtime finds no cgroup mounts
         inside = ["nsenter", f"--net=/run/netns/{self.netns}"] if self.netns else []
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen([*inside, FOGPORT, "serve", "--config", self.config],
+            self.proc = subprocess.Popen([*inside, self.binary, "serve", "--config", self.config],
                                          stdout=log, stderr=log, stdin=subprocess.DEVNULL,
                                          env=ENV)
         self.pid = self.proc.pid
