@@ -75,7 +75,7 @@ build/san/unit/test_demo_images: build/san/src/cli/demo_images.o
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
-e2e: build/san/fogport build/fogport
+e2e: build/san/fogport build/fogport build/edge/fogport
 	FOGPORT_BIN=$(CURDIR)/build/san/fogport $(PYTHON) -m pytest -q tests/e2e
 
 check: unit e2e
@@ -121,6 +121,7 @@ EDGE_LIBS   := -L$(EDGE_DEPS)/lib -lcurl -lmicrohttpd -larchive -lzstd -ljansson
 EDGE_OBJ    := $(LIB_SRC:%.c=build/edge/obj/%.o) $(CLI_SRC:%.c=build/edge/obj/%.o) \
                $(UI_GEN:%.c=build/edge/obj/%.o)
 $(EDGE_DEPS)/lib/libcurl.a: scripts/edge-deps
+	@echo "  DEPS    scripts/edge-deps (OpenSSL, libcurl, libmicrohttpd from Debian sources)"
 	scripts/edge-deps
 build/edge/obj/%.o: %.c $(HDRS) Makefile $(EDGE_DEPS)/lib/libcurl.a
 	@mkdir -p $(dir $@)

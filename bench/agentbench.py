@@ -143,8 +143,9 @@ def runc_resident(runtime_root):
 # ------------------------------------------------------------------ a sandbox
 
 class Sandbox:
-    def __init__(self, fogport, path):
+    def __init__(self, fogport, path, edge_binary=None):
         self.fogport = fogport
+        self.edge_binary = edge_binary
         self.dir = path
         self.up_at = None
 
@@ -161,7 +162,8 @@ class Sandbox:
         os.makedirs(self.dir, mode=0o700)
         with open(os.path.join(self.dir, "replication"), "w") as f:
             f.write(NO_REPLICATION)
-        self.run("sandbox", "up", "--dir", self.dir, "--fogs", 1, "--edges", 1)
+        edge = ["--edge-binary", self.edge_binary] if self.edge_binary else []
+        self.run("sandbox", "up", "--dir", self.dir, "--fogs", 1, "--edges", 1, *edge)
         self.up_at = time.time()
         with open(os.path.join(self.dir, "topology.json")) as f:
             self.topo = json.load(f)
@@ -390,10 +392,11 @@ def timed(sb, results, r, nid, kind, name):
 
 
 def cmd_run(a):
-    results = {"rounds": a.rounds, "runs": [], "mem": [], "left": {}, "started": time.time()}
+    results = {"rounds": a.rounds, "runs": [], "mem": [], "left": {}, "started": time.time(),
+               "edge_binary": a.edge_binary}
     tag = "%04x" % random.randrange(1 << 16)  # service names unique to this run
     for r in range(1, a.rounds + 1):
-        sb = Sandbox(a.fogport, os.path.join(a.work, f"sb-{r}"))
+        sb = Sandbox(a.fogport, os.path.join(a.work, f"sb-{r}"), a.edge_binary)
         try:
             say(f"== round {r}/{a.rounds}: sandbox up (cloud, fog-1, edge-1), push {IMAGE}")
             sb.up()
@@ -534,10 +537,16 @@ def cmd_table(a):
     mem = res["mem"]
 
     def mm(key, field):
+        if field == "RssFile":  # a binary on tmpfs is mapped as shared memory
+            return med([(x[key]["RssFile"] + x[key].get("RssShmem", 0)) / 1024
+                        for x in mem if x.get(key)])
         return med([x[key][field] / 1024 for x in mem if x.get(key) and field in x[key]])
 
-    print("Memory of the edge's `fogport serve` (release build; `/proc/PID/status` and "
-          "`smaps_rollup`), MiB, median of the rounds:")
+    edge_build = ("the static edge build, `make edge`" if res.get("edge_binary")
+                  else "the release build, as the fog")
+    print(f"Memory of the edge's `fogport serve` ({edge_build}; `/proc/PID/status` and "
+          "`smaps_rollup`; RssFile counts RssShmem too: the benchmark runs its binaries "
+          "from tmpfs), MiB, median of the rounds:")
     print()
     print("| When | VmRSS | RssAnon | RssFile | Pss | Private | VmHWM | Threads | Target | Met |")
     print("|---|--:|--:|--:|--:|--:|--:|--:|---|:-:|")
@@ -554,7 +563,7 @@ def cmd_table(a):
     memrow("edge, one service running", "edge_running")
     memrow("edge, idle after its services were deleted", "edge_after")
     memrow("the service's shim (`fogport shim`)", "shim", target=False)
-    memrow("fog, idle after start (for comparison)", "fog_idle", target=False)
+    memrow("fog, idle after start (release build, for comparison)", "fog_idle", target=False)
     resident = [x.get("runc_resident") for x in mem if x.get("runc_resident") is not None]
     print()
     print("runc resident while the service runs: " +
@@ -577,6 +586,7 @@ def main():
     r.add_argument("--work", required=True)
     r.add_argument("--rounds", type=int, default=5)
     r.add_argument("--podman", action="store_true")
+    r.add_argument("--edge-binary", help="run edge-1 from this fogport (sandbox up --edge-binary)")
     r.add_argument("--settle", type=float, default=5.0,
                    help="seconds after sandbox up before the idle memory sample")
     r.add_argument("--settle-service", type=float, default=3.0)
