@@ -2,7 +2,9 @@
  * its JWTs, CA and HTTP client already use), and hands each decrypted
  * stream to libmicrohttpd as one end of a socketpair. One TLS stack per
  * process instead of two (libmicrohttpd's GnuTLS cost about 2 MiB RSS),
- * and libmicrohttpd can be built without HTTPS. */
+ * and libmicrohttpd can be built without HTTPS. OpenSSL writes to the
+ * client's socket with write(): the process must ignore SIGPIPE (fogport
+ * serve does). */
 #ifndef FP_REGISTRY_TLS_FRONT_H
 #define FP_REGISTRY_TLS_FRONT_H
 
