@@ -1,11 +1,12 @@
 /* The TLS front (tls_front.h). Every worker has its own epoll set with the
  * shared listening socket (EPOLLEXCLUSIVE: one worker wakes per arrival),
  * the stop eventfd and both sockets of each of its connections. The
- * connection sockets are edge-triggered: on any event the connection's
- * pump moves bytes in both directions until each step would block, so the
- * interest sets never change as buffers fill and empty, and an operation
- * OpenSSL turned around (a read that must write) is retried on either
- * socket's event. */
+ * connection sockets are edge-triggered and their readiness is kept per
+ * direction (set by an event, cleared when a call would block): on any
+ * event the pump moves bytes both ways until each step is blocked, so the
+ * interest sets never change as buffers fill and empty, and no call is
+ * made that is bound to fail (on small requests those were half the
+ * front's system calls). */
 #include "registry/tls_front.h"
 
 #include <arpa/inet.h>
@@ -23,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -39,6 +41,14 @@
 #define FD_RESERVE 128
 
 struct worker;
+struct conn;
+
+/* What an epoll event names: one of a connection's two sockets. */
+struct end {
+    struct conn *c;
+    bool readable, writable;
+    unsigned events; /* as registered */
+};
 
 struct conn {
     struct worker *w;
@@ -46,6 +56,9 @@ struct conn {
     SSL *ssl;
     int tcp;
     int pair; /* our end of the socketpair; -1 while handshaking */
+    struct end tcp_end, pair_end;
+    bool read_wants_out; /* OpenSSL's last read needs the socket writable */
+    bool write_wants_in; /* its last write needs it readable */
     struct sockaddr_storage peer;
     socklen_t peer_len;
     uint64_t deadline_ms; /* handshake, or flushing after libmicrohttpd closed; 0: none */
@@ -108,7 +121,7 @@ static void conn_close(struct conn *c)
     close(c->tcp);
     if (c->pair >= 0) close(c->pair);
     SSL_free(c->ssl);
-    free(c->in);
+    if (c->in) munmap(c->in, 2 * BUF_SIZE);
     c->ssl = NULL;
     c->in = c->out = NULL;
     if (c->prev)
@@ -138,8 +151,10 @@ static void finish(struct conn *c)
 {
     ERR_clear_error();
     int rc = SSL_shutdown(c->ssl);
-    if (rc < 0 && SSL_get_error(c->ssl, rc) == SSL_ERROR_WANT_WRITE) return;
-    conn_close(c);
+    if (rc < 0 && SSL_get_error(c->ssl, rc) == SSL_ERROR_WANT_WRITE)
+        c->tcp_end.writable = false;
+    else
+        conn_close(c);
 }
 
 static bool ssl_would_block(SSL *ssl, int rc)
@@ -154,30 +169,36 @@ static bool ssl_would_block(SSL *ssl, int rc)
 static bool pump_in(struct conn *c)
 {
     bool moved = false;
-    while (!c->tls_eof && c->in_len < BUF_SIZE) {
+    while (!c->tls_eof && c->in_len < BUF_SIZE &&
+           (c->read_wants_out ? c->tcp_end.writable : c->tcp_end.readable)) {
         ERR_clear_error();
         int n = SSL_read(c->ssl, c->in + c->in_len, (int)(BUF_SIZE - c->in_len));
         if (n > 0) {
             c->in_len += (size_t)n;
+            c->read_wants_out = false;
             moved = true;
             continue;
         }
-        if (SSL_get_error(c->ssl, n) == SSL_ERROR_ZERO_RETURN) {
+        int e = SSL_get_error(c->ssl, n);
+        if (e == SSL_ERROR_ZERO_RETURN) {
             c->tls_eof = moved = true; /* close_notify, or TCP EOF (IGNORE_UNEXPECTED_EOF) */
-        } else if (!ssl_would_block(c->ssl, n)) {
+        } else if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+            c->read_wants_out = e == SSL_ERROR_WANT_WRITE;
+            *(c->read_wants_out ? &c->tcp_end.writable : &c->tcp_end.readable) = false;
+        } else {
             log_tls_error(c, "tls_read_failed");
             conn_close(c);
             return false;
         }
         break;
     }
-    while (c->in_off < c->in_len) {
+    while (c->in_off < c->in_len && c->pair_end.writable) {
         ssize_t n = send(c->pair, c->in + c->in_off, c->in_len - c->in_off, MSG_NOSIGNAL);
         if (n > 0) {
             c->in_off += (size_t)n;
             moved = true;
         } else if (errno == EAGAIN) {
-            break;
+            c->pair_end.writable = false;
         } else if (errno != EINTR) {
             /* libmicrohttpd is gone; its answer may still wait in the pair */
             c->tls_eof = c->pair_shut = true;
@@ -197,40 +218,63 @@ static bool pump_in(struct conn *c)
 static bool pump_out(struct conn *c)
 {
     bool moved = false;
-    while (!c->pair_eof && c->out_len < BUF_SIZE) {
-        ssize_t n = read(c->pair, c->out + c->out_len, BUF_SIZE - c->out_len);
+    while (!c->pair_eof && c->out_len < BUF_SIZE && c->pair_end.readable) {
+        size_t room = BUF_SIZE - c->out_len;
+        ssize_t n = read(c->pair, c->out + c->out_len, room);
         if (n > 0) {
             c->out_len += (size_t)n;
             moved = true;
+            /* a short read emptied the socket: the next byte brings an
+             * event, no need to call read() for its EAGAIN */
+            if ((size_t)n < room) c->pair_end.readable = false;
         } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
             c->pair_eof = moved = true;
             c->deadline_ms = now_ms() + c->w->f->idle_ms;
         } else if (errno == EAGAIN) {
-            break;
+            c->pair_end.readable = false;
         }
     }
-    while (c->out_off < c->out_len) {
+    while (c->out_off < c->out_len &&
+           (c->write_wants_in ? c->tcp_end.readable : c->tcp_end.writable)) {
         int len = c->out_retry ? c->out_retry : (int)(c->out_len - c->out_off);
         ERR_clear_error();
         int n = SSL_write(c->ssl, c->out + c->out_off, len);
         if (n > 0) {
             c->out_off += (size_t)n;
             c->out_retry = 0;
+            c->write_wants_in = false;
             moved = true;
             /* a slow reader is not stuck while it makes progress */
             if (c->pair_eof) c->deadline_ms = now_ms() + c->w->f->idle_ms;
             continue;
         }
-        if (!ssl_would_block(c->ssl, n)) {
+        int e = SSL_get_error(c->ssl, n);
+        if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
             log_tls_error(c, "tls_write_failed");
             conn_close(c);
             return false;
         }
+        c->write_wants_in = e == SSL_ERROR_WANT_READ;
+        *(c->write_wants_in ? &c->tcp_end.readable : &c->tcp_end.writable) = false;
         c->out_retry = len;
         break;
     }
     if (c->out_off == c->out_len) c->out_off = c->out_len = 0;
     return moved;
+}
+
+/* Writability is asked for only while a write is blocked: otherwise every
+ * ACK and every read libmicrohttpd makes would wake the worker for nothing
+ * (edge-triggered, and MOD reports a socket already writable at once). */
+static void watch(struct conn *c, struct end *e, int fd)
+{
+    unsigned want = EPOLLIN | EPOLLRDHUP | EPOLLET | (e->writable ? 0 : EPOLLOUT);
+    if (want == e->events) return;
+    struct epoll_event ev = {.events = want, .data.ptr = e};
+    if (epoll_ctl(c->w->ep, EPOLL_CTL_MOD, fd, &ev) < 0)
+        conn_close(c);
+    else
+        e->events = want;
 }
 
 static void pump(struct conn *c)
@@ -243,13 +287,18 @@ static void pump(struct conn *c)
         if (c->dead) return;
     } while (moved);
     if (c->pair_eof && !c->out_len) finish(c);
+    if (!c->dead) watch(c, &c->tcp_end, c->tcp);
+    if (!c->dead) watch(c, &c->pair_end, c->pair);
 }
 
 static void hand_over(struct conn *c)
 {
     fp_tls_front *f = c->w->f;
     int sv[2];
-    c->in = malloc(2 * BUF_SIZE);
+    /* mapped, not malloc'd: unmapped at close, the pages go back at once
+     * instead of staying in the worker's malloc arena (edges count RSS) */
+    c->in = mmap(NULL, 2 * BUF_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (c->in == MAP_FAILED) c->in = NULL;
     if (!c->in || socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0) {
         fp_warn("event=tls_handover_failed error=%s", strerror(errno ? errno : ENOMEM));
         conn_close(c);
@@ -257,6 +306,10 @@ static void hand_over(struct conn *c)
     }
     c->out = c->in + BUF_SIZE;
     c->pair = sv[0];
+    /* unknown until tried: OpenSSL may already hold the first request */
+    c->tcp_end.readable = c->tcp_end.writable = true;
+    c->pair_end = (struct end){
+        .c = c, .readable = true, .writable = true, .events = EPOLLIN | EPOLLRDHUP | EPOLLET};
     c->deadline_ms = 0;
     if (f->verified && (size_t)sv[1] < f->nverified) {
         /* the verify callback let every chain through: judge it here */
@@ -265,7 +318,7 @@ static void hand_over(struct conn *c)
         X509_free(cert);
         atomic_store(&f->verified[sv[1]], ok);
     }
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = c};
+    struct epoll_event ev = {.events = c->pair_end.events, .data.ptr = &c->pair_end};
     if (epoll_ctl(c->w->ep, EPOLL_CTL_ADD, c->pair, &ev) < 0) {
         close(sv[1]);
         conn_close(c);
@@ -330,10 +383,11 @@ static void accept_some(struct worker *w)
                            .peer_len = plen,
                            .deadline_ms = now_ms() + f->handshake_ms,
                            .next = w->live};
+        c->tcp_end.c = c;
+        c->tcp_end.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET; /* the handshake's */
         if (w->live) w->live->prev = c;
         w->live = c;
-        struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-                                 .data.ptr = c};
+        struct epoll_event ev = {.events = c->tcp_end.events, .data.ptr = &c->tcp_end};
         if (epoll_ctl(w->ep, EPOLL_CTL_ADD, fd, &ev) < 0) conn_close(c);
     }
 }
@@ -371,14 +425,20 @@ static void *worker_main(void *arg)
     while (!atomic_load(&f->stopping)) {
         int n = epoll_wait(w->ep, ev, 64, w->live ? 250 : -1);
         for (int i = 0; i < n; i++) {
-            struct conn *c = ev[i].data.ptr;
-            if (ev[i].data.ptr == &f->lfd)
+            if (ev[i].data.ptr == &f->lfd) {
                 accept_some(w);
-            else if (ev[i].data.ptr == &f->stop_fd)
-                continue; /* stopping is set */
-            else if (!c->dead && c->pair < 0)
+                continue;
+            }
+            if (ev[i].data.ptr == &f->stop_fd) continue; /* stopping is set */
+            struct end *e = ev[i].data.ptr;
+            struct conn *c = e->c;
+            if (c->dead) continue;
+            /* an error or hang-up is told by the call it makes fail */
+            if (ev[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) e->readable = true;
+            if (ev[i].events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) e->writable = true;
+            if (c->pair < 0)
                 handshake(c);
-            else if (!c->dead)
+            else
                 pump(c);
         }
         uint64_t now = now_ms();
@@ -449,6 +509,9 @@ static int make_ctx(fp_tls_front *f, const fp_tls_front_opts *o, fp_error *err)
                                  SSL_OP_CIPHER_SERVER_PREFERENCE);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_RELEASE_BUFFERS);
+    /* one read() per record or fewer, not one for its header and one for
+     * the rest (the pump reads until OpenSSL wants the socket anyway) */
+    SSL_CTX_set_read_ahead(ctx, 1);
     /* resumption (tickets are on by default) needs a context id once
      * peers are verified */
     SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"fogport", 7);
