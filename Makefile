@@ -13,7 +13,7 @@
 CC      ?= cc
 # Debian's python3 (with python3-pytest); a pyenv python earlier on PATH lacks it
 PYTHON  ?= /usr/bin/python3
-PKGS    := libmicrohttpd jansson sqlite3 libcrypto libcurl gnutls zlib
+PKGS    := libmicrohttpd jansson sqlite3 libssl libcrypto libcurl zlib
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) libarchive)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lcrypt -lpthread
 # fogport itself loads libarchive (libarchive.so.13) only while it unpacks a

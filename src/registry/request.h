@@ -21,6 +21,7 @@
 
 struct fp_registry {
     struct MHD_Daemon *daemon;
+    struct fp_tls_front *tls; /* terminates TLS when [tls] cert is set, or NULL */
     const fp_config *cfg;
     fp_store *store;
     struct fp_authz *authz;

@@ -6,7 +6,6 @@
 #include "registry/registry.h"
 
 #include <arpa/inet.h>
-#include <gnutls/gnutls.h>
 #include <errno.h>
 #include <netdb.h>
 #include <stdarg.h>
@@ -28,6 +27,7 @@
 #include "control/usage.h"
 #include "federation/replication.h"
 #include "registry/request.h"
+#include "registry/tls_front.h"
 
 static atomic_uint_fast64_t next_request_id = 1;
 
@@ -259,36 +259,16 @@ static enum fp_method parse_method(const char *m)
     return M_OTHER;
 }
 
-/* Mutual TLS: does this connection present a client certificate that
- * chains to [tls] client_ca? Verified once per connection; the answer is
- * kept in libmicrohttpd's per-connection socket context. */
-#define CLIENT_CERT_OK  ((void *)1)
-#define CLIENT_CERT_BAD ((void *)2)
-
+/* Mutual TLS: did this connection's client present a certificate that
+ * chains to [tls] client_ca? The TLS front knows, by the socket it handed
+ * to libmicrohttpd. */
 static bool client_cert_valid(fp_req *r)
 {
     const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    void **ctx = ci ? (void **)ci->socket_context : NULL;
-    if (ctx && *ctx) return *ctx == CLIENT_CERT_OK;
-    const union MHD_ConnectionInfo *ti =
-        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
-    unsigned status = 1;
-    bool ok = ti && ti->tls_session &&
-              gnutls_certificate_verify_peers2((gnutls_session_t)ti->tls_session, &status) ==
-                  GNUTLS_E_SUCCESS &&
-              status == 0;
-    if (ctx) *ctx = ok ? CLIENT_CERT_OK : CLIENT_CERT_BAD;
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    bool ok = ci && fp_tls_front_client_verified(r->reg->tls, ci->connect_fd);
     if (!ok) fp_warn("event=client_cert_refused remote=%s", r->remote);
     return ok;
-}
-
-static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
-                          enum MHD_ConnectionNotificationCode code)
-{
-    (void)cls;
-    (void)conn;
-    if (code == MHD_CONNECTION_NOTIFY_STARTED) *socket_context = NULL;
 }
 
 static void dispatch(fp_req *r)
@@ -634,25 +614,25 @@ int fp_registry_start(fp_registry **out, const fp_config *cfg, fp_store *store,
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG |
                      MHD_ALLOW_SUSPEND_RESUME;
     if (ss.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
-    cleanup_free char *cert = NULL;
-    cleanup_free char *key = NULL;
-    cleanup_free char *trust = NULL;
-    if (cfg->tls_cert[0] || cfg->tls_key[0]) {
-        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
-            fp_registry_stop(reg);
-            return fp_error_set(err, 0, "this libmicrohttpd has no TLS support");
-        }
-        if (fp_read_file(cfg->tls_cert, 1 << 20, &cert, NULL, err) < 0 ||
-            fp_read_file(cfg->tls_key, 1 << 20, &key, NULL, err) < 0 ||
-            (cfg->tls_client_ca[0] &&
-             fp_read_file(cfg->tls_client_ca, 1 << 20, &trust, NULL, err) < 0)) {
+    if (cfg->tls_cert[0]) {
+        /* TLS is the front's (tls_front.h): it listens, and libmicrohttpd
+         * gets the decrypted streams (MHD_USE_ITC: woken for each) */
+        fp_tls_front_opts o = {
+            .cert = cfg->tls_cert,
+            .key = cfg->tls_key,
+            .client_ca = cfg->tls_client_ca,
+            .threads = threads,
+            .max_connections = cfg->max_connections,
+            .handshake_s = cfg->timeout_s && cfg->timeout_s < 10 ? cfg->timeout_s : 10,
+            .idle_s = cfg->timeout_s,
+        };
+        if (fp_tls_front_open(&reg->tls, (struct sockaddr *)&ss, sl, &o, err) < 0) {
             fp_registry_stop(reg);
             return -1;
         }
-        flags |= MHD_USE_TLS;
+        flags |= MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
     }
     struct MHD_OptionItem opts[] = {
-        {MHD_OPTION_SOCK_ADDR, 0, &ss},
         {MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)threads, NULL},
         {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)cfg->timeout_s, NULL},
         {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)cfg->max_connections, NULL},
@@ -660,21 +640,22 @@ int fp_registry_start(fp_registry **out, const fp_config *cfg, fp_store *store,
         {MHD_OPTION_CONNECTION_MEMORY_LIMIT, 64 * 1024, NULL},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, NULL},
         {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL},
-        {cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, cert},
-        {key ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, key},
-        {trust ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, 0, trust},
-        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, NULL},
+        {reg->tls ? MHD_OPTION_END : MHD_OPTION_SOCK_ADDR, 0, &ss},
         {MHD_OPTION_END, 0, NULL},
     };
     reg->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, reg, MHD_OPTION_ARRAY, opts,
                                    MHD_OPTION_END);
-    if (key) fp_random_bytes(key, strlen(key)); /* do not keep the private key in memory */
     if (!reg->daemon) {
         fp_registry_stop(reg);
         return fp_error_set(err, errno, "cannot listen on %s", cfg->listen);
     }
-    const union MHD_DaemonInfo *di = MHD_get_daemon_info(reg->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    reg->port = di ? di->port : 0;
+    if (reg->tls && fp_tls_front_run(reg->tls, reg->daemon, err) < 0) {
+        fp_registry_stop(reg);
+        return -1;
+    }
+    const union MHD_DaemonInfo *di =
+        reg->tls ? NULL : MHD_get_daemon_info(reg->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    reg->port = reg->tls ? fp_tls_front_port(reg->tls) : di ? di->port : 0;
     *out = reg;
     return 0;
 }
@@ -719,6 +700,8 @@ void fp_registry_stop(fp_registry *r)
     if (!r) return;
     /* libmicrohttpd must not be stopped with a connection suspended */
     fp_event_streams_close(r->streams);
+    /* the front first: its workers hand connections to the daemon */
+    fp_tls_front_stop(r->tls);
     if (r->daemon) MHD_stop_daemon(r->daemon);
     fp_event_streams_free(r->streams);
     fp_usage_close(r->usage);

@@ -133,3 +133,48 @@ def test_data_directory_is_locked(make_registry):
                              "--data", r.data_dir], capture_output=True, text=True, timeout=10)
     assert second.returncode != 0 and "in use" in second.stderr
     assert requests.get(r.url + "/v2/").status_code == 200
+
+
+def test_tls_handshake_deadline_and_old_protocols(tmp_path):
+    """The TLS front (src/registry/tls_front.c): connections that never
+    finish the handshake (a slowloris) neither block a real client nor stay
+    open past the deadline ([server] timeout, at most 10 s); TLS 1.1 is
+    refused by the server (protocol_version alert), 1.2 and 1.3 are served."""
+    import socket
+    import time
+    ca, crt, key = make_cert(str(tmp_path))
+    proc, url, port = start(tmp_path, "[server]\nlisten = 127.0.0.1:{port}\ntimeout = 2s\n"
+                            "[storage]\ndata = {data}\n[tls]\ncert = " + crt + "\nkey = " + key +
+                            "\n", scheme="https")
+    try:
+        assert wait_http(url + "/v2/", verify=ca).status_code == 200
+        lazy = [socket.create_connection(("127.0.0.1", port)) for _ in range(20)]
+        t0 = time.monotonic()
+        # served at once, beside twenty silent connections
+        for _ in range(3):
+            assert requests.get(url + "/v2/", verify=ca, timeout=5).status_code == 200
+        assert time.monotonic() - t0 < 1.5
+        for s in lazy:
+            s.settimeout(6)
+            try:
+                assert s.recv(1) == b""  # closed by the server
+            except ConnectionResetError:
+                pass
+        waited = time.monotonic() - t0
+        assert 1.5 < waited < 4.5, waited
+        for s in lazy:
+            s.close()
+
+        def s_client(*args):
+            return subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}",
+                                   "-CAfile", ca, *args], input="", capture_output=True,
+                                  text=True, timeout=10)
+        # the client is allowed TLS 1.1 (security level 0): the refusal is the server's
+        old = s_client("-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0")
+        assert old.returncode != 0 and "alert protocol version" in old.stderr, old.stderr
+        for v in ("-tls1_2", "-tls1_3"):
+            ok = s_client(v)
+            assert ok.returncode == 0 and "Verify return code: 0 (ok)" in ok.stdout, ok.stdout
+        assert requests.get(url + "/v2/", verify=ca, timeout=5).status_code == 200
+    finally:
+        stop(proc)
