@@ -1,6 +1,7 @@
 #include "core/http_client.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <curl/curl.h>
 #include <jansson.h>
 #include <stdbool.h>
@@ -184,7 +185,10 @@ int fp_http_fetch_token(const char *challenge, const fp_http_opts *opts, fp_buf 
     fp_buf_free(&turl);
     if (rc < 0) return -1;
     if (tr.status != 200) {
-        fp_error_set(err, 0, "token service answered HTTP %ld: %.200s", tr.status,
+        /* EACCES: the credentials were refused (the caller may ask again,
+         * say once the service knows them) */
+        fp_error_set(err, tr.status == 401 || tr.status == 403 ? EACCES : 0,
+                     "token service answered HTTP %ld: %.200s", tr.status,
                      tr.body.data ? tr.body.data : "");
         fp_http_response_free(&tr);
         return -1;

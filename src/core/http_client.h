@@ -65,7 +65,8 @@ int fp_http_post_json(const char *url, const fp_http_opts *opts, const char *jso
 int fp_http_challenge_param(const char *challenge, const char *key, char *out, size_t outlen);
 /* Answer a Bearer challenge: ask its realm (with opts->userpwd as Basic
  * credentials) for a token for its service and scope. token gets the token
- * (NUL-terminated), *expires_in its lifetime in seconds. */
+ * (NUL-terminated), *expires_in its lifetime in seconds. A refusal (HTTP
+ * 401 or 403) fails with err->errnum EACCES. */
 int fp_http_fetch_token(const char *challenge, const fp_http_opts *opts, fp_buf *token,
                         unsigned *expires_in, fp_error *err);
 /* GET as a registry client: on a 401 with a Bearer challenge, fetch a token

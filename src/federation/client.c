@@ -10,10 +10,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "core/fs.h"
 #include "core/log.h"
 #include "federation/fed_internal.h"
+
+/* A fog fetches auth data within a second of a refused login (its serve
+ * loop's tick) and the fetch is one request to the cloud. */
+#define TOKEN_RETRY_MS 1500
 
 static unsigned slot_of(const char *key)
 {
@@ -151,7 +156,18 @@ int fp_fed_call(fp_federation *f, const struct fp_source *src, const char *metho
     topts.timeout_s = 10;
     fp_buf fresh = FP_BUF_INIT;
     unsigned ttl = 60;
-    if (fp_http_fetch_token(challenge, &topts, &fresh, &ttl, err) < 0) {
+    int got = fp_http_fetch_token(challenge, &topts, &fresh, &ttl, err);
+    if (got < 0 && err->errnum == EACCES && !same_origin(realm, f->cfg->node_cloud)) {
+        /* A fog knows the deployment's nodes as of its last auth-data
+         * fetch: a node that joined since is refused, and the refusal makes
+         * the fog fetch at once (registry/authz.c). Ask once more when it
+         * has, rather than fail this node's first pull. */
+        struct timespec wait = {.tv_sec = TOKEN_RETRY_MS / 1000,
+                                .tv_nsec = TOKEN_RETRY_MS % 1000 * 1000000L};
+        nanosleep(&wait, NULL);
+        got = fp_http_fetch_token(challenge, &topts, &fresh, &ttl, err);
+    }
+    if (got < 0) {
         memset(resp, 0, sizeof *resp);
         fp_error_prefix(err, "token for %s", src->id);
         return -1;
