@@ -47,6 +47,7 @@ struct conn;
 struct end {
     struct conn *c;
     bool readable, writable;
+    bool hup;        /* the peer has closed: its EOF must be read, it brings no event */
     unsigned events; /* as registered */
 };
 
@@ -226,7 +227,7 @@ static bool pump_out(struct conn *c)
             moved = true;
             /* a short read emptied the socket: the next byte brings an
              * event, no need to call read() for its EAGAIN */
-            if ((size_t)n < room) c->pair_end.readable = false;
+            if ((size_t)n < room && !c->pair_end.hup) c->pair_end.readable = false;
         } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
             c->pair_eof = moved = true;
             c->deadline_ms = now_ms() + c->w->f->idle_ms;
@@ -435,6 +436,7 @@ static void *worker_main(void *arg)
             if (c->dead) continue;
             /* an error or hang-up is told by the call it makes fail */
             if (ev[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) e->readable = true;
+            if (ev[i].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) e->hup = true;
             if (ev[i].events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) e->writable = true;
             if (c->pair < 0)
                 handshake(c);

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -352,6 +353,28 @@ static void test_download_20mib(void **state)
     tls_close(ssl, false);
 }
 
+/* libmicrohttpd answers and closes at once: the whole answer, then
+ * close_notify, reaches the client (the EOF right behind the data must not
+ * be missed) */
+static void test_close_after_answer(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 20; i++) {
+        SSL *ssl = tls_connect(NULL);
+        struct timeval tv = {.tv_sec = 3};
+        setsockopt(SSL_get_fd(ssl), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        const char *req = "GET /big?size=3000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        write_all(ssl, req, strlen(req));
+        assert_int_equal(read_head(ssl), 3000);
+        assert_true(read_pattern(ssl, 3000, 1 << 16, 0, 0));
+        char c;
+        int n = SSL_read(ssl, &c, 1);
+        assert_int_equal(n, 0);
+        assert_int_equal(SSL_get_error(ssl, n), SSL_ERROR_ZERO_RETURN);
+        tls_close(ssl, false);
+    }
+}
+
 static void test_slow_reader(void **state)
 {
     (void)state;
@@ -512,6 +535,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bound_port),
         cmocka_unit_test(test_download_20mib),
+        cmocka_unit_test(test_close_after_answer),
         cmocka_unit_test(test_slow_reader),
         cmocka_unit_test(test_upload_20mib),
         cmocka_unit_test(test_handshake_deadline),
