@@ -76,7 +76,7 @@ unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
 e2e: build/san/fogport build/fogport build/edge/fogport
-	FOGPORT_BIN=$(CURDIR)/build/san/fogport $(PYTHON) -m pytest -q tests/e2e
+	FOGPORT_BIN=$(CURDIR)/build/san/fogport $(PYTHON) -m pytest -q --durations=15 tests/e2e
 
 check: unit e2e
 
