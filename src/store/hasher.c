@@ -8,11 +8,14 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/log.h"
 
-#define CHUNK (256 * 1024)
+#define CHUNK  (256 * 1024)
+#define IDLE_S 2
 
 static void enqueue(struct fp_store *s, struct fp_upload *u)
 {
@@ -29,12 +32,31 @@ static void enqueue(struct fp_store *s, struct fp_upload *u)
 static void *hasher_main(void *arg)
 {
     struct fp_store *s = arg;
-    char *buf = malloc(CHUNK);
+    char *buf = NULL;
     pthread_mutex_lock(&s->hash_lock);
     for (;;) {
-        while (!s->hash_head && !s->hash_stop)
-            pthread_cond_wait(&s->hash_work, &s->hash_lock);
+        while (!s->hash_head && !s->hash_stop) {
+            if (!buf) {
+                pthread_cond_wait(&s->hash_work, &s->hash_lock);
+                continue;
+            }
+            /* idle for a while: the buffer goes back to the system (an
+             * edge's budget has no room for 256 KiB that waits for the next
+             * upload); mapped, not malloc'd, so that it surely does */
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += IDLE_S;
+            if (pthread_cond_timedwait(&s->hash_work, &s->hash_lock, &until) == ETIMEDOUT &&
+                !s->hash_head) {
+                munmap(buf, CHUNK);
+                buf = NULL;
+            }
+        }
         if (!s->hash_head) break;
+        if (!buf) {
+            buf = mmap(NULL, CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (buf == MAP_FAILED) buf = NULL;
+        }
         struct fp_upload *u = s->hash_head;
         s->hash_head = u->hnext;
         if (!s->hash_head) s->hash_tail = NULL;
@@ -62,7 +84,7 @@ static void *hasher_main(void *arg)
         pthread_cond_broadcast(&s->hash_done);
     }
     pthread_mutex_unlock(&s->hash_lock);
-    free(buf);
+    if (buf) munmap(buf, CHUNK);
     return NULL;
 }
 
