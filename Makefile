@@ -71,6 +71,8 @@ build/san/unit/%: tests/unit/%.c $(SAN_LIB) $(HDRS)
 
 # the image builder belongs to the CLI; its unit test links it
 build/san/unit/test_demo_images: build/san/src/cli/demo_images.o
+# the agent's unpacking in a child runs `fogport unpack-layer`
+build/san/unit/test_unpack: build/fogport
 
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done

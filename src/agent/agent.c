@@ -188,7 +188,7 @@ static int deploy(fp_agent *a, struct instance *in, fp_error *err)
     if (rc == 0) rc = read_blob_json(a, m.config.digest, &image_config, err);
     char cache[FP_PATH_MAX + 16];
     snprintf(cache, sizeof cache, "%s/layers", a->dir);
-    fp_unpack_limits lim = {.max_bytes = a->cfg->agent_max_layer_bytes};
+    fp_unpack_limits lim = {.max_bytes = a->cfg->agent_max_layer_bytes, .helper = a->self_exe};
     for (size_t i = 0; rc == 0 && i < m.nrefs; i++) {
         char blob[FP_PATH_MAX + 256];
         if (fp_store_blob_path(a->store, m.refs[i].digest, blob, sizeof blob) < 0) {
@@ -724,7 +724,7 @@ static bool replacement_ready(fp_agent *a, struct instance *in, const fp_service
     fp_reference ref;
     char cache[FP_PATH_MAX + 16];
     snprintf(cache, sizeof cache, "%s/layers", a->dir);
-    fp_unpack_limits lim = {.max_bytes = a->cfg->agent_max_layer_bytes};
+    fp_unpack_limits lim = {.max_bytes = a->cfg->agent_max_layer_bytes, .helper = a->self_exe};
     int rc = fp_reference_parse(s->image, &ref) < 0
                  ? fp_error_set(&err, 0, "image %s: not a reference", s->image)
                  : fp_agent_image_prepare(a->fed, a->store, cache, &lim, ref.name, s->digest, NULL,

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "agent/unpack_proc.h"
 #include "core/cleanup.h"
 #include "core/digest.h"
 #include "core/fs.h"
@@ -128,7 +129,10 @@ int fp_layer_cache_ensure(const char *cache_dir, const char *digest, const char 
 
     fp_unpack_stats st;
     fp_error rmerr;
-    if (fp_layer_unpack(blob_path, tmp, lim, &st, err) < 0) {
+    int unpacked = lim && lim->helper
+                       ? fp_layer_unpack_child(lim->helper, blob_path, tmp, lim, &st, err)
+                       : fp_layer_unpack(blob_path, tmp, lim, &st, err);
+    if (unpacked < 0) {
         fp_layer_remove(tmp, &rmerr);
         return fp_error_prefix(err, "layer %s", digest);
     }

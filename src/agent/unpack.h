@@ -22,6 +22,10 @@ typedef struct fp_unpack_limits {
     uint64_t max_bytes;   /* total bytes of file content a layer may write (0: default 8 GiB) */
     uint64_t max_entries; /* entries per layer (0: default 200000) */
     bool allow_setuid;    /* keep setuid/setgid bits (default: strip them) */
+    /* fp_layer_cache_ensure unpacks in a child process running this
+     * fogport (`fogport unpack-layer`; agent/unpack_proc.h), or in the
+     * calling process when NULL */
+    const char *helper;
 } fp_unpack_limits;
 
 typedef struct fp_unpack_stats {

@@ -24,6 +24,7 @@ int fp_cmd_login(int argc, char **argv);
 int fp_cmd_nodes(int argc, char **argv);
 int fp_cmd_replication(int argc, char **argv);
 int fp_cmd_shim(int argc, char **argv);
+int fp_cmd_unpack_layer(int argc, char **argv);
 int fp_cmd_service(int argc, char **argv);
 int fp_cmd_ps(int argc, char **argv);
 int fp_cmd_logs(int argc, char **argv);

@@ -58,6 +58,7 @@ const struct fp_cli_command fp_cli_commands[] = {
     {"help", fp_cmd_help, NULL, NULL},
     {"__complete", fp_cmd_complete, NULL, NULL}, /* internal: bash completion */
     {"shim", fp_cmd_shim, NULL, NULL}, /* internal: the agent's per-container supervisor */
+    {"unpack-layer", fp_cmd_unpack_layer, NULL, NULL}, /* internal: the agent's layer unpacking */
 };
 const size_t fp_cli_ncommands = sizeof fp_cli_commands / sizeof fp_cli_commands[0];
 

@@ -36,6 +36,7 @@
 #include "agent/layers.h"
 #include "agent/rootfs.h"
 #include "agent/unpack.h"
+#include "agent/unpack_proc.h"
 #include "core/digest.h"
 #include "core/fs.h"
 
@@ -1137,6 +1138,52 @@ static void test_cache_concurrent(void **state)
     assert_int_equal(count_entries(tmp), 0);
 }
 
+/* The agent unpacks in a child (`fogport unpack-layer`, run from the
+ * release build, which `make` builds before the unit tests): the same
+ * files and stats as in this process, the same refusal, and a clear error
+ * when the helper cannot run or dies. */
+#define HELPER "build/fogport"
+static void test_child_process(void **state)
+{
+    struct fx *f = *state;
+    if (access(HELPER, X_OK) != 0) fail_msg("%s not built (make build/fogport)", HELPER);
+    write_tar(f->blob, GZIP, normal_layer, N(normal_layer));
+    fp_unpack_stats here, there;
+    fp_error err;
+    expect_ok(fp_layer_unpack(f->blob, f->layer, NULL, &here, &err), &err, "unpack here");
+    reset_layer(f);
+    fp_unpack_limits lim = {.helper = HELPER};
+    expect_ok(fp_layer_unpack_child(HELPER, f->blob, f->layer, &lim, &there, &err), &err,
+              "unpack in a child");
+    assert_int_equal(there.entries, here.entries);
+    assert_int_equal(there.bytes, here.bytes);
+    expect_content(f->layer, "etc/hosts", "127.0.0.1 localhost\n");
+    expect_content(f->layer, "implicit/deep/file", "deep");
+    assert_true(lstat_in(f->layer, "home/user/run.sh").st_uid == 1000);
+
+    /* a refusal, with the child's message */
+    reset_layer(f);
+    const tent up[] = {{.name = "../x", .type = 'f', .data = "x"}};
+    write_tar(f->blob, NONE, up, N(up));
+    assert_int_equal(fp_layer_unpack_child(HELPER, f->blob, f->layer, &lim, NULL, &err), -1);
+    if (!strstr(err.msg, "../x")) fail_msg("error \"%s\" does not name ../x", err.msg);
+    check_outside(f);
+
+    /* limits reach the child */
+    reset_layer(f);
+    write_tar(f->blob, NONE, normal_layer, N(normal_layer));
+    lim.max_entries = 3;
+    assert_int_equal(fp_layer_unpack_child(HELPER, f->blob, f->layer, &lim, NULL, &err), -1);
+    if (!strstr(err.msg, "entries")) fail_msg("error \"%s\" is not about entries", err.msg);
+
+    /* no helper; a helper that dies */
+    assert_int_equal(
+        fp_layer_unpack_child("/nonexistent/fogport", f->blob, f->layer, &lim, NULL, &err), -1);
+    assert_non_null(strstr(err.msg, "unpack-layer"));
+    assert_int_equal(fp_layer_unpack_child("/bin/false", f->blob, f->layer, &lim, NULL, &err), -1);
+    assert_non_null(strstr(err.msg, "exit 1"));
+}
+
 int main(void)
 {
     if (geteuid() != 0) {
@@ -1170,6 +1217,7 @@ int main(void)
         T(test_cache_bad_digest),
         T(test_cache_prune),
         T(test_cache_concurrent),
+        T(test_child_process),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
