@@ -104,8 +104,9 @@ def test_events_show_started(sb, sleeper):
     assert any("sleeper" in l and "started" in l for l in text.splitlines()), text
 
 
-def read_sse(sb, seconds, **params):
-    """Events a Server-Sent Events stream of the cloud delivers in seconds."""
+def read_sse(sb, seconds, until=None, **params):
+    """Events a Server-Sent Events stream of the cloud delivers in seconds,
+    or up to the first event for which until() is true."""
     got, lines = [], []
     with requests.get(sb.cloud.url + "/api/v1/events", params=dict(follow=1, **params),
                       auth=sb.admin, verify=sb.ca, stream=True, timeout=(10, seconds + 20)) as r:
@@ -122,6 +123,8 @@ def read_sse(sb, seconds, **params):
                 lines.append(line)
                 if line.startswith("data: "):
                     got.append(json.loads(line[6:]))
+                    if until and until(got[-1]):
+                        break
                 if time.time() > end:
                     break
         except Exception:  # the closer cut the connection
@@ -132,14 +135,15 @@ def read_sse(sb, seconds, **params):
 def test_sse_replays_and_follows(sb, sleeper):
     """The stream first replays the recent events (the sleeper's start),
     then delivers new ones as they come (the quitter's)."""
-    got, lines = read_sse(sb, 3, service="sleeper")
+    got, lines = read_sse(sb, 3, lambda e: e["event"] == "started", service="sleeper")
     assert any(e["event"] == "started" for e in got), lines
     assert any(l.startswith("id: ") for l in lines), lines
 
     result = {}
 
     def follow():
-        result["events"], result["lines"] = read_sse(sb, 40, service="quitter")
+        result["events"], result["lines"] = read_sse(sb, 40, lambda e: e["event"] == "exited",
+                                                     service="quitter")
     t = threading.Thread(target=follow)
     t.start()
     time.sleep(1)
