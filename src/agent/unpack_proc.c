@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "core/buf.h"
+#include "core/range.h"
 
 extern char **environ;
 
@@ -89,16 +90,6 @@ int fp_layer_unpack_child(const char *helper, const char *blob_path, const char 
     return -1;
 }
 
-static int parse_u64(const char *s, uint64_t *v)
-{
-    char *end;
-    errno = 0;
-    unsigned long long x = strtoull(s, &end, 10);
-    if (!*s || *end || errno || s[0] == '-') return -1;
-    *v = x;
-    return 0;
-}
-
 int fp_layer_unpack_main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -110,8 +101,8 @@ int fp_layer_unpack_main(int argc, char **argv)
     fp_unpack_limits lim = {0};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if ((c == 'b' && parse_u64(optarg, &lim.max_bytes) < 0) ||
-            (c == 'e' && parse_u64(optarg, &lim.max_entries) < 0) || c == '?') {
+        if ((c == 'b' && fp_parse_u64(optarg, &lim.max_bytes) < 0) ||
+            (c == 'e' && fp_parse_u64(optarg, &lim.max_entries) < 0) || c == '?') {
             printf("error usage: fogport unpack-layer BLOB DIR [--max-bytes N] "
                    "[--max-entries N] [--allow-setuid]\n");
             return 2;
