@@ -98,20 +98,20 @@ int fp_layer_unpack_main(int argc, char **argv)
         {"allow-setuid", no_argument, NULL, 's'},
         {NULL, 0, NULL, 0},
     };
+    static const char usage[] =
+        "usage: fogport unpack-layer BLOB DIR [--max-bytes N] [--max-entries N] [--allow-setuid]";
     fp_unpack_limits lim = {0};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if ((c == 'b' && fp_parse_u64(optarg, &lim.max_bytes) < 0) ||
             (c == 'e' && fp_parse_u64(optarg, &lim.max_entries) < 0) || c == '?') {
-            printf("error usage: fogport unpack-layer BLOB DIR [--max-bytes N] "
-                   "[--max-entries N] [--allow-setuid]\n");
+            printf("error %s\n", usage);
             return 2;
         }
         if (c == 's') lim.allow_setuid = true;
     }
     if (argc - optind != 2) {
-        printf("error usage: fogport unpack-layer BLOB DIR [--max-bytes N] [--max-entries N] "
-               "[--allow-setuid]\n");
+        printf("error %s\n", usage);
         return 2;
     }
     fp_unpack_stats st;

@@ -5,17 +5,15 @@ the test build (`sandbox up --edge-binary`), joins, serves its registry over
 TLS (OpenSSL, libmicrohttpd built without GnuTLS), pulls through its fog
 (libcurl built with HTTP(S) only) and runs a service under runc (libarchive
 linked in). Its memory is measured by bench/agent, not here."""
-import json
 import os
 import shutil
-import socket
 import subprocess
 
 import pytest
 import requests
 
-from conftest import FOGPORT
-from fedhelp import Sandbox, layout_blobs_ok, wait_for
+from conftest import free_port
+from fedhelp import Sandbox, cli, instances, layout_blobs_ok, wait_for
 from helpers import images  # noqa: F401 (fixture)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -28,17 +26,10 @@ def sb(tmp_path_factory, images):
     assert os.access(EDGE_BIN, os.X_OK), f"{EDGE_BIN} missing: make edge"
     s = Sandbox(tmp_path_factory.mktemp("edgebuild"), fogs=1, edges=1,
                 args=["--edge-binary", EDGE_BIN]).up()
-    s.env = dict(os.environ, FOGPORT_CONFIG=s.client_json)
     s.push(images, "web_service:latest", s.cloud)
     yield s
     s.down()
 
-
-def cli(sb, *args, check=True):
-    r = subprocess.run([FOGPORT, *map(str, args)], capture_output=True, text=True, env=sb.env,
-                       timeout=60)
-    assert not check or r.returncode == 0, f"fogport {args}: {r.stdout}{r.stderr}"
-    return r
 
 
 def test_edge_binary_is_one_static_file():
@@ -80,11 +71,6 @@ def test_static_edge_serves_tls_and_pulls_through_its_fog(sb, tmp_path):
         requests.get(edge.url.replace("https://", "http://") + "/v2/", timeout=5).raise_for_status()
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.mark.skipif(not AGENT, reason="the agent needs root and runc or crun")
 def test_static_edge_runs_a_service(sb):
@@ -96,8 +82,7 @@ def test_static_edge_runs_a_service(sb):
         "--cmd", "-h", "--cmd", "/www", "--memory", "32M", "--pids", "32")
 
     def running():
-        ps = cli(sb, "ps", "--json").stdout
-        got = [i for i in json.loads(ps) if i["service"] == "web" and i["node"] == "edge-1"]
+        got = [i for i in instances(sb, "web") if i["node"] == "edge-1"]
         return got and got[0]["state"] == "running" and got[0].get("usage") and got[0]
     inst = wait_for(running, 60, 0.5)
     assert inst, sb["edge-1"].log()[-3000:]
